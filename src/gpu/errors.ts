@@ -1,0 +1,34 @@
+// Typed errors. Each names what went wrong and what to do, so the CLI can print one clear line.
+
+export class LpoError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = new.target.name;
+  }
+}
+
+/** No WebGPU adapter or device could be obtained. */
+export class NoAdapterError extends LpoError {}
+
+/** A WGSL compile/validation error, an invalid dispatch, or an invalid binding. */
+export class KernelError extends LpoError {
+  constructor(readonly kernel: string, readonly detail: string) {
+    super(`kernel '${kernel}': ${detail}`);
+  }
+}
+
+/** The device ran out of memory while allocating `bytes`. */
+export class GpuOutOfMemoryError extends LpoError {
+  constructor(readonly what: string, readonly bytes: number, detail: string) {
+    super(`out of GPU memory allocating ${bytes} bytes for ${what}: ${detail}`);
+  }
+}
+
+/** The device was lost (driver reset, destroyed); nothing on it can be used any more. */
+export class DeviceLostError extends LpoError {}
+
+/** A request exceeds an adapter limit (buffer size, workgroups). */
+export class LimitError extends LpoError {}
+
+/** Shapes or dtypes that an op cannot take. */
+export class ShapeError extends LpoError {}

@@ -1,0 +1,271 @@
+// The GPU runtime: one device, its buffer pool and pipeline cache, and a command stream that
+// batches many dispatches into one compute pass and one submission.
+import { acquireDevice, type AcquiredDevice, type DeviceOptions } from './device.js';
+import { DeviceLostError, KernelError, LimitError, LpoError } from './errors.js';
+import { BufferPool } from './pool.js';
+import { PipelineCache, type KernelSpec } from './pipelines.js';
+
+/** A float parameter in a uniform block (plain numbers are u32). */
+export interface F32 { f32: number }
+export interface I32 { i32: number }
+export const f32 = (x: number): F32 => ({ f32: x });
+export const i32 = (x: number): I32 => ({ i32: x });
+export type Param = number | F32 | I32;
+
+export interface BufferBinding { buffer: GPUBuffer; offset?: number; size?: number }
+
+export interface Dispatch {
+  kernel: KernelSpec;
+  /** Storage buffers at @binding(1), @binding(2), … in order (@binding(0) is the params block). */
+  buffers: (GPUBuffer | BufferBinding)[];
+  /** The `params` uniform at @binding(0): u32 by default, f32()/i32() for others. */
+  params?: Param[];
+  /** Workgroup counts. A single number is a linear count folded into x/y (see WGSL `wg_linear`). */
+  workgroups: number | [number, number?, number?];
+}
+
+const PARAM_SLOT = 256; // minUniformBufferOffsetAlignment
+const MAX_DISPATCHES_PER_SUBMIT = 512;
+
+/** Folds a linear workgroup count into (x, y) with x ≤ maxPerDim. Kernels rebuild the id as x + y·nx. */
+export function foldWorkgroups(n: number, maxPerDim = 65535): [number, number, number] {
+  if (n <= maxPerDim) return [Math.max(1, n), 1, 1];
+  const y = Math.ceil(n / maxPerDim);
+  if (y > maxPerDim) throw new LimitError(`dispatch of ${n} workgroups exceeds ${maxPerDim}² per dimension pair`);
+  return [Math.ceil(n / y), y, 1];
+}
+
+export interface KernelTiming { kernel: string; calls: number; ns: number }
+
+export class Gpu {
+  readonly device: GPUDevice;
+  readonly pool: BufferPool;
+  readonly pipelines: PipelineCache;
+  private encoder: GPUCommandEncoder | null = null;
+  private pass: GPUComputePassEncoder | null = null;
+  private dispatches = 0;
+  private readonly boundThisSubmit = new Set<GPUBuffer>();
+  private readonly paramData = new ArrayBuffer(PARAM_SLOT * MAX_DISPATCHES_PER_SUBMIT);
+  private readonly paramBuffer: GPUBuffer;
+  private readonly uncaptured: string[] = [];
+  private lostReason: string | null = null;
+  private readonly bindErrors: Promise<Error | null>[] = [];
+  private profiling: { querySet: GPUQuerySet; names: string[]; results: Map<string, KernelTiming>; pending: Promise<void>[] } | null = null;
+  readonly debugSync = process.env.LPO_DEBUG_SYNC === '1';
+
+  constructor(readonly acquired: AcquiredDevice) {
+    this.device = acquired.device;
+    this.pool = new BufferPool(this.device);
+    this.pipelines = new PipelineCache(this.device, { f16: acquired.hasF16, subgroups: acquired.hasSubgroups });
+    this.paramBuffer = this.device.createBuffer({ size: this.paramData.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'params' });
+    this.device.lost.then((info) => { this.lostReason = `${info.reason}: ${info.message}`; });
+    this.device.addEventListener('uncapturederror', (ev) => {
+      this.uncaptured.push((ev as GPUUncapturedErrorEvent).error.message);
+    });
+  }
+
+  get summary() { return this.acquired.summary; }
+  get isSoftware(): boolean { return this.acquired.summary.isSoftware; }
+
+  private checkAlive(): void {
+    if (this.lostReason !== null) throw new DeviceLostError(`GPU device lost (${this.lostReason}); restart the process`);
+  }
+
+  dispatch(d: Dispatch): void {
+    this.checkAlive();
+    const pipe = this.pipelines.get(d.kernel);
+    if (this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+    const slot = this.dispatches;
+    const entries: GPUBindGroupEntry[] = [];
+    if (d.params && d.params.length) {
+      if (d.params.length * 4 > PARAM_SLOT) throw new KernelError(pipe.label, `too many params (${d.params.length})`);
+      const u = new Uint32Array(this.paramData, slot * PARAM_SLOT, d.params.length);
+      const f = new Float32Array(this.paramData, slot * PARAM_SLOT, d.params.length);
+      const s = new Int32Array(this.paramData, slot * PARAM_SLOT, d.params.length);
+      d.params.forEach((p, i) => {
+        if (typeof p === 'number') {
+          if (!Number.isInteger(p) || p < 0 || p > 0xffffffff) throw new KernelError(pipe.label, `param ${i} = ${p} is not a u32 (wrap floats in f32())`);
+          u[i] = p;
+        } else if ('f32' in p) f[i] = p.f32;
+        else s[i] = p.i32;
+      });
+      entries.push({ binding: 0, resource: { buffer: this.paramBuffer, offset: slot * PARAM_SLOT, size: PARAM_SLOT } });
+    }
+    d.buffers.forEach((b, i) => {
+      const binding: BufferBinding = 'buffer' in b ? b : { buffer: b };
+      this.boundThisSubmit.add(binding.buffer);
+      entries.push({ binding: i + 1, resource: binding });
+    });
+    this.device.pushErrorScope('validation');
+    const bindGroup = this.device.createBindGroup({ layout: pipe.layout, entries, label: pipe.label });
+    this.bindErrors.push(this.device.popErrorScope().then((e) => (e ? new KernelError(pipe.label, `bad bindings: ${e.message}`) : null)));
+
+    const [x, y = 1, z = 1] = typeof d.workgroups === 'number' ? foldWorkgroups(d.workgroups) : d.workgroups;
+    const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
+    if (x > maxDim || y > maxDim || z > maxDim) throw new LimitError(`${pipe.label}: workgroups [${x},${y},${z}] exceed ${maxDim} per dimension`);
+    if (x === 0 || y === 0 || z === 0) return;
+
+    this.encoder ??= this.device.createCommandEncoder();
+    let pass = this.pass;
+    if (this.profiling) {
+      // One pass per dispatch so each gets its own timestamps.
+      this.endPass();
+      const q = this.profiling.names.length;
+      if (q * 2 + 2 > this.profiling.querySet.count) this.flush();
+      const qi = this.profiling.names.length;
+      this.encoder ??= this.device.createCommandEncoder();
+      pass = this.encoder.beginComputePass({ timestampWrites: { querySet: this.profiling.querySet, beginningOfPassWriteIndex: qi * 2, endOfPassWriteIndex: qi * 2 + 1 } });
+      this.profiling.names.push(d.kernel.name);
+    } else if (!pass) {
+      pass = this.pass = this.encoder.beginComputePass();
+    }
+    pass.setPipeline(pipe.pipeline);
+    pass.setBindGroup(0, bindGroup);
+    pass.dispatchWorkgroups(x, y, z);
+    if (this.profiling) pass.end();
+    this.dispatches++;
+    if (this.debugSync) this.flush();
+  }
+
+  private endPass(): void {
+    this.pass?.end();
+    this.pass = null;
+  }
+
+  /** Encodes a buffer-to-buffer copy in stream order. */
+  copy(src: GPUBuffer, srcOffset: number, dst: GPUBuffer, dstOffset: number, bytes: number): void {
+    this.checkAlive();
+    this.endPass();
+    this.encoder ??= this.device.createCommandEncoder();
+    this.encoder.copyBufferToBuffer(src, srcOffset, dst, dstOffset, bytes);
+    this.boundThisSubmit.add(src).add(dst);
+  }
+
+  /** Submits everything recorded so far. */
+  flush(): void {
+    if (!this.encoder) return;
+    this.endPass();
+    if (this.dispatches > 0) this.device.queue.writeBuffer(this.paramBuffer, 0, this.paramData, 0, this.dispatches * PARAM_SLOT);
+    let resolve: GPUBuffer | null = null;
+    if (this.profiling && this.profiling.names.length) {
+      const n = this.profiling.names.length * 2;
+      const qbuf = this.device.createBuffer({ size: n * 8, usage: GPUBufferUsage.QUERY_RESOLVE | GPUBufferUsage.COPY_SRC });
+      resolve = this.device.createBuffer({ size: n * 8, usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+      this.encoder.resolveQuerySet(this.profiling.querySet, 0, n, qbuf, 0);
+      this.encoder.copyBufferToBuffer(qbuf, 0, resolve, 0, n * 8);
+    }
+    this.device.queue.submit([this.encoder.finish()]);
+    this.encoder = null;
+    this.dispatches = 0;
+    this.boundThisSubmit.clear();
+    if (resolve && this.profiling) {
+      const p = this.profiling;
+      const names = p.names.splice(0);
+      const rb = resolve;
+      p.pending.push(rb.mapAsync(GPUMapMode.READ).then(() => {
+        const t = new BigUint64Array(rb.getMappedRange().slice(0));
+        rb.destroy();
+        names.forEach((name, i) => {
+          const r = p.results.get(name) ?? { kernel: name, calls: 0, ns: 0 };
+          r.calls++;
+          r.ns += Number(t[2 * i + 1] - t[2 * i]);
+          p.results.set(name, r);
+        });
+      }));
+    }
+  }
+
+  /** Flushes, waits for the GPU, and throws the first error any kernel, binding or allocation raised. */
+  async sync(): Promise<void> {
+    this.flush();
+    await this.device.queue.onSubmittedWorkDone();
+    await this.throwPendingErrors();
+  }
+
+  private async throwPendingErrors(): Promise<void> {
+    const lists = [this.pipelines.pendingErrors, this.pool.pendingErrors, this.bindErrors];
+    for (const list of lists) {
+      const errs = await Promise.all(list.splice(0));
+      const first = errs.find((e) => e);
+      if (first) throw first;
+    }
+    if (this.uncaptured.length) {
+      const msg = this.uncaptured.splice(0).join(' | ');
+      throw new KernelError('unknown (rerun with LPO_DEBUG_SYNC=1 to locate)', msg);
+    }
+    this.checkAlive();
+  }
+
+  /** Writes host data into a buffer in stream order. */
+  write(buffer: GPUBuffer, data: ArrayBufferView, offset = 0): void {
+    this.checkAlive();
+    // queue.writeBuffer runs before unsubmitted commands; flush if they may touch this buffer.
+    if (this.boundThisSubmit.has(buffer)) this.flush();
+    this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
+  }
+
+  /** Reads `bytes` from a buffer after all recorded work (async readback). */
+  async read(buffer: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
+    this.checkAlive();
+    const size = Math.ceil(bytes / 4) * 4;
+    const staging = this.device.createBuffer({ size: Math.max(size, 4), usage: GPUBufferUsage.MAP_READ | GPUBufferUsage.COPY_DST });
+    this.copy(buffer, offset, staging, 0, size);
+    this.flush();
+    try {
+      await staging.mapAsync(GPUMapMode.READ);
+    } catch (e) {
+      await this.throwPendingErrors();
+      throw new LpoError(`readback failed: ${(e as Error).message}`);
+    }
+    const out = staging.getMappedRange().slice(0, bytes);
+    staging.unmap();
+    staging.destroy();
+    await this.throwPendingErrors();
+    return out;
+  }
+
+  /** Runs `fn` with per-dispatch GPU timestamps; returns per-kernel totals (needs timestamp-query). */
+  async profile(fn: () => void | Promise<void>): Promise<KernelTiming[]> {
+    if (!this.acquired.hasTimestamps) throw new LpoError("profiling needs the adapter's 'timestamp-query' feature");
+    await this.sync();
+    const querySet = this.device.createQuerySet({ type: 'timestamp', count: 2 * 1024 });
+    this.profiling = { querySet, names: [], results: new Map(), pending: [] };
+    try {
+      await fn();
+      this.flush();
+      await Promise.all(this.profiling.pending);
+      return [...this.profiling.results.values()].sort((a, b) => b.ns - a.ns);
+    } finally {
+      this.profiling = null;
+      querySet.destroy();
+    }
+  }
+
+  destroy(): void {
+    this.flush();
+    this.pool.trim();
+    this.paramBuffer.destroy();
+    this.device.destroy();
+  }
+}
+
+let current: Gpu | null = null;
+let pending: Promise<Gpu> | null = null;
+
+/** The process-wide GPU (created on first use). */
+export async function initGpu(opts: DeviceOptions = {}): Promise<Gpu> {
+  if (current) return current;
+  pending ??= acquireDevice(opts).then((a) => (current = new Gpu(a)));
+  try {
+    return await pending;
+  } catch (e) {
+    pending = null;
+    throw e;
+  }
+}
+
+/** The GPU created by initGpu(); throws when there is none yet. */
+export function gpu(): Gpu {
+  if (!current) throw new LpoError('no GPU yet: await initGpu() first');
+  return current;
+}

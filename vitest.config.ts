@@ -1,0 +1,28 @@
+import { readFileSync } from 'node:fs';
+import { defineConfig, type Plugin } from 'vitest/config';
+
+// Imports `.wgsl` files as text, as esbuild's text loader does for the bundle.
+function wgslText(): Plugin {
+  return {
+    name: 'wgsl-text',
+    enforce: 'pre',
+    load(id) {
+      if (!id.endsWith('.wgsl')) return null;
+      return `export default ${JSON.stringify(readFileSync(id, 'utf8'))};`;
+    },
+  };
+}
+
+export default defineConfig({
+  plugins: [wgslText()],
+  test: {
+    include: ['test/**/*.test.ts'],
+    // One Dawn device per worker; lavapipe already uses every core, so run files one at a time.
+    pool: 'forks',
+    poolOptions: { forks: { singleFork: true } },
+    fileParallelism: false,
+    testTimeout: 120_000,
+    hookTimeout: 120_000,
+    benchmark: { include: ['bench/**/*.bench.ts'] },
+  },
+});
