@@ -9,3 +9,4 @@ export * from './tensor/ops/elementwise.js';
 export * from './tensor/ops/reduce.js';
 export * from './tensor/ops/layout.js';
 export { backward, noGrad, noGradAsync, record, requireGrad, zeroGrad, Tape, withTape, isGradEnabled } from './autograd/tape.js';
+export { gradcheck, type GradcheckOptions, type GradcheckResult } from './autograd/gradcheck.js';
