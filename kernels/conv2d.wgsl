@@ -1,0 +1,261 @@
+// Conv2d family (NCHW, groups = 1) as implicit GEMMs, no im2col buffer:
+//   MODE 0 forward  y[n,o,p]      = Σ_{c,ky,kx} w[o,c,ky,kx] · x[n,c,iy,ix] (+ bias[o])
+//          rows = o (M = O), cols = (n,oy,ox), k = (c,ky,kx)
+//   MODE 1 dx       dx[n,c,iy,ix] = Σ_{o,ky,kx} w[o,c,ky,kx] · dy[n,o,oy,ox]  (oy·SH = iy + pad_t − ky)
+//          rows = c (M = C), cols = (n,iy,ix), k = (o,ky,kx)
+//   MODE 2 dw       dw[o,c,ky,kx] = Σ_{n,oy,ox} dy[n,o,oy,ox] · x[n,c,iy,ix]
+//          rows = o (M = O), cols = (c,ky,kx), k = (n,oy,ox)
+// Padding: only pad_t/pad_l are needed; bottom/right padding is implied by OH/OW and the bounds checks,
+// so asymmetric padding (the VAE's right/bottom pad) costs nothing extra.
+//
+// Two variants share the bindings:
+//   *_rb     lavapipe: no barriers, one column per invocation and OB rows in registers; the row operand
+//            (weights, or dy for dw) has a subgroup-uniform address, the column operand is the per-lane load.
+//   tiled    GPUs: 64×64 output tile per 256-invocation workgroup, BK = 16 shared-memory tiles, 4×4 per thread.
+
+override KH: u32 = 3u;
+override KW: u32 = 3u;
+override SH: u32 = 1u;
+override SW: u32 = 1u;
+override WG: u32 = 64u;
+override MODE: u32 = 0u;
+
+const OB: u32 = 8u; // rows per invocation in the *_rb kernels
+
+struct Params {
+  n: u32, c: u32, h: u32, w: u32,
+  o: u32, oh: u32, ow: u32, pad_t: u32,
+  pad_l: u32, m: u32, ncols: u32, k: u32,
+  bias_on: u32, _p0: u32, _p1: u32, _p2: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+// MODE 0: src0 = x, src1 = w, bias = bias (or any buffer when bias_on = 0), dst = y
+// MODE 1: src0 = dy, src1 = w, bias = any buffer (unused value), dst = dx
+// MODE 2: src0 = x, src1 = dy, bias = any buffer (unused value), dst = dw
+@group(0) @binding(1) var<storage, read> src0: array<f32>;
+@group(0) @binding(2) var<storage, read> src1: array<f32>;
+@group(0) @binding(3) var<storage, read> bias: array<f32>;
+@group(0) @binding(4) var<storage, read_write> dst: array<f32>;
+
+fn bias_at(row: u32) -> f32 {
+  // Always read (the binding must stay live); the value only counts when bias_on.
+  let b = bias[min(row, arrayLength(&bias) - 1u)];
+  return select(0.0, b, p.bias_on != 0u && MODE == 0u);
+}
+
+// ---------------------------------------------------------------- lavapipe: register-blocked, no barriers
+
+@compute @workgroup_size(WG)
+fn fwd_rb(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let col = wg.x * WG + lid;
+  let r0 = wg.y * OB;
+  if (col >= p.ncols) { return; }
+  let ohw = p.oh * p.ow;
+  let n = col / ohw;
+  let pix = col % ohw;
+  let iy0 = i32((pix / p.ow) * SH) - i32(p.pad_t);
+  let ix0 = i32((pix % p.ow) * SW) - i32(p.pad_l);
+  let kk = KH * KW;
+  var acc: array<f32, OB>;
+  for (var c = 0u; c < p.c; c++) {
+    let xbase = (n * p.c + c) * p.h * p.w;
+    for (var ky = 0u; ky < KH; ky++) {
+      let iy = iy0 + i32(ky);
+      let rowok = iy >= 0 && iy < i32(p.h);
+      for (var kx = 0u; kx < KW; kx++) {
+        let ix = ix0 + i32(kx);
+        let ok = rowok && ix >= 0 && ix < i32(p.w);
+        let xv = select(0.0, src0[select(0u, xbase + u32(iy) * p.w + u32(ix), ok)], ok);
+        let kidx = c * kk + ky * KW + kx;
+        for (var j = 0u; j < OB; j++) {
+          let o = min(r0 + j, p.m - 1u);
+          acc[j] += xv * src1[o * p.k + kidx];
+        }
+      }
+    }
+  }
+  for (var j = 0u; j < OB; j++) {
+    let o = r0 + j;
+    if (o < p.m) { dst[(n * p.o + o) * ohw + pix] = acc[j] + bias_at(o); }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn dx_rb(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let col = wg.x * WG + lid;
+  let r0 = wg.y * OB;
+  if (col >= p.ncols) { return; }
+  let hw = p.h * p.w;
+  let ohw = p.oh * p.ow;
+  let n = col / hw;
+  let pix = col % hw;
+  let ty0 = i32(pix / p.w) + i32(p.pad_t);
+  let tx0 = i32(pix % p.w) + i32(p.pad_l);
+  let kk = KH * KW;
+  var acc: array<f32, OB>;
+  for (var o = 0u; o < p.o; o++) {
+    let dbase = (n * p.o + o) * ohw;
+    for (var ky = 0u; ky < KH; ky++) {
+      let ty = ty0 - i32(ky);
+      let oy = u32(max(ty, 0)) / SH;
+      let rowok = ty >= 0 && u32(ty) % SH == 0u && oy < p.oh;
+      for (var kx = 0u; kx < KW; kx++) {
+        let tx = tx0 - i32(kx);
+        let ox = u32(max(tx, 0)) / SW;
+        let ok = rowok && tx >= 0 && u32(tx) % SW == 0u && ox < p.ow;
+        let dv = select(0.0, src0[select(0u, dbase + oy * p.ow + ox, ok)], ok);
+        let kidx = ky * KW + kx;
+        for (var j = 0u; j < OB; j++) {
+          let c = min(r0 + j, p.m - 1u);
+          acc[j] += dv * src1[(o * p.c + c) * kk + kidx];
+        }
+      }
+    }
+  }
+  for (var j = 0u; j < OB; j++) {
+    let c = r0 + j;
+    if (c < p.m) { dst[(n * p.c + c) * hw + pix] = acc[j] + bias_at(c); }
+  }
+}
+
+@compute @workgroup_size(WG)
+fn dw_rb(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let col = wg.x * WG + lid;
+  let r0 = wg.y * OB;
+  if (col >= p.ncols) { return; }
+  let kk = KH * KW;
+  let c = col / kk;
+  let r = col % kk;
+  let ky = r / KW;
+  let kx = r % KW;
+  let ohw = p.oh * p.ow;
+  var acc: array<f32, OB>;
+  for (var n = 0u; n < p.n; n++) {
+    let xbase = (n * p.c + c) * p.h * p.w;
+    for (var oy = 0u; oy < p.oh; oy++) {
+      let iy = i32(oy * SH + ky) - i32(p.pad_t);
+      let rowok = iy >= 0 && iy < i32(p.h);
+      let dbase = n * p.o * ohw + oy * p.ow;
+      for (var ox = 0u; ox < p.ow; ox++) {
+        let ix = i32(ox * SW + kx) - i32(p.pad_l);
+        let ok = rowok && ix >= 0 && ix < i32(p.w);
+        let xv = select(0.0, src0[select(0u, xbase + u32(iy) * p.w + u32(ix), ok)], ok);
+        for (var j = 0u; j < OB; j++) {
+          let o = min(r0 + j, p.m - 1u);
+          acc[j] += xv * src1[dbase + o * ohw + ox];
+        }
+      }
+    }
+  }
+  for (var j = 0u; j < OB; j++) {
+    let o = r0 + j;
+    if (o < p.m) { dst[o * p.ncols + col] = acc[j] + bias_at(o); }
+  }
+}
+
+// ---------------------------------------------------------------- GPUs: shared-memory tiles
+
+const BM: u32 = 64u;
+const BN: u32 = 64u;
+const BK: u32 = 16u;
+
+var<workgroup> As: array<vec4<f32>, 256>; // [BK][BM/4]
+var<workgroup> Bs: array<vec4<f32>, 256>; // [BK][BN/4]
+
+// A[row, k] of the implicit GEMM (0 outside).
+fn a_at(row: u32, k: u32) -> f32 {
+  if (row >= p.m || k >= p.k) { return 0.0; }
+  let kk = KH * KW;
+  if (MODE == 0u) { return src1[row * p.k + k]; }
+  if (MODE == 1u) { return src1[((k / kk) * p.c + row) * kk + k % kk]; }
+  let ohw = p.oh * p.ow;
+  return src1[((k / ohw) * p.o + row) * ohw + k % ohw];
+}
+
+// B[k, col] of the implicit GEMM (0 outside and in the padding).
+fn b_at(k: u32, col: u32) -> f32 {
+  if (k >= p.k || col >= p.ncols) { return 0.0; }
+  let kk = KH * KW;
+  let ohw = p.oh * p.ow;
+  if (MODE == 0u) {
+    let n = col / ohw;
+    let pix = col % ohw;
+    let c = k / kk;
+    let r = k % kk;
+    let iy = i32((pix / p.ow) * SH + r / KW) - i32(p.pad_t);
+    let ix = i32((pix % p.ow) * SW + r % KW) - i32(p.pad_l);
+    if (iy < 0 || iy >= i32(p.h) || ix < 0 || ix >= i32(p.w)) { return 0.0; }
+    return src0[((n * p.c + c) * p.h + u32(iy)) * p.w + u32(ix)];
+  }
+  if (MODE == 1u) {
+    let hw = p.h * p.w;
+    let n = col / hw;
+    let pix = col % hw;
+    let o = k / kk;
+    let r = k % kk;
+    let ty = i32(pix / p.w) + i32(p.pad_t) - i32(r / KW);
+    let tx = i32(pix % p.w) + i32(p.pad_l) - i32(r % KW);
+    if (ty < 0 || tx < 0) { return 0.0; }
+    let oy = u32(ty) / SH;
+    let ox = u32(tx) / SW;
+    if (u32(ty) % SH != 0u || u32(tx) % SW != 0u || oy >= p.oh || ox >= p.ow) { return 0.0; }
+    return src0[((n * p.o + o) * p.oh + oy) * p.ow + ox];
+  }
+  let n = k / ohw;
+  let pix = k % ohw;
+  let c = col / kk;
+  let r = col % kk;
+  let iy = i32((pix / p.ow) * SH + r / KW) - i32(p.pad_t);
+  let ix = i32((pix % p.ow) * SW + r % KW) - i32(p.pad_l);
+  if (iy < 0 || iy >= i32(p.h) || ix < 0 || ix >= i32(p.w)) { return 0.0; }
+  return src0[((n * p.c + c) * p.h + u32(iy)) * p.w + u32(ix)];
+}
+
+fn dst_index(row: u32, col: u32) -> u32 {
+  if (MODE == 0u) { let ohw = p.oh * p.ow; return ((col / ohw) * p.o + row) * ohw + col % ohw; }
+  if (MODE == 1u) { let hw = p.h * p.w; return ((col / hw) * p.c + row) * hw + col % hw; }
+  return row * p.ncols + col;
+}
+
+@compute @workgroup_size(256)
+fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let tx = lid % 16u; // columns tx*4 .. tx*4+3
+  let ty = lid / 16u; // rows ty*4 .. ty*4+3
+  let row0 = wg.y * BM;
+  let col0 = wg.x * BN;
+  var acc: array<vec4<f32>, 4>;
+  // Loader coordinates: A as [BM rows][BK] with k fastest (weights are k-contiguous in MODE 0),
+  // B as [BK][BN] with columns fastest (pixels are contiguous in x and dy).
+  let a_k = lid % BK;
+  let a_r = lid / BK; // 0..15, rows a_r + 16 i
+  let b_c = lid % BN;
+  let b_k = lid / BN; // 0..3, k rows b_k + 4 i
+  for (var k0 = 0u; k0 < p.k; k0 += BK) {
+    for (var i = 0u; i < 4u; i++) {
+      let r = a_r + 16u * i;
+      As[a_k * 16u + r / 4u][r % 4u] = a_at(row0 + r, k0 + a_k);
+      let kb = b_k + 4u * i;
+      Bs[kb * 16u + b_c / 4u][b_c % 4u] = b_at(k0 + kb, col0 + b_c);
+    }
+    workgroupBarrier();
+    for (var kk = 0u; kk < BK; kk++) {
+      let a = As[kk * 16u + ty];
+      let b = Bs[kk * 16u + tx];
+      acc[0] += a.x * b;
+      acc[1] += a.y * b;
+      acc[2] += a.z * b;
+      acc[3] += a.w * b;
+    }
+    workgroupBarrier();
+  }
+  for (var i = 0u; i < 4u; i++) {
+    let row = row0 + ty * 4u + i;
+    if (row >= p.m) { continue; }
+    let bv = bias_at(row);
+    for (var j = 0u; j < 4u; j++) {
+      let col = col0 + tx * 4u + j;
+      if (col < p.ncols) { dst[dst_index(row, col)] = acc[i][j] + bv; }
+    }
+  }
+}

@@ -1,0 +1,125 @@
+// conv2d (NCHW, groups = 1) as implicit GEMMs: forward, dx and dw kernels; dbias via the reduce op.
+import source from '../../../kernels/conv2d.wgsl';
+import { ShapeError } from '../../gpu/errors.js';
+import { gpu } from '../../gpu/runtime.js';
+import { record } from '../../autograd/tape.js';
+import { Tensor } from '../tensor.js';
+import { sum } from './reduce.js';
+
+export type Padding2d = number | [number, number] | [number, number, number, number];
+
+export interface Conv2dOptions {
+  /** stride, or [sh, sw] (default 1) */
+  stride?: number | [number, number];
+  /** p (all sides), [ph, pw] (top/bottom, left/right) or [top, bottom, left, right] (default 0) */
+  padding?: Padding2d;
+  /** Force a kernel variant (default: 'rb' on software adapters, 'tiled' on GPUs). */
+  variant?: Conv2dVariant;
+}
+
+export type Conv2dVariant = 'rb' | 'tiled';
+
+/** Normalises a padding spec to [top, bottom, left, right]. */
+export function normPadding(pad: Padding2d | undefined, op = 'conv2d'): [number, number, number, number] {
+  const p: number[] = pad === undefined ? [0, 0, 0, 0] : typeof pad === 'number' ? [pad, pad, pad, pad] : pad.length === 2 ? [pad[0], pad[0], pad[1], pad[1]] : [...pad];
+  if (p.length !== 4 || p.some((v) => !Number.isInteger(v) || v < 0)) throw new ShapeError(`${op}: padding ${JSON.stringify(pad)} must be n, [ph, pw] or [top, bottom, left, right] of non-negative integers`);
+  return p as [number, number, number, number];
+}
+
+function normStride(s: number | [number, number] | undefined): [number, number] {
+  const v: [number, number] = s === undefined ? [1, 1] : typeof s === 'number' ? [s, s] : [s[0], s[1]];
+  if (v.some((x) => !Number.isInteger(x) || x < 1)) throw new ShapeError(`conv2d: stride ${JSON.stringify(s)} must be positive integers`);
+  return v;
+}
+
+const OB = 8; // rows per invocation in the *_rb kernels (kernels/conv2d.wgsl)
+const WG_RB = 64;
+const BM = 64;
+const BN = 64;
+
+interface Geometry {
+  n: number; c: number; h: number; w: number; o: number; kh: number; kw: number;
+  sh: number; sw: number; pad: [number, number, number, number]; oh: number; ow: number;
+}
+
+function pickVariant(v: Conv2dVariant | undefined): Conv2dVariant {
+  return v ?? (gpu().isSoftware ? 'rb' : 'tiled');
+}
+
+/** Launches one implicit GEMM of the family (mode 0 forward, 1 dx, 2 dw). */
+function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, bias: Tensor | null, dst: Tensor, variant: Conv2dVariant): void {
+  const m = mode === 1 ? g.c : g.o;
+  const ncols = mode === 0 ? g.n * g.oh * g.ow : mode === 1 ? g.n * g.h * g.w : g.c * g.kh * g.kw;
+  const k = mode === 0 ? g.c * g.kh * g.kw : mode === 1 ? g.o * g.kh * g.kw : g.n * g.oh * g.ow;
+  const params = [g.n, g.c, g.h, g.w, g.o, g.oh, g.ow, g.pad[0], g.pad[2], m, ncols, k, bias ? 1 : 0, 0, 0, 0];
+  const constants = { KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, MODE: mode };
+  const buffers = [src0.buffer, src1.buffer, (bias ?? src1).buffer, dst.buffer];
+  if (variant === 'rb') {
+    const entry = (['fwd_rb', 'dx_rb', 'dw_rb'] as const)[mode];
+    gpu().dispatch({
+      kernel: { name: `conv2d.${entry}`, code: source, entry, constants: { ...constants, WG: WG_RB } },
+      buffers, params, workgroups: [Math.ceil(ncols / WG_RB), Math.ceil(m / OB), 1],
+    });
+  } else {
+    gpu().dispatch({
+      kernel: { name: `conv2d.tiled${mode}`, code: source, entry: 'tiled', constants },
+      buffers, params, workgroups: [Math.ceil(ncols / BN), Math.ceil(m / BM), 1],
+    });
+  }
+}
+
+/**
+ * 2-D convolution like torch.nn.functional.conv2d (groups = 1): x [N,C,H,W], w [O,C,kh,kw],
+ * bias [O]. Padding may be asymmetric ([top, bottom, left, right]), as the VAE encoder's
+ * downsamplers need (right/bottom by 1, stride 2).
+ */
+export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
+  for (const t of [x, w, bias]) if (t && t.dtype !== 'f32') throw new ShapeError(`conv2d: expects f32 tensors, got ${t.dtype}`);
+  if (x.rank !== 4 || w.rank !== 4) throw new ShapeError(`conv2d: x [${x.shape}] must be [N,C,H,W] and w [${w.shape}] [O,C,kh,kw]`);
+  const [n, c, h, wd] = x.shape;
+  const [o, wc, kh, kw] = w.shape;
+  if (wc !== c) throw new ShapeError(`conv2d: w [${w.shape}] has ${wc} input channels, x [${x.shape}] has ${c} (groups=1 only)`);
+  if (bias && (bias.rank !== 1 || bias.shape[0] !== o)) throw new ShapeError(`conv2d: bias [${bias.shape}] must be [${o}]`);
+  const [sh, sw] = normStride(opts.stride);
+  const pad = normPadding(opts.padding);
+  const oh = Math.floor((h + pad[0] + pad[1] - kh) / sh) + 1;
+  const ow = Math.floor((wd + pad[2] + pad[3] - kw) / sw) + 1;
+  if (oh < 1 || ow < 1) throw new ShapeError(`conv2d: kernel ${kh}x${kw} does not fit x [${x.shape}] padded by [${pad}]`);
+  const g: Geometry = { n, c, h, w: wd, o, kh, kw, sh, sw, pad, oh, ow };
+  const variant = pickVariant(opts.variant);
+  const y = Tensor.empty([n, o, oh, ow]);
+  if (y.size) launch(0, g, x, w, bias ?? null, y, variant);
+  const inputs = bias ? [x, w, bias] : [x, w];
+  return record('conv2d', inputs, y, [x, w], (dy, [xs, ws]) => {
+    const thunks: ((() => Tensor) | null)[] = [
+      () => {
+        const dx = Tensor.empty(x.shape);
+        if (dx.size) launch(1, g, dy, ws, null, dx, variant);
+        return dx;
+      },
+      () => {
+        const dw = Tensor.empty(w.shape);
+        if (dw.size) launch(2, g, xs, dy, null, dw, variant);
+        return dw;
+      },
+    ];
+    if (bias) {
+      thunks.push(() => {
+        const v = dy.view([n, o, oh * ow]);
+        const s = sum(v, 2);
+        v.dispose();
+        const db = sum(s, 0);
+        s.dispose();
+        return db;
+      });
+    }
+    return thunks;
+  });
+}
+
+/** Output spatial size of a conv2d (for modules and shape checks). */
+export function conv2dOutputSize(h: number, w: number, kh: number, kw: number, opts: Conv2dOptions = {}): [number, number] {
+  const [sh, sw] = normStride(opts.stride);
+  const pad = normPadding(opts.padding);
+  return [Math.floor((h + pad[0] + pad[1] - kh) / sh) + 1, Math.floor((w + pad[2] + pad[3] - kw) / sw) + 1];
+}

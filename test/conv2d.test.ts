@@ -1,0 +1,95 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { setupGpu, f32round, randNonZero, relL2 } from './helpers.js';
+import { conv2dRef, conv2dBackwardRef, convOut, type ConvGeom } from './ref/conv.js';
+import { Generator } from '../src/tensor/random.js';
+import { Tensor, numel } from '../src/tensor/tensor.js';
+import { conv2d, type Conv2dVariant } from '../src/tensor/ops/conv2d.js';
+import { gradcheck } from '../src/autograd/gradcheck.js';
+import { backward, requireGrad } from '../src/autograd/tape.js';
+import { ShapeError } from '../src/gpu/errors.js';
+
+beforeAll(setupGpu);
+
+/** Leaves NaN-filled buffers of these sizes in the pool, so the next outputs of that size start poisoned. */
+function poison(...shapes: number[][]): void {
+  const ts = shapes.flatMap((s) => [0, 1, 2].map(() => Tensor.fromArray(new Float32Array(numel(s)).fill(NaN), s)));
+  ts.forEach((t) => t.dispose());
+}
+
+const allFinite = (a: Float32Array) => a.every((v) => Number.isFinite(v));
+
+interface Case { name: string; g: ConvGeom; bias: boolean }
+const base = { n: 2, c: 5, h: 7, w: 9, o: 6 };
+const CASES: Case[] = [
+  { name: '3x3 stride 1 pad 1', g: { ...base, kh: 3, kw: 3, sh: 1, sw: 1, pad: [1, 1, 1, 1] }, bias: true },
+  { name: '3x3 stride 2 pad 1', g: { ...base, kh: 3, kw: 3, sh: 2, sw: 2, pad: [1, 1, 1, 1] }, bias: true },
+  { name: '3x3 stride 2 pad [0,1,0,1] (VAE downsampler)', g: { ...base, kh: 3, kw: 3, sh: 2, sw: 2, pad: [0, 1, 0, 1] }, bias: true },
+  { name: '1x1 no bias', g: { ...base, kh: 1, kw: 1, sh: 1, sw: 1, pad: [0, 0, 0, 0] }, bias: false },
+  { name: '2x3 stride [2,1] pad [1,0]', g: { ...base, c: 3, kh: 2, kw: 3, sh: 2, sw: 1, pad: [1, 1, 0, 0] }, bias: true },
+  { name: '3x3 stride 1 pad 0, C=17 O=70 (row tails)', g: { n: 1, c: 17, h: 6, w: 5, o: 70, kh: 3, kw: 3, sh: 1, sw: 1, pad: [0, 0, 0, 0] }, bias: true },
+];
+const VARIANTS: Conv2dVariant[] = ['rb', 'tiled'];
+
+describe('conv2d', () => {
+  for (const variant of VARIANTS) {
+    for (const { name, g, bias } of CASES) {
+      it(`${variant}: ${name}: forward and backward match float64 (relL2 < 1e-5)`, async () => {
+        const gen = new Generator(11);
+        const [oh, ow] = convOut(g);
+        const xh = f32round(randNonZero(gen, g.n * g.c * g.h * g.w));
+        const wh = f32round(randNonZero(gen, g.o * g.c * g.kh * g.kw, 0.05, 0.5));
+        const bh = f32round(randNonZero(gen, g.o));
+        const dyh = f32round(randNonZero(gen, g.n * g.o * oh * ow));
+        const x = requireGrad(Tensor.fromArray(xh, [g.n, g.c, g.h, g.w]));
+        const w = requireGrad(Tensor.fromArray(wh, [g.o, g.c, g.kh, g.kw]));
+        const b = bias ? requireGrad(Tensor.fromArray(bh, [g.o])) : null;
+        const yShape = [g.n, g.o, oh, ow];
+        poison(yShape);
+        const y = conv2d(x, w, b, { stride: [g.sh, g.sw], padding: g.pad, variant });
+        expect(y.shape).toEqual(yShape);
+        const yv = await y.toArray();
+        expect(allFinite(yv)).toBe(true);
+        const yRef = conv2dRef(g, xh, wh, bias ? bh : undefined);
+        const ef = relL2(yv, yRef);
+        expect(ef).toBeLessThan(1e-5);
+
+        poison(x.shape as number[], w.shape as number[]);
+        const dy = Tensor.fromArray(dyh, yShape);
+        backward(y, dy);
+        const ref = conv2dBackwardRef(g, xh, wh, dyh);
+        const dx = await x.grad!.toArray();
+        const dw = await w.grad!.toArray();
+        expect(allFinite(dx) && allFinite(dw)).toBe(true);
+        const errs = { fwd: ef, dx: relL2(dx, ref.dx), dw: relL2(dw, ref.dw), db: 0 };
+        if (b) errs.db = relL2(await b.grad!.toArray(), ref.db);
+        console.log(`conv2d ${variant} ${name}: relL2 ${JSON.stringify(errs)}`);
+        expect(errs.dx).toBeLessThan(1e-5);
+        expect(errs.dw).toBeLessThan(1e-5);
+        expect(errs.db).toBeLessThan(1e-5);
+        for (const t of [x, w, b, dy, y]) { t?.grad?.dispose(); t?.dispose(); }
+      });
+    }
+  }
+
+  for (const variant of VARIANTS) {
+    it(`${variant}: gradcheck (3x3 stride 2, asymmetric pad, bias)`, async () => {
+      const gen = new Generator(3);
+      const x = Tensor.fromArray(f32round(randNonZero(gen, 2 * 2 * 5 * 4)), [2, 2, 5, 4]);
+      const w = Tensor.fromArray(f32round(randNonZero(gen, 3 * 2 * 9, 0.1, 0.6)), [3, 2, 3, 3]);
+      const b = Tensor.fromArray(f32round(randNonZero(gen, 3)), [3]);
+      const r = await gradcheck((a, k, c) => conv2d(a, k, c, { stride: 2, padding: [1, 0, 0, 1], variant }), [x, w, b]);
+      expect(r.failures).toEqual([]);
+      expect(r.ok).toBe(true);
+      [x, w, b].forEach((t) => t.dispose());
+    });
+  }
+
+  it('rejects mismatched channels and bias', () => {
+    const x = Tensor.empty([1, 3, 4, 4]);
+    const w = Tensor.empty([2, 4, 3, 3]);
+    expect(() => conv2d(x, w)).toThrow(ShapeError);
+    const w2 = Tensor.empty([2, 3, 3, 3]);
+    expect(() => conv2d(x, w2, Tensor.empty([3]))).toThrow(/bias/);
+    [x, w, w2].forEach((t) => t.dispose());
+  });
+});
