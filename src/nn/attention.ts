@@ -1,0 +1,128 @@
+// diffusers' Attention (to_q/to_k/to_v/to_out.0) and GEGLU FeedForward (ff.net.0.proj, ff.net.2).
+import { ShapeError } from '../gpu/errors.js';
+import { Tensor } from '../tensor/tensor.js';
+import { Generator } from '../tensor/random.js';
+import { gelu, mul } from '../tensor/ops/elementwise.js';
+import { attention } from '../tensor/ops/attention.js';
+import { chunk, reshape, transpose } from '../tensor/ops/layout.js';
+import { Module, ModuleList, initGenerator } from './module.js';
+import { Linear, type Projection } from './linear.js';
+
+export interface AttentionOptions {
+  /** Context width for cross-attention (default: queryDim, self-attention). */
+  crossAttentionDim?: number;
+  heads?: number;
+  dimHead?: number;
+  /** Bias on to_q/to_k/to_v (diffusers: false). */
+  qkvBias?: boolean;
+  /** Bias on to_out.0 (diffusers: true). */
+  outBias?: boolean;
+  gen?: Generator;
+}
+
+/** A parameterless slot (diffusers' Dropout at to_out.1 / net.1). */
+class Identity extends Module {}
+
+/**
+ * softmax(q kᵀ / √d) v over `heads` heads, with q from x and k, v from `context` (cross-attention)
+ * or from x (self-attention). Takes [B, L, C] or, like diffusers, [B, C, H, W] (as H·W tokens).
+ */
+export class Attention extends Module {
+  readonly heads: number;
+  readonly dimHead: number;
+  readonly innerDim: number;
+  readonly crossAttentionDim: number;
+
+  constructor(readonly queryDim: number, opts: AttentionOptions = {}) {
+    super();
+    const gen = initGenerator(opts.gen);
+    this.heads = opts.heads ?? 8;
+    this.dimHead = opts.dimHead ?? 64;
+    this.innerDim = this.heads * this.dimHead;
+    this.crossAttentionDim = opts.crossAttentionDim ?? queryDim;
+    const qkvBias = opts.qkvBias ?? false;
+    this.registerModule('to_q', new Linear(queryDim, this.innerDim, { bias: qkvBias, gen }));
+    this.registerModule('to_k', new Linear(this.crossAttentionDim, this.innerDim, { bias: qkvBias, gen }));
+    this.registerModule('to_v', new Linear(this.crossAttentionDim, this.innerDim, { bias: qkvBias, gen }));
+    this.registerModule('to_out', new ModuleList<Module>([new Linear(this.innerDim, queryDim, { bias: opts.outBias ?? true, gen }), new Identity()]));
+  }
+
+  get toQ(): Projection { return this.child('to_q'); }
+  get toK(): Projection { return this.child('to_k'); }
+  get toV(): Projection { return this.child('to_v'); }
+  get toOut(): Projection { return this.child<ModuleList>('to_out').at(0) as Projection; }
+
+  forward(x: Tensor, context?: Tensor): Tensor {
+    if (x.rank === 4) {
+      const [b, c, h, w] = x.shape;
+      const flat = reshape(x, [b, c, h * w]);
+      const tokens = transpose(flat, 1, 2);
+      const y = this.forward(tokens, context);
+      const yt = transpose(y, 1, 2);
+      const out = reshape(yt, [b, c, h, w]);
+      [flat, tokens, y, yt].forEach((t) => t.dispose());
+      return out;
+    }
+    if (x.rank !== 3 || x.shape[2] !== this.queryDim) throw new ShapeError(`Attention: expected [B, L, ${this.queryDim}], got [${x.shape}]`);
+    const ctx = context ?? x;
+    if (ctx.rank !== 3 || ctx.shape[0] !== x.shape[0] || ctx.shape[2] !== this.crossAttentionDim) {
+      throw new ShapeError(`Attention: context [${ctx.shape}] must be [${x.shape[0]}, L, ${this.crossAttentionDim}]`);
+    }
+    const q = this.toQ.forward(x);
+    const k = this.toK.forward(ctx);
+    const v = this.toV.forward(ctx);
+    const a = attention(q, k, v, this.heads, { scale: 1 / Math.sqrt(this.dimHead) });
+    const out = this.toOut.forward(a);
+    [q, k, v, a].forEach((t) => t.dispose());
+    return out;
+  }
+}
+
+/** net.0 of diffusers' FeedForward: proj to 2·inner, split [value | gate], value·gelu(gate) (erf GELU). */
+export class GEGLU extends Module {
+  constructor(readonly dimIn: number, readonly dimOut: number, gen?: Generator) {
+    super();
+    this.registerModule('proj', new Linear(dimIn, 2 * dimOut, { gen: initGenerator(gen) }));
+  }
+
+  get proj(): Projection { return this.child('proj'); }
+
+  forward(x: Tensor): Tensor {
+    const h = this.proj.forward(x);
+    const [value, gate] = chunk(h, 2, -1);
+    const g = gelu(gate);
+    const out = mul(value, g);
+    [h, value, gate, g].forEach((t) => t.dispose());
+    return out;
+  }
+}
+
+export interface FeedForwardOptions {
+  dimOut?: number;
+  /** Inner width = dim · mult (default 4). */
+  mult?: number;
+  gen?: Generator;
+}
+
+/** diffusers FeedForward with GEGLU: ff.net.0.proj → value·gelu(gate) → ff.net.2. */
+export class FeedForward extends Module {
+  readonly innerDim: number;
+  readonly dimOut: number;
+
+  constructor(readonly dim: number, opts: FeedForwardOptions = {}) {
+    super();
+    const gen = initGenerator(opts.gen);
+    this.innerDim = dim * (opts.mult ?? 4);
+    this.dimOut = opts.dimOut ?? dim;
+    this.registerModule('net', new ModuleList<Module>([new GEGLU(dim, this.innerDim, gen), new Identity(), new Linear(this.innerDim, this.dimOut, { gen })]));
+  }
+
+  get net(): ModuleList<Module> { return this.child('net'); }
+
+  forward(x: Tensor): Tensor {
+    const h = (this.net.at(0) as GEGLU).forward(x);
+    const out = (this.net.at(2) as Projection).forward(h);
+    h.dispose();
+    return out;
+  }
+}
