@@ -2,7 +2,8 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { setupGpu, f32round, randNonZero, relL2 } from './helpers.js';
 import { conv2dRef, conv2dBackwardRef, convOut, type ConvGeom } from './ref/conv.js';
 import { Generator } from '../src/tensor/random.js';
-import { Tensor, numel } from '../src/tensor/tensor.js';
+import { Tensor } from '../src/tensor/tensor.js';
+import { poison, allFinite } from './ref/poison.js';
 import { conv2d, type Conv2dVariant } from '../src/tensor/ops/conv2d.js';
 import { gradcheck } from '../src/autograd/gradcheck.js';
 import { backward, requireGrad } from '../src/autograd/tape.js';
@@ -10,13 +11,6 @@ import { ShapeError } from '../src/gpu/errors.js';
 
 beforeAll(setupGpu);
 
-/** Leaves NaN-filled buffers of these sizes in the pool, so the next outputs of that size start poisoned. */
-function poison(...shapes: number[][]): void {
-  const ts = shapes.flatMap((s) => [0, 1, 2].map(() => Tensor.fromArray(new Float32Array(numel(s)).fill(NaN), s)));
-  ts.forEach((t) => t.dispose());
-}
-
-const allFinite = (a: Float32Array) => a.every((v) => Number.isFinite(v));
 
 interface Case { name: string; g: ConvGeom; bias: boolean }
 const base = { n: 2, c: 5, h: 7, w: 9, o: 6 };
@@ -53,7 +47,7 @@ describe('conv2d', () => {
         const ef = relL2(yv, yRef);
         expect(ef).toBeLessThan(1e-5);
 
-        poison(x.shape as number[], w.shape as number[]);
+        poison(x.shape, w.shape);
         const dy = Tensor.fromArray(dyh, yShape);
         backward(y, dy);
         const ref = conv2dBackwardRef(g, xh, wh, dyh);

@@ -1,0 +1,238 @@
+// GroupNorm family over x viewed as [N, C, S] (S = spatial size), G groups of CG = C/G channels.
+// Each (n, g) block of L = CG·S values is contiguous. f32 accumulation, two-pass variance
+// (mean first, then Σ(x−mean)²), Kahan-compensated serial sums.
+//   stats / stats_wg           mean[n,g], rstd[n,g] = 1/sqrt(var + eps)  (serial per block | workgroup per block)
+//   apply                      y = (x − mean)·rstd·γ[c] + β[c]
+//   bwd_reduce / bwd_reduce_wg sdy[n,c] = Σ_s dy,  sdyx[n,c] = Σ_s dy·x̂
+//   bwd_group                  gs[n,g] = (Σ_{c∈g} γ[c]·sdy[n,c], Σ_{c∈g} γ[c]·sdyx[n,c])
+//   bwd_dx                     dx = rstd·(γ·dy − gs.0/L − x̂·gs.1/L)
+//   bwd_params                 dγ[c] = Σ_n sdyx[n,c],  dβ[c] = Σ_n sdy[n,c]
+// The serial variants have no barriers (lavapipe); the *_wg variants reduce in shared memory (GPUs).
+
+override WG: u32 = 256u;
+
+struct Params {
+  n: u32, c: u32, s: u32, groups: u32,
+  cg: u32, eps: f32, affine: u32, total: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+fn linear_id(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+  return (wg.x + wg.y * nwg.x) * WG + lid;
+}
+
+var<workgroup> red: array<f32, WG>;
+
+// Sum of v over the workgroup (every invocation must call it; all get the result).
+fn wg_sum(v: f32, lid: u32) -> f32 {
+  red[lid] = v;
+  workgroupBarrier();
+  for (var k = WG / 2u; k > 0u; k = k / 2u) {
+    if (lid < k) { red[lid] += red[lid + k]; }
+    workgroupBarrier();
+  }
+  let r = red[0];
+  workgroupBarrier();
+  return r;
+}
+
+// ---------------------------------------------------------------- statistics
+
+@group(0) @binding(1) var<storage, read> sx: array<f32>;
+@group(0) @binding(2) var<storage, read_write> smean: array<f32>;
+@group(0) @binding(3) var<storage, read_write> srstd: array<f32>;
+
+@compute @workgroup_size(WG)
+fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let b = linear_id(wg, nwg, lid);
+  if (b >= p.n * p.groups) { return; }
+  let len = p.cg * p.s;
+  let base = b * len;
+  var s = 0.0;
+  var c = 0.0;
+  for (var i = 0u; i < len; i++) {
+    let v = sx[base + i] - c;
+    let t = s + v;
+    c = (t - s) - v;
+    s = t;
+  }
+  let mean = s / f32(len);
+  s = 0.0;
+  c = 0.0;
+  for (var i = 0u; i < len; i++) {
+    let d = sx[base + i] - mean;
+    let v = d * d - c;
+    let t = s + v;
+    c = (t - s) - v;
+    s = t;
+  }
+  smean[b] = mean;
+  srstd[b] = inverseSqrt(s / f32(len) + p.eps);
+}
+
+@compute @workgroup_size(WG)
+fn stats_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let b = wg.x + wg.y * nwg.x; // one workgroup per (n, g): uniform
+  let len = p.cg * p.s;
+  let base = b * len;
+  let live = b < p.n * p.groups;
+  var s = 0.0;
+  if (live) { for (var i = lid; i < len; i += WG) { s += sx[base + i]; } }
+  let mean = wg_sum(s, lid) / f32(len);
+  var q = 0.0;
+  if (live) { for (var i = lid; i < len; i += WG) { let d = sx[base + i] - mean; q += d * d; } }
+  let var_ = wg_sum(q, lid) / f32(len);
+  if (live && lid == 0u) {
+    smean[b] = mean;
+    srstd[b] = inverseSqrt(var_ + p.eps);
+  }
+}
+
+// ---------------------------------------------------------------- y = x̂·γ + β
+
+@group(0) @binding(1) var<storage, read> ax: array<f32>;
+@group(0) @binding(2) var<storage, read> amean: array<f32>;
+@group(0) @binding(3) var<storage, read> arstd: array<f32>;
+@group(0) @binding(4) var<storage, read> agamma: array<f32>;
+@group(0) @binding(5) var<storage, read> abeta: array<f32>;
+@group(0) @binding(6) var<storage, read_write> ay: array<f32>;
+
+@compute @workgroup_size(WG)
+fn apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_id(wg, nwg, lid);
+  if (i >= p.total) { return; }
+  let nc = i / p.s;
+  let c = nc % p.c;
+  let b = (nc / p.c) * p.groups + c / p.cg;
+  // Without affine the γ/β bindings hold any buffer; the values are read (to keep the bindings) and ignored.
+  let g = select(1.0, agamma[min(c, arrayLength(&agamma) - 1u)], p.affine != 0u);
+  let be = select(0.0, abeta[min(c, arrayLength(&abeta) - 1u)], p.affine != 0u);
+  ay[i] = (ax[i] - amean[b]) * arstd[b] * g + be;
+}
+
+// ---------------------------------------------------------------- backward
+
+@group(0) @binding(1) var<storage, read> rx: array<f32>;
+@group(0) @binding(2) var<storage, read> rdy: array<f32>;
+@group(0) @binding(3) var<storage, read> rmean: array<f32>;
+@group(0) @binding(4) var<storage, read> rrstd: array<f32>;
+@group(0) @binding(5) var<storage, read_write> rsdy: array<f32>;
+@group(0) @binding(6) var<storage, read_write> rsdyx: array<f32>;
+
+@compute @workgroup_size(WG)
+fn bwd_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let nc = linear_id(wg, nwg, lid);
+  if (nc >= p.n * p.c) { return; }
+  let b = (nc / p.c) * p.groups + (nc % p.c) / p.cg;
+  let mean = rmean[b];
+  let rstd = rrstd[b];
+  let base = nc * p.s;
+  var s1 = 0.0;
+  var c1 = 0.0;
+  var s2 = 0.0;
+  var c2 = 0.0;
+  for (var i = 0u; i < p.s; i++) {
+    let d = rdy[base + i];
+    let v1 = d - c1;
+    let t1 = s1 + v1;
+    c1 = (t1 - s1) - v1;
+    s1 = t1;
+    let v2 = d * (rx[base + i] - mean) * rstd - c2;
+    let t2 = s2 + v2;
+    c2 = (t2 - s2) - v2;
+    s2 = t2;
+  }
+  rsdy[nc] = s1;
+  rsdyx[nc] = s2;
+}
+
+@compute @workgroup_size(WG)
+fn bwd_reduce_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let nc = wg.x + wg.y * nwg.x; // one workgroup per (n, c)
+  let live = nc < p.n * p.c;
+  let ncc = min(nc, p.n * p.c - 1u);
+  let b = (ncc / p.c) * p.groups + (ncc % p.c) / p.cg;
+  let mean = rmean[b];
+  let rstd = rrstd[b];
+  let base = ncc * p.s;
+  var s1 = 0.0;
+  var s2 = 0.0;
+  if (live) {
+    for (var i = lid; i < p.s; i += WG) {
+      let d = rdy[base + i];
+      s1 += d;
+      s2 += d * (rx[base + i] - mean) * rstd;
+    }
+  }
+  let t1 = wg_sum(s1, lid);
+  let t2 = wg_sum(s2, lid);
+  if (live && lid == 0u) {
+    rsdy[nc] = t1;
+    rsdyx[nc] = t2;
+  }
+}
+
+@group(0) @binding(1) var<storage, read> ggamma: array<f32>;
+@group(0) @binding(2) var<storage, read> gsdy: array<f32>;
+@group(0) @binding(3) var<storage, read> gsdyx: array<f32>;
+@group(0) @binding(4) var<storage, read_write> ggs: array<f32>;
+
+@compute @workgroup_size(WG)
+fn bwd_group(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let b = linear_id(wg, nwg, lid);
+  if (b >= p.n * p.groups) { return; }
+  let n = b / p.groups;
+  let c0 = (b % p.groups) * p.cg;
+  var s1 = 0.0;
+  var s2 = 0.0;
+  for (var j = 0u; j < p.cg; j++) {
+    let c = c0 + j;
+    let g = select(1.0, ggamma[min(c, arrayLength(&ggamma) - 1u)], p.affine != 0u);
+    s1 += g * gsdy[n * p.c + c];
+    s2 += g * gsdyx[n * p.c + c];
+  }
+  ggs[2u * b] = s1;
+  ggs[2u * b + 1u] = s2;
+}
+
+@group(0) @binding(1) var<storage, read> dx_x: array<f32>;
+@group(0) @binding(2) var<storage, read> dx_dy: array<f32>;
+@group(0) @binding(3) var<storage, read> dx_mean: array<f32>;
+@group(0) @binding(4) var<storage, read> dx_rstd: array<f32>;
+@group(0) @binding(5) var<storage, read> dx_gamma: array<f32>;
+@group(0) @binding(6) var<storage, read> dx_gs: array<f32>;
+@group(0) @binding(7) var<storage, read_write> dx_out: array<f32>;
+
+@compute @workgroup_size(WG)
+fn bwd_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_id(wg, nwg, lid);
+  if (i >= p.total) { return; }
+  let nc = i / p.s;
+  let c = nc % p.c;
+  let b = (nc / p.c) * p.groups + c / p.cg;
+  let g = select(1.0, dx_gamma[min(c, arrayLength(&dx_gamma) - 1u)], p.affine != 0u);
+  let rstd = dx_rstd[b];
+  let xhat = (dx_x[i] - dx_mean[b]) * rstd;
+  let inv_len = 1.0 / f32(p.cg * p.s);
+  dx_out[i] = rstd * (g * dx_dy[i] - dx_gs[2u * b] * inv_len - xhat * dx_gs[2u * b + 1u] * inv_len);
+}
+
+@group(0) @binding(1) var<storage, read> psdy: array<f32>;
+@group(0) @binding(2) var<storage, read> psdyx: array<f32>;
+@group(0) @binding(3) var<storage, read_write> pdgamma: array<f32>;
+@group(0) @binding(4) var<storage, read_write> pdbeta: array<f32>;
+
+@compute @workgroup_size(WG)
+fn bwd_params(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let c = linear_id(wg, nwg, lid);
+  if (c >= p.c) { return; }
+  var s1 = 0.0;
+  var s2 = 0.0;
+  for (var n = 0u; n < p.n; n++) {
+    s1 += psdy[n * p.c + c];
+    s2 += psdyx[n * p.c + c];
+  }
+  pdgamma[c] = s2;
+  pdbeta[c] = s1;
+}

@@ -1,0 +1,178 @@
+// Normalisation ops: groupNorm (x [N, C, ...spatial]) and layerNorm (x [..., D]), with backward.
+import gnSource from '../../../kernels/groupnorm.wgsl';
+import lnSource from '../../../kernels/layernorm.wgsl';
+import { ShapeError } from '../../gpu/errors.js';
+import { gpu, f32 } from '../../gpu/runtime.js';
+import { record } from '../../autograd/tape.js';
+import { Tensor, numel } from '../tensor.js';
+
+const WG = 256;
+
+function requireF32(op: string, ...ts: (Tensor | null | undefined)[]): void {
+  for (const t of ts) if (t && t.dtype !== 'f32') throw new ShapeError(`${op}: expects f32 tensors, got ${t.dtype}`);
+}
+
+/** Kernel variant: 'wg' reduces with a workgroup per row (GPUs), 'serial' one invocation per row (lavapipe). */
+export const normConfig: { variant: 'auto' | 'serial' | 'wg' } = { variant: 'auto' };
+const useWg = () => (normConfig.variant === 'auto' ? !gpu().isSoftware : normConfig.variant === 'wg');
+
+/**
+ * GroupNorm like torch.nn.functional.group_norm: x [N, C, ...spatial], `groups` dividing C,
+ * optional weight/bias [C]. Saves mean and rstd per (n, group) for backward.
+ */
+export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  requireF32('groupNorm', x, weight, bias);
+  if (x.rank < 2) throw new ShapeError(`groupNorm: x [${x.shape}] must be [N, C, ...spatial]`);
+  const [n, c] = x.shape;
+  if (!Number.isInteger(groups) || groups < 1 || c % groups !== 0) throw new ShapeError(`groupNorm: ${groups} groups must divide C = ${c} (x [${x.shape}])`);
+  for (const [name, t] of [['weight', weight], ['bias', bias]] as const) {
+    if (t && (t.rank !== 1 || t.shape[0] !== c)) throw new ShapeError(`groupNorm: ${name} [${t.shape}] must be [${c}]`);
+  }
+  if ((weight == null) !== (bias == null)) throw new ShapeError('groupNorm: pass both weight and bias, or neither');
+  const s = numel(x.shape.slice(2));
+  const cg = c / groups;
+  const affine = weight != null;
+  const params = () => [n, c, s, groups, cg, f32(eps), affine ? 1 : 0, x.size];
+  const blocks = n * groups;
+  const y = Tensor.empty(x.shape);
+  const mean = Tensor.empty([n, groups]);
+  const rstd = Tensor.empty([n, groups]);
+  const k = (entry: string) => ({ name: `groupnorm.${entry}`, code: gnSource, entry, constants: { WG } });
+  if (x.size) {
+    gpu().dispatch({
+      kernel: k(useWg() ? 'stats_wg' : 'stats'),
+      buffers: [x.buffer, mean.buffer, rstd.buffer],
+      params: params(),
+      workgroups: useWg() ? blocks : Math.ceil(blocks / WG),
+    });
+    gpu().dispatch({
+      kernel: k('apply'),
+      buffers: [x.buffer, mean.buffer, rstd.buffer, (weight ?? x).buffer, (bias ?? x).buffer, y.buffer],
+      params: params(),
+      workgroups: Math.ceil(x.size / WG),
+    });
+  }
+  const inputs = affine ? [x, weight!, bias!] : [x];
+  const saved = affine ? [x, mean, rstd, weight!] : [x, mean, rstd];
+  const out = record('groupNorm', inputs, y, saved, (dy, [xs, ms, rs, ws]) => {
+    // Per-(n, c) sums shared by dx and dγ/dβ; freed after the last gradient that needs them.
+    const sdy = Tensor.empty([n, c]);
+    const sdyx = Tensor.empty([n, c]);
+    gpu().dispatch({
+      kernel: k(useWg() ? 'bwd_reduce_wg' : 'bwd_reduce'),
+      buffers: [xs.buffer, dy.buffer, ms.buffer, rs.buffer, sdy.buffer, sdyx.buffer],
+      params: params(),
+      workgroups: useWg() ? n * c : Math.ceil((n * c) / WG),
+    });
+    const wanted = inputs.map((t) => t.requiresGrad);
+    let users = wanted.filter(Boolean).length;
+    const done = () => {
+      if (--users === 0) { sdy.dispose(); sdyx.dispose(); }
+    };
+    const dxThunk = () => {
+      const gs = Tensor.empty([n, groups, 2]);
+      gpu().dispatch({
+        kernel: k('bwd_group'),
+        buffers: [(ws ?? xs).buffer, sdy.buffer, sdyx.buffer, gs.buffer],
+        params: params(),
+        workgroups: Math.ceil(blocks / WG),
+      });
+      const dx = Tensor.empty(xs.shape);
+      gpu().dispatch({
+        kernel: k('bwd_dx'),
+        buffers: [xs.buffer, dy.buffer, ms.buffer, rs.buffer, (ws ?? xs).buffer, gs.buffer, dx.buffer],
+        params: params(),
+        workgroups: Math.ceil(xs.size / WG),
+      });
+      gs.dispose();
+      done();
+      return dx;
+    };
+    let paramGrads: [Tensor, Tensor] | null = null;
+    const paramThunk = (which: 0 | 1) => () => {
+      if (!paramGrads) {
+        paramGrads = [Tensor.empty([c]), Tensor.empty([c])];
+        gpu().dispatch({
+          kernel: k('bwd_params'),
+          buffers: [sdy.buffer, sdyx.buffer, paramGrads[0].buffer, paramGrads[1].buffer],
+          params: params(),
+          workgroups: Math.ceil(c / WG),
+        });
+        // Drop the one whose input wants no gradient (its thunk will not run).
+        if (!wanted[1]) paramGrads[0].dispose();
+        if (!wanted[2]) paramGrads[1].dispose();
+      }
+      done();
+      return paramGrads[which];
+    };
+    const thunks: ((() => Tensor) | null)[] = [wanted[0] ? dxThunk : null];
+    if (affine) thunks.push(wanted[1] ? paramThunk(0) : null, wanted[2] ? paramThunk(1) : null);
+    if (users === 0) { sdy.dispose(); sdyx.dispose(); }
+    return thunks;
+  });
+  mean.dispose();
+  rstd.dispose();
+  return out;
+}
+
+/** LayerNorm over the last dimension (torch.nn.functional.layer_norm with normalized_shape = [D]). */
+export function layerNorm(x: Tensor, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+  requireF32('layerNorm', x, weight, bias);
+  if (x.rank < 1) throw new ShapeError('layerNorm: x must have at least one dimension');
+  const d = x.shape[x.rank - 1];
+  const rows = x.size / Math.max(d, 1);
+  for (const [name, t] of [['weight', weight], ['bias', bias]] as const) {
+    if (t && (t.rank !== 1 || t.shape[0] !== d)) throw new ShapeError(`layerNorm: ${name} [${t.shape}] must be [${d}] (x [${x.shape}])`);
+  }
+  if ((weight == null) !== (bias == null)) throw new ShapeError('layerNorm: pass both weight and bias, or neither');
+  const affine = weight != null;
+  const params = [rows, d, f32(eps), affine ? 1 : 0];
+  const k = (entry: string) => ({ name: `layernorm.${entry}`, code: lnSource, entry, constants: { WG } });
+  const y = Tensor.empty(x.shape);
+  const mean = Tensor.empty([rows]);
+  const rstd = Tensor.empty([rows]);
+  if (x.size) {
+    gpu().dispatch({
+      kernel: k(useWg() ? 'fwd_wg' : 'fwd'),
+      buffers: [x.buffer, (weight ?? x).buffer, (bias ?? x).buffer, y.buffer, mean.buffer, rstd.buffer],
+      params,
+      workgroups: useWg() ? rows : Math.ceil(rows / WG),
+    });
+  }
+  const inputs = affine ? [x, weight!, bias!] : [x];
+  const saved = affine ? [x, mean, rstd, weight!] : [x, mean, rstd];
+  const out = record('layerNorm', inputs, y, saved, (dy, [xs, ms, rs, ws]) => {
+    let paramGrads: [Tensor, Tensor] | null = null;
+    const paramThunk = (which: 0 | 1) => () => {
+      if (!paramGrads) {
+        paramGrads = [Tensor.empty([d]), Tensor.empty([d])];
+        gpu().dispatch({
+          kernel: k('bwd_params'),
+          buffers: [xs.buffer, dy.buffer, ms.buffer, rs.buffer, paramGrads[0].buffer, paramGrads[1].buffer],
+          params,
+          workgroups: Math.ceil(d / WG),
+        });
+        if (!weight!.requiresGrad) paramGrads[0].dispose();
+        if (!bias!.requiresGrad) paramGrads[1].dispose();
+      }
+      return paramGrads[which];
+    };
+    const thunks: ((() => Tensor) | null)[] = [
+      () => {
+        const dx = Tensor.empty(xs.shape);
+        gpu().dispatch({
+          kernel: k(useWg() ? 'bwd_dx_wg' : 'bwd_dx'),
+          buffers: [xs.buffer, dy.buffer, ms.buffer, rs.buffer, (ws ?? xs).buffer, dx.buffer],
+          params,
+          workgroups: useWg() ? rows : Math.ceil(rows / WG),
+        });
+        return dx;
+      },
+    ];
+    if (affine) thunks.push(paramThunk(0), paramThunk(1));
+    return thunks;
+  });
+  mean.dispose();
+  rstd.dispose();
+  return out;
+}
