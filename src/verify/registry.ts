@@ -1,0 +1,6 @@
+// The section runners `lpo verify-reference` knows. A section of the manifest without a runner here is
+// reported as SKIPPED. To add one: write src/verify/<section>.ts exporting a SectionRunner and list it.
+import type { SectionRunner } from './types.js';
+import { ddimRunner } from './ddim.js';
+
+export const SECTION_RUNNERS: SectionRunner[] = [ddimRunner];
