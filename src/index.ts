@@ -13,3 +13,8 @@ export { gradcheck, type GradcheckOptions, type GradcheckResult } from './autogr
 export { conv2d, conv2dOutputSize, normPadding, type Conv2dOptions, type Conv2dVariant, type Padding2d } from './tensor/ops/conv2d.js';
 export { groupNorm, layerNorm, normConfig } from './tensor/ops/norm.js';
 export { avgPool2d, spatialMean, upsampleNearest2x } from './tensor/ops/pool.js';
+export * from './diffusion/schedule.js';
+export { DDIMScheduler, ddimLogProb, ddimLogProbRef, LOG_SQRT_2PI, type StepOptions, type StepWithLogProbOptions, type StepOutput, type StepWithLogProbOutput, type StepScalars } from './diffusion/ddim.js';
+export { verifyReference, formatReport, type VerifyOptions, type VerifyReport } from './verify/run.js';
+export { ReferenceDataError } from './verify/manifest.js';
+export type { SectionRunner, SectionContext, Row as VerifyRow } from './verify/types.js';

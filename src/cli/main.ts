@@ -5,6 +5,7 @@ import { LpoError } from '../gpu/errors.js';
 type Command = (args: string[]) => Promise<number | void>;
 const commands: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./demo.js')).demo,
+  'verify-reference': async () => (await import('./verify.js')).verifyCommand,
 };
 
 async function main(argv: string[]): Promise<number> {
