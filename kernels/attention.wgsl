@@ -1,0 +1,228 @@
+// Multi-head scaled dot-product attention, flash style: online softmax over key tiles, so the
+// Lq×Lk score matrix never exists. Heads are laid out as after to_q/to_k/to_v in diffusers and
+// transformers: q [B, Lq, H·D], k/v [B, Lk, H·D], channel = h·D + j; head slices are indexed in
+// place (no permute copies).
+//
+// One invocation per (b, h, query row) with a serial loop over keys: no barriers (lavapipe), and
+// neighbouring invocations share (b, h), so the K/V loads are the same address across a
+// subgroup (a broadcast on GPUs, a uniform load on llvmpipe).
+//
+// The head dimension is a module constant, not an override: private arrays cannot be sized by an
+// override. The host substitutes the marked lines below (and names the kernel per variant):
+// DV = D / width vectors of type VT per head row, where VT is vec4<f32> when D % 4 == 0 (vec4
+// loads) and f32 otherwise; hsum() folds a VT into a scalar. C below is in units of VT too.
+//
+// Entry points:
+//   forward   : O, and LSE = m + log l per (b, h, i) in scaled-score units
+//   bwd_delta : Δ[b,h,i] = Σ_j dO·O (FlashAttention-2's D)
+//   bwd_dq    : dq (one invocation per query row, loop over keys)
+//   bwd_dkdv  : dk, dv (one invocation per key row, loop over queries): no atomics, deterministic
+
+const DV: u32 = 16u; // @host-replaced
+alias VT = vec4<f32>; // @host-replaced
+fn hsum(x: VT) -> f32 { return x.x + x.y + x.z + x.w; } // @host-replaced
+const KB: u32 = 8u; // keys per online-softmax tile
+const NEG_BIG: f32 = -3.0e38;
+
+override WG: u32 = 64u;
+override CAUSAL: bool = false;
+
+struct Params {
+  B: u32,
+  H: u32,
+  Lq: u32,
+  Lk: u32,
+  C: u32,       // H·DV, the row stride of q, k, v, o in VT units
+  scale: f32,
+  _p0: u32,
+  _p1: u32,
+}
+
+@group(0) @binding(0) var<uniform> p: Params;
+
+fn linear_id(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+  return (wg.x + wg.y * nwg.x) * WG + lid;
+}
+
+// Number of keys a query row attends to (causal: top-left aligned, key j ≤ query i, as torch's is_causal).
+fn key_count(i: u32) -> u32 {
+  if (CAUSAL) { return min(p.Lk, i + 1u); }
+  return p.Lk;
+}
+
+// ---------------------------------------------------------------------------------------------
+@group(0) @binding(1) var<storage, read> fq: array<VT>;
+@group(0) @binding(2) var<storage, read> fk: array<VT>;
+@group(0) @binding(3) var<storage, read> fv: array<VT>;
+@group(0) @binding(4) var<storage, read_write> fo: array<VT>;
+@group(0) @binding(5) var<storage, read_write> flse: array<f32>;
+
+@compute @workgroup_size(WG)
+fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let r = linear_id(wg, nwg, lid);
+  if (r >= p.B * p.H * p.Lq) { return; }
+  let i = r % p.Lq;
+  let bh = r / p.Lq;
+  let h = bh % p.H;
+  let b = bh / p.H;
+  let qo = (b * p.Lq + i) * p.C + h * DV;
+  let kb = b * p.Lk * p.C + h * DV;
+
+  var q: array<VT, DV>;
+  var acc: array<VT, DV>;
+  for (var t = 0u; t < DV; t++) {
+    q[t] = fq[qo + t] * p.scale;
+    acc[t] = VT(0.0);
+  }
+  var m = NEG_BIG;
+  var l = 0.0;
+  let nk = key_count(i);
+  var s: array<f32, KB>;
+  for (var j0 = 0u; j0 < nk; j0 += KB) {
+    let nb = min(KB, nk - j0);
+    var bm = NEG_BIG;
+    for (var u = 0u; u < nb; u++) {
+      let ko = kb + (j0 + u) * p.C;
+      var dd = VT(0.0);
+      for (var t = 0u; t < DV; t++) { dd += q[t] * fk[ko + t]; }
+      let d = hsum(dd);
+      s[u] = d;
+      bm = max(bm, d);
+    }
+    let mn = max(m, bm);
+    let c = exp(m - mn); // 0 on the first tile
+    l *= c;
+    for (var u = 0u; u < nb; u++) {
+      s[u] = exp(s[u] - mn);
+      l += s[u];
+    }
+    for (var t = 0u; t < DV; t++) {
+      var a = acc[t] * c;
+      for (var u = 0u; u < nb; u++) { a += s[u] * fv[kb + (j0 + u) * p.C + t]; }
+      acc[t] = a;
+    }
+    m = mn;
+  }
+  let inv = 1.0 / l;
+  for (var t = 0u; t < DV; t++) { fo[qo + t] = acc[t] * inv; }
+  flse[r] = m + log(l);
+}
+
+// ---------------------------------------------------------------------------------------------
+@group(0) @binding(1) var<storage, read> ddo: array<VT>;
+@group(0) @binding(2) var<storage, read> dout: array<VT>;
+@group(0) @binding(3) var<storage, read_write> ddelta: array<f32>;
+
+@compute @workgroup_size(WG)
+fn bwd_delta(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let r = linear_id(wg, nwg, lid);
+  if (r >= p.B * p.H * p.Lq) { return; }
+  let i = r % p.Lq;
+  let bh = r / p.Lq;
+  let h = bh % p.H;
+  let b = bh / p.H;
+  let qo = (b * p.Lq + i) * p.C + h * DV;
+  var s = VT(0.0);
+  for (var t = 0u; t < DV; t++) { s += ddo[qo + t] * dout[qo + t]; }
+  ddelta[r] = hsum(s);
+}
+
+// ---------------------------------------------------------------------------------------------
+@group(0) @binding(1) var<storage, read> qq: array<VT>;
+@group(0) @binding(2) var<storage, read> qk: array<VT>;
+@group(0) @binding(3) var<storage, read> qv: array<VT>;
+@group(0) @binding(4) var<storage, read> qdo: array<VT>;
+@group(0) @binding(5) var<storage, read> qlse: array<f32>;
+@group(0) @binding(6) var<storage, read> qdelta: array<f32>;
+@group(0) @binding(7) var<storage, read_write> qdq: array<VT>;
+
+// dq_i = scale · Σ_j P_ij (dO_i·v_j − Δ_i) k_j
+@compute @workgroup_size(WG)
+fn bwd_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let r = linear_id(wg, nwg, lid);
+  if (r >= p.B * p.H * p.Lq) { return; }
+  let i = r % p.Lq;
+  let bh = r / p.Lq;
+  let h = bh % p.H;
+  let b = bh / p.H;
+  let qo = (b * p.Lq + i) * p.C + h * DV;
+  let kb = b * p.Lk * p.C + h * DV;
+  var q: array<VT, DV>;
+  var g: array<VT, DV>;
+  var acc: array<VT, DV>;
+  for (var t = 0u; t < DV; t++) {
+    q[t] = qq[qo + t] * p.scale;
+    g[t] = qdo[qo + t];
+    acc[t] = VT(0.0);
+  }
+  let lse = qlse[r];
+  let delta = qdelta[r];
+  let nk = key_count(i);
+  for (var j = 0u; j < nk; j++) {
+    let ko = kb + j * p.C;
+    var sdv = VT(0.0);
+    var dpv = VT(0.0);
+    for (var t = 0u; t < DV; t++) {
+      sdv += q[t] * qk[ko + t];
+      dpv += g[t] * qv[ko + t];
+    }
+    let ds = exp(hsum(sdv) - lse) * (hsum(dpv) - delta);
+    for (var t = 0u; t < DV; t++) { acc[t] += ds * qk[ko + t]; }
+  }
+  for (var t = 0u; t < DV; t++) { qdq[qo + t] = acc[t] * p.scale; }
+}
+
+// ---------------------------------------------------------------------------------------------
+@group(0) @binding(1) var<storage, read> kq: array<VT>;
+@group(0) @binding(2) var<storage, read> kk: array<VT>;
+@group(0) @binding(3) var<storage, read> kv: array<VT>;
+@group(0) @binding(4) var<storage, read> kdo: array<VT>;
+@group(0) @binding(5) var<storage, read> klse: array<f32>;
+@group(0) @binding(6) var<storage, read> kdelta: array<f32>;
+@group(0) @binding(7) var<storage, read_write> kdk: array<VT>;
+@group(0) @binding(8) var<storage, read_write> kdv: array<VT>;
+
+// dv_j = Σ_i P_ij dO_i ;  dk_j = scale · Σ_i P_ij (dO_i·v_j − Δ_i) q_i
+@compute @workgroup_size(WG)
+fn bwd_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let r = linear_id(wg, nwg, lid);
+  if (r >= p.B * p.H * p.Lk) { return; }
+  let j = r % p.Lk;
+  let bh = r / p.Lk;
+  let h = bh % p.H;
+  let b = bh / p.H;
+  let ko = (b * p.Lk + j) * p.C + h * DV;
+  let qb = b * p.Lq * p.C + h * DV;
+  var k: array<VT, DV>;
+  var v: array<VT, DV>;
+  var dk: array<VT, DV>;
+  var dv: array<VT, DV>;
+  for (var t = 0u; t < DV; t++) {
+    k[t] = kk[ko + t] * p.scale;
+    v[t] = kv[ko + t];
+    dk[t] = VT(0.0);
+    dv[t] = VT(0.0);
+  }
+  var i0 = 0u;
+  if (CAUSAL) { i0 = j; }
+  for (var i = i0; i < p.Lq; i++) {
+    let qo = qb + i * p.C;
+    let ri = bh * p.Lq + i;
+    var sdv = VT(0.0);
+    var dpv = VT(0.0);
+    for (var t = 0u; t < DV; t++) {
+      sdv += k[t] * kq[qo + t];
+      dpv += v[t] * kdo[qo + t];
+    }
+    let pij = exp(hsum(sdv) - klse[ri]);
+    let ds = pij * (hsum(dpv) - kdelta[ri]);
+    for (var t = 0u; t < DV; t++) {
+      dv[t] += pij * kdo[qo + t];
+      dk[t] += ds * kq[qo + t];
+    }
+  }
+  for (var t = 0u; t < DV; t++) {
+    kdk[ko + t] = dk[t] * p.scale;
+    kdv[ko + t] = dv[t];
+  }
+}

@@ -1,0 +1,129 @@
+// Multi-head scaled dot-product attention (flash style: online softmax, log-sum-exp saved,
+// backward recomputes the scores blockwise). See kernels/attention.wgsl.
+import source from '../../../kernels/attention.wgsl';
+import { ShapeError } from '../../gpu/errors.js';
+import { gpu, f32 } from '../../gpu/runtime.js';
+import { record } from '../../autograd/tape.js';
+import { Tensor } from '../tensor.js';
+
+const WG = 64;
+/** Largest head dimension (private arrays of D floats per invocation). */
+export const ATTENTION_MAX_HEAD_DIM = 256;
+
+export interface AttentionOptions {
+  /** Score scale; default 1/√d. */
+  scale?: number;
+  /** Causal mask, top-left aligned (key j ≤ query i), as torch's `is_causal`. */
+  causal?: boolean;
+}
+
+const sources = new Map<number, string>();
+/** The module for head dim d: vec4 rows when d % 4 == 0, scalar rows otherwise. */
+function codeFor(d: number): string {
+  let s = sources.get(d);
+  if (!s) {
+    const w = vecWidth(d);
+    const lines = w === 4
+      ? [`const DV: u32 = ${d / 4}u;`, 'alias VT = vec4<f32>;', 'fn hsum(x: VT) -> f32 { return x.x + x.y + x.z + x.w; }']
+      : [`const DV: u32 = ${d}u;`, 'alias VT = f32;', 'fn hsum(x: VT) -> f32 { return x; }'];
+    let i = 0;
+    s = source.replace(/^.*\/\/ @host-replaced$/gm, () => lines[i++]);
+    if (i !== 3) throw new Error('attention.wgsl: expected 3 host-replaced lines');
+    sources.set(d, s);
+  }
+  return s;
+}
+
+const vecWidth = (d: number) => (d % 4 === 0 ? 4 : 1);
+
+interface Dims { B: number; H: number; Lq: number; Lk: number; d: number; C: number }
+
+function launch(entry: string, dims: Dims, causal: boolean, scale: number, buffers: GPUBuffer[], rows: number): void {
+  if (rows === 0) return;
+  gpu().dispatch({
+    kernel: { name: `attention.d${dims.d}`, code: codeFor(dims.d), entry, constants: { WG, CAUSAL: causal ? 1 : 0 } },
+    buffers,
+    params: [dims.B, dims.H, dims.Lq, dims.Lk, dims.C / vecWidth(dims.d), f32(scale), 0, 0],
+    workgroups: Math.ceil(rows / WG),
+  });
+}
+
+/**
+ * softmax(q_h k_hᵀ · scale) v_h for every head h, with q [B, Lq, H·d], k and v [B, Lk, H·d]
+ * (channel = h·d + j) → [B, Lq, H·d]. Never materialises the Lq×Lk scores; saves the
+ * log-sum-exp per (b, h, query) for the backward pass.
+ */
+export function attention(q: Tensor, k: Tensor, v: Tensor, heads: number, opts: AttentionOptions = {}): Tensor {
+  for (const [n, t] of [['q', q], ['k', k], ['v', v]] as const) {
+    if (t.dtype !== 'f32') throw new ShapeError(`attention: ${n} must be f32, got ${t.dtype}`);
+    if (t.rank !== 3) throw new ShapeError(`attention: ${n} must be [B, L, H·d], got [${t.shape}]`);
+  }
+  const [B, Lq, C] = q.shape;
+  const Lk = k.shape[1];
+  if (k.shape[0] !== B || v.shape[0] !== B || k.shape[2] !== C || v.shape[2] !== C || v.shape[1] !== Lk) {
+    throw new ShapeError(`attention: q [${q.shape}], k [${k.shape}], v [${v.shape}] must be [B, Lq, C], [B, Lk, C], [B, Lk, C]`);
+  }
+  if (!Number.isInteger(heads) || heads < 1 || C % heads !== 0) {
+    throw new ShapeError(`attention: ${heads} heads do not divide the channel count ${C} of q [${q.shape}]`);
+  }
+  const d = C / heads;
+  if (d > ATTENTION_MAX_HEAD_DIM) throw new ShapeError(`attention: head dim ${d} exceeds ${ATTENTION_MAX_HEAD_DIM}`);
+  if (Lk === 0 && Lq > 0) throw new ShapeError(`attention: no keys (k [${k.shape}])`);
+  const causal = opts.causal ?? false;
+  const scale = opts.scale ?? 1 / Math.sqrt(d);
+  const dims: Dims = { B, H: heads, Lq, Lk, d, C };
+
+  const o = Tensor.empty(q.shape);
+  const lse = Tensor.empty([B, heads, Lq]);
+  launch('forward', dims, causal, scale, [q.buffer, k.buffer, v.buffer, o.buffer, lse.buffer], B * heads * Lq);
+
+  const out = record('attention', [q, k, v], o, [q, k, v, o, lse], (dy, [sq, sk, sv, so, slse]) => {
+    // Δ = rowsum(dO ∘ O) is shared by dq and dk/dv; dk and dv come from one kernel. The thunks
+    // run in input order, so the last consumer frees what the others share.
+    const needK = k.requiresGrad;
+    const needV = v.requiresGrad;
+    const needKV = needK || needV;
+    let delta: Tensor | null = null;
+    let kv: { dk: Tensor; dv: Tensor } | null = null;
+    const getDelta = () => {
+      if (!delta) {
+        delta = Tensor.empty([B, heads, Lq]);
+        launch('bwd_delta', dims, causal, scale, [dy.buffer, so.buffer, delta.buffer], B * heads * Lq);
+      }
+      return delta;
+    };
+    const getKV = () => {
+      if (!kv) {
+        const dk = Tensor.empty(k.shape);
+        const dv = Tensor.empty(v.shape);
+        const dl = getDelta();
+        launch('bwd_dkdv', dims, causal, scale, [sq.buffer, sk.buffer, sv.buffer, dy.buffer, slse.buffer, dl.buffer, dk.buffer, dv.buffer], B * heads * Lk);
+        dl.dispose();
+        kv = { dk, dv };
+      }
+      return kv;
+    };
+    return [
+      () => {
+        const dq = Tensor.empty(q.shape);
+        const dl = getDelta();
+        launch('bwd_dq', dims, causal, scale, [sq.buffer, sk.buffer, sv.buffer, dy.buffer, slse.buffer, dl.buffer, dq.buffer], B * heads * Lq);
+        if (!needKV) dl.dispose();
+        return dq;
+      },
+      () => {
+        const r = getKV();
+        if (!needV) r.dv.dispose();
+        return r.dk;
+      },
+      () => {
+        const r = getKV();
+        if (!needK) r.dk.dispose();
+        return r.dv;
+      },
+    ];
+  });
+  // The LSE lives on in the tape's saved list (retained) when recorded.
+  lse.dispose();
+  return out;
+}

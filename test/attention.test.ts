@@ -1,0 +1,165 @@
+import { beforeAll, describe, expect, it } from 'vitest';
+import { setupGpu, relL2, randn64, f32round } from './helpers.js';
+import { Generator } from '../src/tensor/random.js';
+import { Tensor } from '../src/tensor/tensor.js';
+import { gpu } from '../src/gpu/runtime.js';
+import { fill } from '../src/tensor/ops/elementwise.js';
+import { attention } from '../src/tensor/ops/attention.js';
+import { gradcheck } from '../src/autograd/gradcheck.js';
+import { backward, requireGrad } from '../src/autograd/tape.js';
+import { attentionRef, attentionBackwardRef } from './ref/attention.js';
+
+beforeAll(setupGpu);
+
+/** Leaves NaN-filled buffers of these shapes in the pool, so the op's outputs start poisoned. */
+function poison(...shapes: number[][]): void {
+  const ts = shapes.map((s) => fill(s, NaN));
+  ts.forEach((t) => t.dispose());
+}
+
+const allFinite = (a: ArrayLike<number>) => Array.prototype.every.call(a, (x: number) => Number.isFinite(x));
+
+interface Case { B: number; Lq: number; Lk: number; H: number; d: number; causal?: boolean; scale?: number }
+
+function inputs(c: Case, seed: number) {
+  const gen = new Generator(seed);
+  const C = c.H * c.d;
+  const q = f32round(randn64(gen, c.B * c.Lq * C));
+  const k = f32round(randn64(gen, c.B * c.Lk * C));
+  const v = f32round(randn64(gen, c.B * c.Lk * C));
+  return { q, k, v, C };
+}
+
+const CASES: Case[] = [
+  { B: 2, Lq: 13, Lk: 13, H: 3, d: 4 },                 // self, tiny head
+  { B: 1, Lq: 37, Lk: 11, H: 2, d: 6 },                 // cross, ragged, d not a multiple of 4
+  { B: 2, Lq: 19, Lk: 19, H: 2, d: 16, causal: true },  // causal self (CLIP text encoder)
+  { B: 1, Lq: 21, Lk: 29, H: 2, d: 8, causal: true },   // causal with Lk > Lq
+  { B: 1, Lq: 17, Lk: 23, H: 2, d: 40, scale: 0.3 },    // SD head dim, explicit scale
+  { B: 1, Lq: 9, Lk: 5, H: 1, d: 80 },
+  { B: 1, Lq: 5, Lk: 7, H: 2, d: 160 },
+];
+
+describe('attention', () => {
+  it('forward matches float64 (self, cross, causal; d = 4..160; relL2 < 2e-6)', async () => {
+    let worst = 0;
+    for (const [n, c] of CASES.entries()) {
+      const { q, k, v, C } = inputs(c, 10 + n);
+      const qt = Tensor.fromArray(q, [c.B, c.Lq, C]);
+      const kt = Tensor.fromArray(k, [c.B, c.Lk, C]);
+      const vt = Tensor.fromArray(v, [c.B, c.Lk, C]);
+      poison([c.B, c.Lq, C], [c.B, c.H, c.Lq]);
+      const y = await attention(qt, kt, vt, c.H, { causal: c.causal, scale: c.scale }).toArray();
+      const ref = attentionRef(q, k, v, c.B, c.Lq, c.Lk, c.H, { causal: c.causal, scale: c.scale });
+      expect(allFinite(y), `case ${n}`).toBe(true);
+      const e = relL2(y, ref);
+      worst = Math.max(worst, e);
+      expect(e, `case ${n} ${JSON.stringify(c)}`).toBeLessThan(2e-6);
+    }
+    console.log(`attention forward: worst relL2 ${worst.toExponential(2)} (tolerance 2e-6)`);
+  });
+
+  it('backward matches the float64 reference backward (relL2 < 1e-5)', async () => {
+    const worst = { dq: 0, dk: 0, dv: 0 };
+    for (const [n, c] of CASES.entries()) {
+      const { q, k, v, C } = inputs(c, 30 + n);
+      const dO = f32round(randn64(new Generator(50 + n), c.B * c.Lq * C));
+      const qt = requireGrad(Tensor.fromArray(q, [c.B, c.Lq, C]));
+      const kt = requireGrad(Tensor.fromArray(k, [c.B, c.Lk, C]));
+      const vt = requireGrad(Tensor.fromArray(v, [c.B, c.Lk, C]));
+      poison([c.B, c.Lq, C], [c.B, c.Lk, C], [c.B, c.Lk, C], [c.B, c.H, c.Lq]);
+      const y = attention(qt, kt, vt, c.H, { causal: c.causal, scale: c.scale });
+      backward(y, Tensor.fromArray(dO, y.shape));
+      const [dq, dk, dv] = await Promise.all([qt.grad!.toArray(), kt.grad!.toArray(), vt.grad!.toArray()]);
+      const ref = attentionBackwardRef(q, k, v, dO, c.B, c.Lq, c.Lk, c.H, { causal: c.causal, scale: c.scale });
+      for (const [name, g, r] of [['dq', dq, ref.dq], ['dk', dk, ref.dk], ['dv', dv, ref.dv]] as const) {
+        expect(allFinite(g), `${name} case ${n}`).toBe(true);
+        const e = relL2(g, r);
+        worst[name] = Math.max(worst[name], e);
+        expect(e, `${name} case ${n} ${JSON.stringify(c)}`).toBeLessThan(1e-5);
+      }
+    }
+    console.log(`attention backward: worst relL2 dq ${worst.dq.toExponential(2)}, dk ${worst.dk.toExponential(2)}, dv ${worst.dv.toExponential(2)} (tolerance 1e-5)`);
+  });
+
+  it('only the inputs that need a gradient get one (k only)', async () => {
+    const c = CASES[1];
+    const { q, k, v, C } = inputs(c, 70);
+    const dO = f32round(randn64(new Generator(71), c.B * c.Lq * C));
+    const qt = Tensor.fromArray(q, [c.B, c.Lq, C]);
+    const kt = requireGrad(Tensor.fromArray(k, [c.B, c.Lk, C]));
+    const vt = Tensor.fromArray(v, [c.B, c.Lk, C]);
+    const before = gpu().pool.stats().inUseBytes;
+    const y = attention(qt, kt, vt, c.H);
+    backward(y, Tensor.fromArray(dO, y.shape));
+    const ref = attentionBackwardRef(q, k, v, dO, c.B, c.Lq, c.Lk, c.H);
+    expect(relL2(await kt.grad!.toArray(), ref.dk)).toBeLessThan(1e-5);
+    expect(qt.grad).toBeNull();
+    y.dispose();
+    // What is left: k's grad, the upstream gradient we made (no leaked Δ/dv).
+    const left = gpu().pool.stats().inUseBytes - before;
+    expect(left).toBeLessThanOrEqual(2 * 256 + kt.grad!.bytes + 4 * c.B * c.Lq * C + 512);
+  });
+
+  it('gradcheck (self causal and cross; eps 1e-2, atol 2e-3, rtol 2e-2)', async () => {
+    const gen = new Generator(90);
+    for (const c of [{ B: 1, Lq: 5, Lk: 5, H: 2, d: 4, causal: true }, { B: 2, Lq: 4, Lk: 6, H: 1, d: 5, causal: false }]) {
+      const C = c.H * c.d;
+      const q = Tensor.fromArray(f32round(randn64(gen, c.B * c.Lq * C, 0.7)), [c.B, c.Lq, C]);
+      const k = Tensor.fromArray(f32round(randn64(gen, c.B * c.Lk * C, 0.7)), [c.B, c.Lk, C]);
+      const v = Tensor.fromArray(f32round(randn64(gen, c.B * c.Lk * C, 0.7)), [c.B, c.Lk, C]);
+      const r = await gradcheck((a, b, d) => attention(a, b, d, c.H, { causal: c.causal }), [q, k, v], { maxElements: 8 });
+      expect(r.failures).toEqual([]);
+      expect(r.ok).toBe(true);
+    }
+  });
+
+  // SD1.5's first down block: 64×64 latents → 4096 tokens, 8 heads of 40, text context of 77.
+  it('runs 4096-token self- and cross-attention (d = 40, 8 heads) without an Lq×Lk buffer', async () => {
+    const gen = new Generator(123);
+    const B = 1, H = 8, d = 40, C = H * d, L = 4096;
+    const q = f32round(randn64(gen, L * C));
+    const k = f32round(randn64(gen, L * C));
+    const v = f32round(randn64(gen, L * C));
+    const kc = f32round(randn64(gen, 77 * C));
+    const vc = f32round(randn64(gen, 77 * C));
+    const qt = Tensor.fromArray(q, [B, L, C]);
+    const kt = Tensor.fromArray(k, [B, L, C]);
+    const vt = Tensor.fromArray(v, [B, L, C]);
+    const kct = Tensor.fromArray(kc, [B, 77, C]);
+    const vct = Tensor.fromArray(vc, [B, 77, C]);
+    const rows = [0, 1, 1234, 2047, 4095];
+    const refRows = (kk: Float64Array, vv: Float64Array, Lk: number) => {
+      // float64 reference for a few query rows (every head).
+      const out: number[] = [];
+      for (const i of rows) {
+        const qi = q.subarray(i * C, (i + 1) * C);
+        out.push(...attentionRef(Float64Array.from(qi), kk, vv, 1, 1, Lk, H));
+      }
+      return out;
+    };
+    const pick = (y: Float32Array) => rows.flatMap((i) => Array.from(y.subarray(i * C, (i + 1) * C)));
+    const pool = gpu().pool;
+    await gpu().sync();
+    for (const [name, kk, vv, kT, vT, Lk] of [['self 4096x4096', k, v, kt, vt, L], ['cross 4096x77', kc, vc, kct, vct, 77]] as const) {
+      pool.resetPeaks();
+      const base = pool.stats().inUseBytes;
+      const y = attention(qt, kT, vT, H);
+      const yh = await y.toArray();
+      const peak = pool.stats().peakInUseBytes - base;
+      console.log(`attention ${name}, d=40, 8 heads: peak extra in-use bytes ${peak} (one head's 4096x${Lk} f32 scores would be ${4096 * Lk * 4})`);
+      // Output [1,4096,320] + LSE [1,8,4096]: nothing of Lq×Lk size.
+      expect(peak).toBeLessThanOrEqual(L * C * 4 + H * L * 4 + 2 * 256);
+      expect(peak).toBeLessThan((4096 * 4096 * 4) / 8);
+      expect(relL2(pick(yh), refRows(kk, vv, Lk)), name).toBeLessThan(2e-6);
+      y.dispose();
+    }
+  }, 300_000);
+
+  it('rejects bad shapes', () => {
+    const q = Tensor.empty([1, 4, 6]);
+    const k = Tensor.empty([1, 3, 8]);
+    expect(() => attention(q, k, k, 2)).toThrow(/attention/);
+    expect(() => attention(q, q, q, 4)).toThrow(/heads/);
+  });
+});
