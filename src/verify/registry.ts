@@ -2,5 +2,6 @@
 // reported as SKIPPED. To add one: write src/verify/<section>.ts exporting a SectionRunner and list it.
 import type { SectionRunner } from './types.js';
 import { ddimRunner } from './ddim.js';
+import { tokenizerRunner } from './tokenizer.js';
 
-export const SECTION_RUNNERS: SectionRunner[] = [ddimRunner];
+export const SECTION_RUNNERS: SectionRunner[] = [tokenizerRunner, ddimRunner];
