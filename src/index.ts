@@ -18,3 +18,6 @@ export { DDIMScheduler, ddimLogProb, ddimLogProbRef, LOG_SQRT_2PI, type StepOpti
 export { verifyReference, formatReport, type VerifyOptions, type VerifyReport } from './verify/run.js';
 export { ReferenceDataError } from './verify/manifest.js';
 export type { SectionRunner, SectionContext, Row as VerifyRow } from './verify/types.js';
+export * from './tensor/ops/matmul.js';
+export * from './tensor/ops/softmax.js';
+export * from './tensor/ops/cast.js';

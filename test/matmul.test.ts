@@ -29,6 +29,9 @@ async function runCase(c: Case, variant: MatmulVariant | undefined, seed: number
   const ta = Tensor.fromArray(a, aShape);
   const tb = Tensor.fromArray(b, bShape);
   const tbias = bias ? Tensor.fromArray(bias, [N]) : undefined;
+  // Poison: release a NaN buffer of the output's size so the pool hands it to the matmul; every
+  // element must be overwritten (checked by allFinite / relL2 below).
+  Tensor.fromArray(new Float32Array(batch * M * N).fill(NaN), [batch * M * N]).dispose();
   const y = matmul(ta, tb, { transA: c.transA, transB: c.transB, bias: tbias, activation: c.act, variant });
   expect(y.shape).toEqual(batch > 1 ? [batch, M, N] : [M, N]);
   const got = await y.toArray();

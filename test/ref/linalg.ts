@@ -1,4 +1,5 @@
 // float64 CPU references for matmul, softmax and layout ops (row-major, plain loops).
+import { erf64 } from './special.js';
 
 export type Act = 'none' | 'relu' | 'gelu' | 'geluTanh' | 'silu';
 
@@ -39,35 +40,6 @@ export function activation(x: number, act: Act): number {
     case 'silu': return x / (1 + Math.exp(-x));
     default: return x;
   }
-}
-
-/**
- * erf to float64 accuracy: the Maclaurin series for |x| < 3 (terms alternate; at |x| < 3 the largest
- * term is ~2e3, so cancellation costs ≤ 1e-13 absolute), and the continued fraction of erfc beyond.
- */
-export function erf64(x: number): number {
-  if (Number.isNaN(x)) return NaN;
-  const z = Math.abs(x);
-  let r: number;
-  if (z < 3) {
-    // erf z = 2/√π Σ (-1)^n z^(2n+1) / (n! (2n+1))
-    let term = z;
-    let sum = z;
-    const z2 = z * z;
-    for (let n = 1; n < 200; n++) {
-      term *= -z2 / n;
-      const d = term / (2 * n + 1);
-      sum += d;
-      if (Math.abs(d) < 1e-17 * Math.abs(sum)) break;
-    }
-    r = (2 / Math.sqrt(Math.PI)) * sum;
-  } else {
-    // erfc z = e^{-z²}/√π · 1/(z + (1/2)/(z + 1/(z + (3/2)/(z + 2/(z + …))))), evaluated bottom-up.
-    let f = z;
-    for (let n = 120; n >= 1; n--) f = z + n / 2 / f;
-    r = 1 - Math.exp(-z * z) / Math.sqrt(Math.PI) / f;
-  }
-  return x < 0 ? -r : r;
 }
 
 /** Softmax (or log-softmax) over the last axis of [rows, len]. */

@@ -7,3 +7,142 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
   const y = x.view(shape);
   return record('reshape', [x], y, [], (dy) => [() => dy.view(x.shape)]);
 }
+
+// ------------------------------------------------------------------------------------------------
+// Copies (kernels/layout.wgsl): permute/transpose, slice, concat, chunk. They move 4-byte elements
+// bit for bit, so f32 and i32 tensors both work; only f32 results take part in autograd.
+import layoutSource from '../../../kernels/layout.wgsl';
+import { ShapeError as LayoutShapeError } from '../../gpu/errors.js';
+import { gpu as currentGpu } from '../../gpu/runtime.js';
+import { numel } from '../tensor.js';
+import { zeros } from './elementwise.js';
+
+const LAYOUT_WG = 256;
+const MAX_PERMUTE_RANK = 8;
+
+function fourByte(op: string, ...ts: Tensor[]): void {
+  for (const t of ts) if (t.dtype === 'f16') throw new LayoutShapeError(`${op}: f16 tensors are not supported (cast to f32 first)`);
+}
+
+function normalizeAxis(axis: number, rank: number, op: string): number {
+  const a = axis < 0 ? axis + rank : axis;
+  if (!Number.isInteger(a) || a < 0 || a >= rank) throw new LayoutShapeError(`${op}: axis ${axis} out of range for rank ${rank}`);
+  return a;
+}
+
+/** y = x.permute(dims), contiguous. */
+export function permute(x: Tensor, dims: readonly number[]): Tensor {
+  fourByte('permute', x);
+  const rank = x.rank;
+  const d = dims.map((v) => (v < 0 ? v + rank : v));
+  if (d.length !== rank || new Set(d).size !== rank || d.some((v) => !Number.isInteger(v) || v < 0 || v >= rank)) {
+    throw new LayoutShapeError(`permute: dims [${dims}] is not a permutation of the ${rank} axes of [${x.shape}]`);
+  }
+  if (rank > MAX_PERMUTE_RANK) throw new LayoutShapeError(`permute: rank ${rank} > ${MAX_PERMUTE_RANK} is not supported`);
+  const outShape = d.map((v) => x.shape[v]);
+  const identity = d.every((v, i) => v === i);
+  let y: Tensor;
+  if (identity) {
+    y = x.view(outShape);
+  } else {
+    y = Tensor.empty(outShape, x.dtype);
+    if (y.size > 0) {
+      const inStrides: number[] = new Array(rank);
+      let s = 1;
+      for (let i = rank - 1; i >= 0; i--) { inStrides[i] = s; s *= x.shape[i]; }
+      const pad = (v: number[]) => [...v, ...new Array<number>(MAX_PERMUTE_RANK - v.length).fill(0)];
+      currentGpu().dispatch({
+        kernel: { name: 'layout.permute', code: layoutSource, entry: 'permute', constants: { WG: LAYOUT_WG } },
+        buffers: [x.buffer, y.buffer],
+        params: [y.size, rank, 0, 0, ...pad(outShape), ...pad(d.map((v) => inStrides[v]))],
+        workgroups: Math.ceil(y.size / LAYOUT_WG),
+      });
+    }
+  }
+  const inverse = new Array<number>(rank);
+  d.forEach((v, i) => { inverse[v] = i; });
+  return record('permute', [x], y, [], (dy) => [() => permute(dy, inverse)]);
+}
+
+/** Swaps two axes (a contiguous copy). */
+export function transpose(x: Tensor, d0: number, d1: number): Tensor {
+  const a = normalizeAxis(d0, x.rank, 'transpose');
+  const b = normalizeAxis(d1, x.rank, 'transpose');
+  const dims = [...Array(x.rank).keys()];
+  dims[a] = b;
+  dims[b] = a;
+  return permute(x, dims);
+}
+
+/** Copies `count` entries along `axis` from src[srcStart..] to dst[dstStart..] (same outer/inner). */
+function copyAxis(src: Tensor, srcStart: number, dst: Tensor, dstStart: number, axis: number, count: number): void {
+  const outer = numel(src.shape.slice(0, axis));
+  const inner = numel(src.shape.slice(axis + 1));
+  const n = outer * count * inner;
+  if (n === 0) return;
+  currentGpu().dispatch({
+    kernel: { name: 'layout.copy_axis', code: layoutSource, entry: 'copy_axis', constants: { WG: LAYOUT_WG } },
+    buffers: [src.buffer, dst.buffer],
+    params: [outer, inner, count, src.shape[axis], srcStart, dst.shape[axis], dstStart, 0],
+    workgroups: Math.ceil(n / LAYOUT_WG),
+  });
+}
+
+/** x[..., start:end, ...] along `axis` (a copy; negative start/end count from the end, as in Python). */
+export function slice(x: Tensor, axis: number, start: number, end?: number): Tensor {
+  fourByte('slice', x);
+  const a = normalizeAxis(axis, x.rank, 'slice');
+  const len = x.shape[a];
+  const s = start < 0 ? Math.max(0, start + len) : Math.min(start, len);
+  const e = end === undefined ? len : end < 0 ? Math.max(0, end + len) : Math.min(end, len);
+  if (!Number.isInteger(s) || !Number.isInteger(e)) throw new LayoutShapeError(`slice: start/end must be integers, got ${start}, ${end}`);
+  const count = Math.max(0, e - s);
+  const outShape = x.shape.map((d, i) => (i === a ? count : d));
+  const y = Tensor.empty(outShape, x.dtype);
+  copyAxis(x, s, y, 0, a, count);
+  return record('slice', [x], y, [], (dy) => [
+    () => {
+      const dx = zeros(x.shape);
+      copyAxis(dy, 0, dx, s, a, count);
+      return dx;
+    },
+  ]);
+}
+
+/** Concatenation along `axis`; every other dimension must match. */
+export function concat(tensors: readonly Tensor[], axis: number): Tensor {
+  if (tensors.length === 0) throw new LayoutShapeError('concat: needs at least one tensor');
+  fourByte('concat', ...tensors);
+  const first = tensors[0];
+  const a = normalizeAxis(axis, first.rank, 'concat');
+  for (const t of tensors) {
+    if (t.dtype !== first.dtype || t.rank !== first.rank || t.shape.some((d, i) => i !== a && d !== first.shape[i])) {
+      throw new LayoutShapeError(`concat: shapes ${tensors.map((q) => `[${q.shape}]${q.dtype}`).join(', ')} differ off axis ${axis}`);
+    }
+  }
+  const total = tensors.reduce((s, t) => s + t.shape[a], 0);
+  const y = Tensor.empty(first.shape.map((d, i) => (i === a ? total : d)), first.dtype);
+  const offsets: number[] = [];
+  let off = 0;
+  for (const t of tensors) {
+    offsets.push(off);
+    copyAxis(t, 0, y, off, a, t.shape[a]);
+    off += t.shape[a];
+  }
+  return record('concat', tensors, y, [], (dy) => tensors.map((t, k) => () => {
+    const dx = Tensor.empty(t.shape);
+    copyAxis(dy, offsets[k], dx, 0, a, t.shape[a]);
+    return dx;
+  }));
+}
+
+/** Splits `axis` into n pieces of ceil(len / n) (the last may be smaller), like torch.chunk. */
+export function chunk(x: Tensor, n: number, axis: number): Tensor[] {
+  const a = normalizeAxis(axis, x.rank, 'chunk');
+  if (!Number.isInteger(n) || n < 1) throw new LayoutShapeError(`chunk: n must be a positive integer, got ${n}`);
+  const len = x.shape[a];
+  const size = Math.ceil(len / n);
+  const out: Tensor[] = [];
+  for (let s = 0; s < len; s += size) out.push(slice(x, a, s, Math.min(s + size, len)));
+  return out;
+}
