@@ -1,12 +1,13 @@
 // diffusers' Attention (to_q/to_k/to_v/to_out.0) and GEGLU FeedForward (ff.net.0.proj, ff.net.2).
 import { ShapeError } from '../gpu/errors.js';
-import { Tensor } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
-import { gelu, mul } from '../tensor/ops/elementwise.js';
+import { Tensor, tidy } from '../tensor/tensor.js';
+import { add, gelu, mul, scale } from '../tensor/ops/elementwise.js';
 import { attention } from '../tensor/ops/attention.js';
 import { chunk, reshape, transpose } from '../tensor/ops/layout.js';
 import { Module, ModuleList, initGenerator } from './module.js';
 import { Linear, type Projection } from './linear.js';
+import { GroupNorm } from './norm.js';
 
 export interface AttentionOptions {
   /** Context width for cross-attention (default: queryDim, self-attention). */
@@ -17,6 +18,14 @@ export interface AttentionOptions {
   qkvBias?: boolean;
   /** Bias on to_out.0 (diffusers: true). */
   outBias?: boolean;
+  /** diffusers' `norm_num_groups`: a GroupNorm `group_norm` over channels before the projections. */
+  normNumGroups?: number;
+  /** eps of that GroupNorm (diffusers default 1e-5; the VAE uses 1e-6). */
+  normEps?: number;
+  /** Add the input to the output (diffusers' `residual_connection`). */
+  residualConnection?: boolean;
+  /** Divide the output by this (diffusers' `rescale_output_factor`, default 1). */
+  rescaleOutputFactor?: number;
   gen?: Generator;
 }
 
@@ -32,10 +41,15 @@ export class Attention extends Module {
   readonly dimHead: number;
   readonly innerDim: number;
   readonly crossAttentionDim: number;
+  readonly residualConnection: boolean;
+  readonly rescaleOutputFactor: number;
 
   constructor(readonly queryDim: number, opts: AttentionOptions = {}) {
     super();
     const gen = initGenerator(opts.gen);
+    this.residualConnection = opts.residualConnection ?? false;
+    this.rescaleOutputFactor = opts.rescaleOutputFactor ?? 1;
+    if (opts.normNumGroups) this.registerModule('group_norm', new GroupNorm(opts.normNumGroups, queryDim, { eps: opts.normEps ?? 1e-5 }));
     this.heads = opts.heads ?? 8;
     this.dimHead = opts.dimHead ?? 64;
     this.innerDim = this.heads * this.dimHead;
@@ -52,18 +66,34 @@ export class Attention extends Module {
   get toV(): Projection { return this.child('to_v'); }
   get toOut(): Projection { return this.child<ModuleList>('to_out').at(0) as Projection; }
 
+  private get groupNorm(): GroupNorm | null {
+    for (const [n, m] of this.namedChildren()) if (n === 'group_norm') return m as GroupNorm;
+    return null;
+  }
+
+  /** diffusers' AttnProcessor: [B, C, H, W] input attends over H·W tokens and comes back in that layout. */
   forward(x: Tensor, context?: Tensor): Tensor {
-    if (x.rank === 4) {
-      const [b, c, h, w] = x.shape;
-      const flat = reshape(x, [b, c, h * w]);
-      const tokens = transpose(flat, 1, 2);
-      const y = this.forward(tokens, context);
-      const yt = transpose(y, 1, 2);
-      const out = reshape(yt, [b, c, h, w]);
-      [flat, tokens, y, yt].forEach((t) => t.dispose());
-      return out;
-    }
-    if (x.rank !== 3 || x.shape[2] !== this.queryDim) throw new ShapeError(`Attention: expected [B, L, ${this.queryDim}], got [${x.shape}]`);
+    return tidy(() => {
+      let tokens: Tensor;
+      const gn = this.groupNorm;
+      if (x.rank === 4) {
+        const [b, c, h, w] = x.shape;
+        if (c !== this.queryDim) throw new ShapeError(`Attention: expected [B, ${this.queryDim}, H, W], got [${x.shape}]`);
+        const flat = reshape(x, [b, c, h * w]);
+        tokens = transpose(gn ? gn.forward(flat) : flat, 1, 2);
+      } else {
+        if (x.rank !== 3 || x.shape[2] !== this.queryDim) throw new ShapeError(`Attention: expected [B, L, ${this.queryDim}], got [${x.shape}]`);
+        tokens = gn ? transpose(gn.forward(transpose(x, 1, 2)), 1, 2) : x;
+      }
+      let y = this.attend(tokens, context);
+      if (x.rank === 4) y = reshape(transpose(y, 1, 2), x.shape);
+      if (this.residualConnection) y = add(y, x);
+      if (this.rescaleOutputFactor !== 1) y = scale(y, 1 / this.rescaleOutputFactor);
+      return y;
+    });
+  }
+
+  private attend(x: Tensor, context?: Tensor): Tensor {
     const ctx = context ?? x;
     if (ctx.rank !== 3 || ctx.shape[0] !== x.shape[0] || ctx.shape[2] !== this.crossAttentionDim) {
       throw new ShapeError(`Attention: context [${ctx.shape}] must be [${x.shape[0]}, L, ${this.crossAttentionDim}]`);

@@ -11,7 +11,8 @@ import { reshape } from '../tensor/ops/layout.js';
 import { SafetensorsFile } from '../io/safetensors.js';
 import { Module, ModuleList, initGenerator } from './module.js';
 import { Linear, type Projection } from './linear.js';
-import { Embedding, LayerNorm } from './layers.js';
+import { Embedding } from './layers.js';
+import { LayerNorm } from './norm.js';
 
 /** The fields of transformers' CLIPTextConfig that the model uses. */
 export interface CLIPTextConfig {

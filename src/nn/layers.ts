@@ -1,16 +1,16 @@
-// Basic layers with torch key names: Conv2d, GroupNorm, LayerNorm, Embedding, Dropout (identity);
-// re-exports Linear/LoRA and Attention/FeedForward so `nn/layers.js` is the one import for layers.
+// Basic layers with torch key names: Conv2d, Embedding, Dropout (identity); re-exports
+// Linear/LoRA, GroupNorm/LayerNorm and Attention/FeedForward so `nn/layers.js` is the one import for layers.
 import { ShapeError } from '../gpu/errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { conv2d, type Padding2d } from '../tensor/ops/conv2d.js';
-import { groupNorm, layerNorm } from '../tensor/ops/norm.js';
 import { embedding } from '../tensor/ops/embedding.js';
 import { Module, initGenerator } from './module.js';
 import { uniformFanIn } from './linear.js';
 
 export { Module, ModuleList, StateDictError, manualSeed } from './module.js';
 export { Linear, LoRALinear, injectLoRA, uniformFanIn, type Projection, type LinearOptions, type LoRAOptions } from './linear.js';
+export { GroupNorm, LayerNorm, type NormOptions } from './norm.js';
 export { Attention, FeedForward, GEGLU, type AttentionOptions, type FeedForwardOptions } from './attention.js';
 
 export type Padding = Padding2d;
@@ -47,60 +47,6 @@ export class Conv2d extends Module {
       throw new ShapeError(`Conv2d(${this.inChannels}→${this.outChannels}): expected [N, ${this.inChannels}, H, W], got [${x.shape}]`);
     }
     return conv2d(x, this.weight, this.bias ?? undefined, { stride: this.stride, padding: this.padding });
-  }
-}
-
-export interface NormOptions {
-  eps?: number;
-  /** Learnable weight (ones) and bias (zeros); default true. */
-  affine?: boolean;
-}
-
-function ones(n: number): Tensor {
-  return Tensor.fromArray(new Float32Array(n).fill(1), [n]);
-}
-function zeros(n: number): Tensor {
-  return Tensor.fromArray(new Float32Array(n), [n]);
-}
-
-export class GroupNorm extends Module {
-  readonly weight: Tensor | null;
-  readonly bias: Tensor | null;
-  readonly eps: number;
-
-  constructor(readonly numGroups: number, readonly numChannels: number, opts: NormOptions = {}) {
-    super();
-    if (numChannels % numGroups !== 0) throw new ShapeError(`GroupNorm: ${numChannels} channels do not split into ${numGroups} groups`);
-    this.eps = opts.eps ?? 1e-5;
-    const affine = opts.affine ?? true;
-    this.weight = affine ? this.registerParameter('weight', ones(numChannels)) : null;
-    this.bias = affine ? this.registerParameter('bias', zeros(numChannels)) : null;
-  }
-
-  forward(x: Tensor): Tensor {
-    if (x.rank < 2 || x.shape[1] !== this.numChannels) {
-      throw new ShapeError(`GroupNorm(${this.numGroups}, ${this.numChannels}): expected [N, ${this.numChannels}, …], got [${x.shape}]`);
-    }
-    return groupNorm(x, this.numGroups, this.weight ?? undefined, this.bias ?? undefined, this.eps);
-  }
-}
-
-export class LayerNorm extends Module {
-  readonly weight: Tensor | null;
-  readonly bias: Tensor | null;
-  readonly eps: number;
-
-  constructor(readonly dim: number, opts: NormOptions = {}) {
-    super();
-    this.eps = opts.eps ?? 1e-5;
-    const affine = opts.affine ?? true;
-    this.weight = affine ? this.registerParameter('weight', ones(dim)) : null;
-    this.bias = affine ? this.registerParameter('bias', zeros(dim)) : null;
-  }
-
-  forward(x: Tensor): Tensor {
-    if (x.shape[x.rank - 1] !== this.dim) throw new ShapeError(`LayerNorm(${this.dim}): input [${x.shape}] has last dim ${x.shape[x.rank - 1]}`);
-    return layerNorm(x, this.weight ?? undefined, this.bias ?? undefined, this.eps);
   }
 }
 

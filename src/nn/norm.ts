@@ -1,0 +1,59 @@
+// GroupNorm and LayerNorm modules (torch key names: weight, bias).
+import { ShapeError } from '../gpu/errors.js';
+import { Tensor } from '../tensor/tensor.js';
+import { groupNorm, layerNorm } from '../tensor/ops/norm.js';
+import { Module } from './module.js';
+
+export interface NormOptions {
+  eps?: number;
+  /** Learnable weight (ones) and bias (zeros); default true. */
+  affine?: boolean;
+}
+
+function ones(n: number): Tensor {
+  return Tensor.fromArray(new Float32Array(n).fill(1), [n]);
+}
+function zeros(n: number): Tensor {
+  return Tensor.fromArray(new Float32Array(n), [n]);
+}
+
+export class GroupNorm extends Module {
+  readonly weight: Tensor | null;
+  readonly bias: Tensor | null;
+  readonly eps: number;
+
+  constructor(readonly numGroups: number, readonly numChannels: number, opts: NormOptions = {}) {
+    super();
+    if (numChannels % numGroups !== 0) throw new ShapeError(`GroupNorm: ${numChannels} channels do not split into ${numGroups} groups`);
+    this.eps = opts.eps ?? 1e-5;
+    const affine = opts.affine ?? true;
+    this.weight = affine ? this.registerParameter('weight', ones(numChannels)) : null;
+    this.bias = affine ? this.registerParameter('bias', zeros(numChannels)) : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.rank < 2 || x.shape[1] !== this.numChannels) {
+      throw new ShapeError(`GroupNorm(${this.numGroups}, ${this.numChannels}): expected [N, ${this.numChannels}, …], got [${x.shape}]`);
+    }
+    return groupNorm(x, this.numGroups, this.weight ?? undefined, this.bias ?? undefined, this.eps);
+  }
+}
+
+export class LayerNorm extends Module {
+  readonly weight: Tensor | null;
+  readonly bias: Tensor | null;
+  readonly eps: number;
+
+  constructor(readonly dim: number, opts: NormOptions = {}) {
+    super();
+    this.eps = opts.eps ?? 1e-5;
+    const affine = opts.affine ?? true;
+    this.weight = affine ? this.registerParameter('weight', ones(dim)) : null;
+    this.bias = affine ? this.registerParameter('bias', zeros(dim)) : null;
+  }
+
+  forward(x: Tensor): Tensor {
+    if (x.shape[x.rank - 1] !== this.dim) throw new ShapeError(`LayerNorm(${this.dim}): input [${x.shape}] has last dim ${x.shape[x.rank - 1]}`);
+    return layerNorm(x, this.weight ?? undefined, this.bias ?? undefined, this.eps);
+  }
+}
