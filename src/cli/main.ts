@@ -6,6 +6,7 @@ type Command = (args: string[]) => Promise<number | void>;
 const commands: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./demo.js')).demo,
   'verify-reference': async () => (await import('./verify.js')).verifyCommand,
+  inspect: async () => (await import('./inspect.js')).inspect,
 };
 
 async function main(argv: string[]): Promise<number> {
