@@ -21,3 +21,16 @@ export type { SectionRunner, SectionContext, Row as VerifyRow } from './verify/t
 export * from './tensor/ops/matmul.js';
 export * from './tensor/ops/softmax.js';
 export * from './tensor/ops/cast.js';
+export {
+  SafetensorsFile, SafetensorsError, parseSafetensorsHeader, readSafetensors, readSafetensorsSync, writeSafetensors, writeSafetensorsSync,
+  serializeSafetensors, encodeTensor, decodeF32, decodeInt32, DTYPE_SIZES, MAX_HEADER_BYTES,
+  type SafetensorsDType, type TensorInfo, type HostTensor, type ReadTensorOptions, type TensorToWrite, type WritableDType,
+} from './io/safetensors.js';
+export { CLIPTokenizer, TokenizerError, cleanText, fixText, bytesToUnicode, findAsset, BOS_ID, EOS_ID, PAD_ID, MAX_LENGTH } from './io/tokenizer.js';
+export { htmlUnescape } from './io/html-entities.js';
+export {
+  openDiffusersModel, openWeights, findWeights, ShardedSafetensors, MappedWeights, DiffusersError, checkStateDict, assertStateDict,
+  loadStateDict, vaeLegacyRename, keyOptionsFor, DEFAULT_IGNORE,
+  type DiffusersModel, type Component, type OpenModelOptions, type WeightsReader, type KeyMapOptions, type StateDictReport, type Loadable,
+} from './io/diffusers.js';
+export { encodePng, decodePng, writePng, readPng, writePngTensor, ImageError, toByte, type DecodedImage, type ImageLayout } from './io/image.js';
