@@ -1,0 +1,149 @@
+// AdamW with torch.optim.AdamW semantics (decoupled weight decay, bias correction), one fused
+// kernel per parameter buffer; global gradient norm and clipping on the GPU. See kernels/adamw.wgsl.
+import source from '../../kernels/adamw.wgsl';
+import { LpoError, ShapeError } from '../gpu/errors.js';
+import { gpu, f32, type Param } from '../gpu/runtime.js';
+import { Tensor, keep } from '../tensor/tensor.js';
+import { zeros } from '../tensor/ops/elementwise.js';
+
+const WG = 256;
+/** Invocations per buffer in the sum-of-squares pass. */
+const NT = 256;
+
+export interface AdamWOptions {
+  /** Learning rate (default 1e-3, as torch). */
+  lr?: number;
+  betas?: [number, number];
+  eps?: number;
+  /** Decoupled weight decay (default 1e-2, as torch). */
+  weightDecay?: number;
+}
+
+function uni(n: number, fields: Partial<Record<'decay' | 'beta1' | 'beta2' | 'stepSize' | 'bc2Sqrt' | 'eps' | 'maxNorm', number>> & { slot?: number }): Param[] {
+  return [
+    n, f32(fields.decay ?? 0), f32(fields.beta1 ?? 0), f32(fields.beta2 ?? 0), f32(fields.stepSize ?? 0),
+    f32(fields.bc2Sqrt ?? 0), f32(fields.eps ?? 0), fields.slot ?? 0, f32(fields.maxNorm ?? 0), 0, 0, 0,
+  ];
+}
+
+function checkF32(op: string, t: Tensor): void {
+  if (t.dtype !== 'f32') throw new ShapeError(`${op}: parameters and gradients must be f32, got ${t.dtype} [${t.shape}]`);
+}
+
+export class AdamW {
+  lr: number;
+  readonly betas: [number, number];
+  readonly eps: number;
+  readonly weightDecay: number;
+  /** Steps taken so far (torch keeps one per parameter; all ours step together). */
+  private readonly steps = new Map<Tensor, number>();
+  private readonly state = new Map<Tensor, { m: Tensor; v: Tensor }>();
+
+  constructor(readonly params: Tensor[], opts: AdamWOptions = {}) {
+    this.lr = opts.lr ?? 1e-3;
+    this.betas = opts.betas ?? [0.9, 0.999];
+    this.eps = opts.eps ?? 1e-8;
+    this.weightDecay = opts.weightDecay ?? 1e-2;
+    if (!(this.lr >= 0)) throw new LpoError(`AdamW: invalid lr ${this.lr}`);
+    for (const b of this.betas) if (!(b >= 0 && b < 1)) throw new LpoError(`AdamW: invalid beta ${b}`);
+    for (const p of params) checkF32('AdamW', p);
+  }
+
+  /** One update of every parameter that has a gradient (those without are skipped, as in torch). */
+  step(): void {
+    const [b1, b2] = this.betas;
+    for (const p of this.params) {
+      const g = p.grad;
+      if (!g) continue;
+      checkF32('AdamW.step', g);
+      if (g.size !== p.size) throw new ShapeError(`AdamW.step: grad [${g.shape}] does not match parameter [${p.shape}]`);
+      let st = this.state.get(p);
+      if (!st) {
+        st = { m: keep(zeros(p.shape)), v: keep(zeros(p.shape)) };
+        this.state.set(p, st);
+      }
+      const t = (this.steps.get(p) ?? 0) + 1;
+      this.steps.set(p, t);
+      if (p.size === 0) continue;
+      const bc1 = 1 - b1 ** t;
+      const bc2 = 1 - b2 ** t;
+      gpu().dispatch({
+        kernel: { name: 'adamw.step', code: source, entry: 'adamw_step', constants: { WG } },
+        buffers: [p.buffer, g.buffer, st.m.buffer, st.v.buffer],
+        params: uni(p.size, { decay: 1 - this.lr * this.weightDecay, beta1: b1, beta2: b2, stepSize: this.lr / bc1, bc2Sqrt: Math.sqrt(bc2), eps: this.eps }),
+        workgroups: Math.ceil(p.size / WG),
+      });
+    }
+  }
+
+  /** Frees the gradients of all parameters. */
+  zeroGrad(): void {
+    for (const p of this.params) {
+      p.grad?.dispose();
+      p.grad = null;
+    }
+  }
+
+  /** First and second moments of a parameter (undefined before its first step). */
+  moments(p: Tensor): { m: Tensor; v: Tensor } | undefined {
+    return this.state.get(p);
+  }
+
+  /** Frees the optimizer state. */
+  dispose(): void {
+    for (const { m, v } of this.state.values()) {
+      m.dispose();
+      v.dispose();
+    }
+    this.state.clear();
+    this.steps.clear();
+  }
+}
+
+/** The global L2 norm of the gradients of `params` (those with one), as a scalar tensor. */
+export function gradNorm(params: readonly Tensor[]): Tensor {
+  const grads = params.map((p) => p.grad).filter((g): g is Tensor => g !== null && g.size > 0);
+  grads.forEach((g) => checkF32('gradNorm', g));
+  const norm = Tensor.empty([]);
+  const partials = Tensor.empty([Math.max(1, grads.length) * NT]);
+  if (grads.length === 0) {
+    const z = zeros([NT]);
+    gpu().copy(z.buffer, 0, partials.buffer, 0, NT * 4);
+    z.dispose();
+  }
+  grads.forEach((g, slot) => {
+    gpu().dispatch({
+      kernel: { name: 'adamw.sumsq', code: source, entry: 'sumsq', constants: { WG, NT } },
+      buffers: [g.buffer, partials.buffer],
+      params: uni(g.size, { slot }),
+      workgroups: Math.ceil(NT / WG),
+    });
+  });
+  gpu().dispatch({
+    kernel: { name: 'adamw.finish_norm', code: source, entry: 'finish_norm' },
+    buffers: [partials.buffer, norm.buffer],
+    params: uni(partials.size, {}),
+    workgroups: 1,
+  });
+  partials.dispose();
+  return norm;
+}
+
+/**
+ * Scales the gradients in place by min(maxNorm / (norm + 1e-6), 1), as
+ * torch.nn.utils.clip_grad_norm_; the norm stays on the GPU. Returns the norm before clipping.
+ */
+export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor {
+  const norm = gradNorm(params);
+  for (const p of params) {
+    const g = p.grad;
+    if (!g || g.size === 0) continue;
+    gpu().dispatch({
+      kernel: { name: 'adamw.clip', code: source, entry: 'clip', constants: { WG } },
+      buffers: [norm.buffer, g.buffer],
+      params: uni(g.size, { maxNorm }),
+      workgroups: Math.ceil(g.size / WG),
+    });
+  }
+  return norm;
+}
