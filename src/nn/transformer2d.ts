@@ -1,0 +1,116 @@
+// diffusers' Transformer2DModel (continuous input) and BasicTransformerBlock, as SD1.x/SD2.x U-Nets use them.
+import { ShapeError } from '../gpu/errors.js';
+import { Tensor, tidy } from '../tensor/tensor.js';
+import { Generator } from '../tensor/random.js';
+import { add } from '../tensor/ops/elementwise.js';
+import { linear } from '../tensor/ops/matmul.js';
+import { permute, reshape } from '../tensor/ops/layout.js';
+import { Attention, Conv2d, FeedForward, GroupNorm, LayerNorm, Linear, Module, ModuleList, type Projection } from './layers.js';
+
+export interface BasicTransformerBlockOptions {
+  dim: number;
+  heads: number;
+  dimHead: number;
+  crossAttentionDim: number;
+  /** LayerNorm eps of norm1/2/3 (diffusers: 1e-5). */
+  normEps?: number;
+  gen?: Generator;
+}
+
+/** x += attn1(norm1(x)); x += attn2(norm2(x), context); x += ff(norm3(x)) (GEGLU feed-forward). */
+export class BasicTransformerBlock extends Module {
+  readonly dim: number;
+
+  constructor(o: BasicTransformerBlockOptions) {
+    super();
+    const eps = o.normEps ?? 1e-5;
+    const gen = o.gen;
+    this.dim = o.dim;
+    this.registerModule('norm1', new LayerNorm(o.dim, { eps }));
+    this.registerModule('attn1', new Attention(o.dim, { heads: o.heads, dimHead: o.dimHead, gen }));
+    this.registerModule('norm2', new LayerNorm(o.dim, { eps }));
+    this.registerModule('attn2', new Attention(o.dim, { heads: o.heads, dimHead: o.dimHead, crossAttentionDim: o.crossAttentionDim, gen }));
+    this.registerModule('norm3', new LayerNorm(o.dim, { eps }));
+    this.registerModule('ff', new FeedForward(o.dim, { gen }));
+  }
+
+  /** x [B, L, dim], context [B, Lc, crossAttentionDim]. */
+  forward(x: Tensor, context: Tensor): Tensor {
+    return tidy(() => {
+      let h = add(x, this.child<Attention>('attn1').forward(this.child<LayerNorm>('norm1').forward(x)));
+      h = add(h, this.child<Attention>('attn2').forward(this.child<LayerNorm>('norm2').forward(h), context));
+      h = add(h, this.child<FeedForward>('ff').forward(this.child<LayerNorm>('norm3').forward(h)));
+      return h;
+    });
+  }
+}
+
+export interface Transformer2DModelOptions {
+  heads: number;
+  dimHead: number;
+  inChannels: number;
+  numLayers?: number;
+  crossAttentionDim: number;
+  /** GroupNorm groups of `norm` (the block's resnet groups). */
+  normNumGroups: number;
+  /** proj_in/proj_out as Linear (SD2.x) instead of 1x1 convs (SD1.x). */
+  useLinearProjection?: boolean;
+  gen?: Generator;
+}
+
+/**
+ * norm (GroupNorm, eps fixed at 1e-6) → proj_in → tokens [B, H·W, C] → transformer_blocks → proj_out → + x.
+ * A 1x1 conv is a per-pixel linear map, so both projection kinds run as `linear` on the token layout
+ * (the conv's [out, in, 1, 1] weight read as [out, in]).
+ */
+export class Transformer2DModel extends Module {
+  readonly inChannels: number;
+  readonly innerDim: number;
+  readonly useLinearProjection: boolean;
+  readonly numLayers: number;
+
+  constructor(o: Transformer2DModelOptions) {
+    super();
+    const gen = o.gen;
+    this.inChannels = o.inChannels;
+    this.innerDim = o.heads * o.dimHead;
+    this.useLinearProjection = o.useLinearProjection ?? false;
+    this.numLayers = o.numLayers ?? 1;
+    this.registerModule('norm', new GroupNorm(o.normNumGroups, o.inChannels, { eps: 1e-6 }));
+    if (this.useLinearProjection) this.registerModule('proj_in', new Linear(o.inChannels, this.innerDim, { gen }));
+    else this.registerModule('proj_in', new Conv2d(o.inChannels, this.innerDim, 1, { gen }));
+    const blocks = new ModuleList<BasicTransformerBlock>();
+    for (let i = 0; i < this.numLayers; i++) {
+      blocks.append(new BasicTransformerBlock({ dim: this.innerDim, heads: o.heads, dimHead: o.dimHead, crossAttentionDim: o.crossAttentionDim, gen }));
+    }
+    this.registerModule('transformer_blocks', blocks);
+    if (this.useLinearProjection) this.registerModule('proj_out', new Linear(this.innerDim, o.inChannels, { gen }));
+    else this.registerModule('proj_out', new Conv2d(this.innerDim, o.inChannels, 1, { gen }));
+  }
+
+  private project(name: 'proj_in' | 'proj_out', tokens: Tensor): Tensor {
+    const m = this.child(name);
+    if (m instanceof Conv2d) {
+      const w = reshape(m.weight, [m.outChannels, m.inChannels]);
+      return linear(tokens, w, m.bias ?? undefined);
+    }
+    return (m as Projection).forward(tokens);
+  }
+
+  /** x [B, C, H, W], context [B, Lc, crossAttentionDim] → [B, C, H, W]. */
+  forward(x: Tensor, context: Tensor): Tensor {
+    if (x.rank !== 4 || x.shape[1] !== this.inChannels) {
+      throw new ShapeError(`Transformer2DModel(${this.inChannels}): expected [B, ${this.inChannels}, H, W], got [${x.shape}]`);
+    }
+    const [b, c, hh, ww] = x.shape;
+    return tidy(() => {
+      const n = this.child<GroupNorm>('norm').forward(x);
+      const tokens = reshape(permute(n, [0, 2, 3, 1]), [b, hh * ww, c]);
+      let h = this.project('proj_in', tokens);
+      for (const blk of this.child<ModuleList<BasicTransformerBlock>>('transformer_blocks')) h = blk.forward(h, context);
+      h = this.project('proj_out', h);
+      const img = permute(reshape(h, [b, hh, ww, c]), [0, 3, 1, 2]);
+      return add(img, x);
+    });
+  }
+}
