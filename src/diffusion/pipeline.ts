@@ -1,0 +1,210 @@
+// Text-to-image with classifier-free guidance and DDIM (diffusers' StableDiffusionPipeline, SD1.x/2.x).
+//
+// Each step: eps = unet(cat[x, x], t, cat[negative_embeds, prompt_embeds]); (eps_u, eps_c) = chunk(2);
+// eps = eps_u + g·(eps_c − eps_u); x = ddim.step(eps, t, x, η). Finally
+// image = clamp(vae.decode(x / scaling_factor)/2 + 0.5, 0, 1).
+// Written against small structural interfaces so any text encoder / U-Net / VAE with these methods plugs in.
+import { LpoError, ShapeError } from '../gpu/errors.js';
+import { gpu } from '../gpu/runtime.js';
+import { noGradAsync } from '../autograd/tape.js';
+import { Tensor, tidy } from '../tensor/tensor.js';
+import { Generator } from '../tensor/random.js';
+import { add, affine, div, maximum, minimum, scale, sub } from '../tensor/ops/elementwise.js';
+import { concat, slice } from '../tensor/ops/layout.js';
+import type { DDIMScheduler } from './ddim.js';
+
+export interface PromptTokenizer {
+  encode(text: string): number[];
+}
+
+export interface TextEncoderLike {
+  forward(ids: readonly (readonly number[])[], opts?: { outputHiddenStates?: boolean }): {
+    lastHiddenState: Tensor;
+    pooledOutput?: Tensor;
+    hiddenStates?: Tensor[];
+  };
+}
+
+export interface UNetLike {
+  readonly config: { inChannels: number };
+  forward(sample: Tensor, timesteps: readonly number[] | number, encoderHiddenStates: Tensor): { sample: Tensor };
+}
+
+export interface VAELike {
+  readonly config: { latentChannels: number; scalingFactor: number; blockOutChannels: readonly number[] };
+  decode(z: Tensor): Tensor;
+}
+
+export interface PipelineComponents {
+  tokenizer: PromptTokenizer;
+  textEncoder: TextEncoderLike;
+  unet: UNetLike;
+  vae: VAELike;
+  scheduler: DDIMScheduler;
+  /** The U-Net config's sample_size (latent pixels; 64 for SD1.5): the default image size is this × the VAE factor. */
+  sampleSize?: number;
+}
+
+export interface StepInfo {
+  /** 0-based step index. */
+  step: number;
+  total: number;
+  timestep: number;
+  /** x after this step (valid during the callback only; retain() it to keep it). */
+  latents: Tensor;
+}
+
+export interface GenerateOptions {
+  prompt: string | readonly string[];
+  /** Default '' (the encoded empty prompt, as SD1.x pipelines use). */
+  negativePrompt?: string | readonly string[];
+  numInferenceSteps?: number;
+  /** CFG scale g; guidance is on when g > 1 (as diffusers). Default 7.5. */
+  guidanceScale?: number;
+  /** DDIM η (0: deterministic). */
+  eta?: number;
+  /** Seed for the initial latents (and DDIM noise when η > 0); ignored when `generator` is given. */
+  seed?: number;
+  generator?: Generator;
+  /** Initial latents x_T [B, C, h, w] (used as given: DDIM's init_noise_sigma is 1). */
+  latents?: Tensor;
+  /** Pixel size; default unet sample_size × the VAE factor. */
+  height?: number;
+  width?: number;
+  /** Precomputed embeddings [B, L, D] (skip the tokenizer and text encoder). */
+  promptEmbeds?: Tensor;
+  negativePromptEmbeds?: Tensor;
+  /** Called after every step (awaited); the GPU work of the step is finished when it runs. */
+  onStep?: (info: StepInfo) => void | Promise<void>;
+  /** 'image' (default) decodes with the VAE; 'latent' returns only the latents. */
+  outputType?: 'image' | 'latent';
+}
+
+export interface GenerateResult {
+  /** [B, 3, H, W] in [0, 1] (absent for outputType 'latent'). */
+  images?: Tensor;
+  /** Final latents [B, C, h, w]. */
+  latents: Tensor;
+  promptEmbeds: Tensor;
+  negativePromptEmbeds: Tensor | null;
+  timesteps: number[];
+}
+
+export class StableDiffusionPipeline {
+  readonly tokenizer: PromptTokenizer;
+  readonly textEncoder: TextEncoderLike;
+  readonly unet: UNetLike;
+  readonly vae: VAELike;
+  readonly scheduler: DDIMScheduler;
+  readonly sampleSize: number;
+
+  constructor(c: PipelineComponents) {
+    this.sampleSize = c.sampleSize ?? 64;
+    this.tokenizer = c.tokenizer;
+    this.textEncoder = c.textEncoder;
+    this.unet = c.unet;
+    this.vae = c.vae;
+    this.scheduler = c.scheduler;
+  }
+
+  /** 2^(len(vae.block_out_channels) − 1): 8 for SD. */
+  get vaeScaleFactor(): number {
+    return 2 ** (this.vae.config.blockOutChannels.length - 1);
+  }
+
+  /** text_encoder(tokenize(prompts)).last_hidden_state: [B, 77, D]. */
+  encodePrompt(prompts: readonly string[]): Tensor {
+    const ids = prompts.map((p) => this.tokenizer.encode(p));
+    const out = this.textEncoder.forward(ids, { outputHiddenStates: false });
+    out.pooledOutput?.dispose();
+    for (const h of out.hiddenStates ?? []) if (h !== out.lastHiddenState) h.dispose();
+    return out.lastHiddenState;
+  }
+
+  /** The classifier-free-guided noise prediction at t for latents x (B items) and context cat[neg; pos]. */
+  guidedNoise(x: Tensor, t: number, context: Tensor, guidanceScale: number): Tensor {
+    return tidy(() => {
+      const B = x.shape[0];
+      if (context.shape[0] === B) return this.unet.forward(x, t, context).sample;
+      const eps = this.unet.forward(concat([x, x], 0), t, context).sample;
+      const u = slice(eps, 0, 0, B);
+      const c = slice(eps, 0, B, 2 * B);
+      // noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond), in this order
+      return add(u, scale(sub(c, u), guidanceScale));
+    });
+  }
+
+  /** image = clamp(vae.decode(latents / scaling_factor)/2 + 0.5, 0, 1). */
+  decodeLatents(latents: Tensor): Tensor {
+    return tidy(() => {
+      const sf = Tensor.fromArray([this.vae.config.scalingFactor], [1]);
+      const img = this.vae.decode(div(latents, sf));
+      const y = affine(img, 0.5, 0.5);
+      return minimum(maximum(y, Tensor.fromArray([0], [1])), Tensor.fromArray([1], [1]));
+    });
+  }
+
+  async generate(opts: GenerateOptions): Promise<GenerateResult> {
+    return noGradAsync(() => this.run(opts));
+  }
+
+  private async run(o: GenerateOptions): Promise<GenerateResult> {
+    const prompts = typeof o.prompt === 'string' ? [o.prompt] : [...o.prompt];
+    const steps = o.numInferenceSteps ?? 50;
+    const g = o.guidanceScale ?? 7.5;
+    const eta = o.eta ?? 0;
+    const cfg = g > 1;
+    const gen = o.generator ?? new Generator(o.seed ?? 0);
+
+    let B = prompts.length;
+    if (o.promptEmbeds) B = o.promptEmbeds.shape[0];
+    if (B < 1) throw new LpoError('generate: no prompt');
+    const negs = o.negativePrompt === undefined ? new Array<string>(B).fill('')
+      : typeof o.negativePrompt === 'string' ? new Array<string>(B).fill(o.negativePrompt) : [...o.negativePrompt];
+    if (negs.length !== B) throw new ShapeError(`generate: ${negs.length} negative prompts for ${B} prompts`);
+
+    const promptEmbeds = o.promptEmbeds ? o.promptEmbeds.retain() : this.encodePrompt(prompts);
+    let negEmbeds: Tensor | null = null;
+    if (cfg) negEmbeds = o.negativePromptEmbeds ? o.negativePromptEmbeds.retain() : this.encodePrompt(negs);
+    if (negEmbeds && negEmbeds.shape.join() !== promptEmbeds.shape.join()) {
+      throw new ShapeError(`generate: negative embeddings [${negEmbeds.shape}] and prompt embeddings [${promptEmbeds.shape}] differ`);
+    }
+    const context = negEmbeds ? concat([negEmbeds, promptEmbeds], 0) : promptEmbeds.retain();
+
+    const f = this.vaeScaleFactor;
+    const C = this.unet.config.inChannels;
+    let latents: Tensor;
+    if (o.latents) {
+      const s = o.latents.shape;
+      if (s.length !== 4 || s[0] !== B || s[1] !== C) throw new ShapeError(`generate: latents must be [${B}, ${C}, h, w], got [${s}]`);
+      latents = o.latents.retain();
+    } else {
+      const base = this.sampleSize * f;
+      const H = o.height ?? base;
+      const W = o.width ?? base;
+      if (H % f || W % f) throw new ShapeError(`generate: height and width must be multiples of ${f}, got ${H}x${W}`);
+      latents = Tensor.randn([B, C, H / f, W / f], gen, this.scheduler.initNoiseSigma);
+    }
+
+    const timesteps = this.scheduler.setTimesteps(steps);
+    try {
+      for (let i = 0; i < timesteps.length; i++) {
+        const t = timesteps[i];
+        const eps = this.guidedNoise(latents, t, context, g);
+        const r = this.scheduler.step(eps, t, latents, { eta, generator: gen });
+        eps.dispose();
+        r.predOriginalSample.dispose();
+        latents.dispose();
+        latents = r.prevSample;
+        if (o.onStep) {
+          await gpu().sync();
+          await o.onStep({ step: i, total: timesteps.length, timestep: t, latents });
+        }
+      }
+    } finally {
+      context.dispose();
+    }
+    const images = o.outputType === 'latent' ? undefined : this.decodeLatents(latents);
+    return { images, latents, promptEmbeds, negativePromptEmbeds: negEmbeds, timesteps };
+  }
+}
