@@ -34,3 +34,7 @@ export {
   type DiffusersModel, type Component, type OpenModelOptions, type WeightsReader, type KeyMapOptions, type StateDictReport, type Loadable,
 } from './io/diffusers.js';
 export { encodePng, decodePng, writePng, readPng, writePngTensor, ImageError, toByte, type DecodedImage, type ImageLayout } from './io/image.js';
+export { checkpoint } from './autograd/checkpoint.js';
+export { Module, ModuleList, StateDictError, manualSeed, type StateDictReader, type StateDictSource, type ShapeMismatch, type LoadOptions, type LoadReport } from './nn/module.js';
+export { Linear, LoRALinear, injectLoRA, Conv2d, GroupNorm, LayerNorm, Embedding, Dropout, Attention, FeedForward, GEGLU, type Projection } from './nn/layers.js';
+export { CLIPTextModel, parseCLIPTextConfig, type CLIPTextConfig, type CLIPTextOutput, type CLIPForwardOptions, type TokenIds } from './nn/clip.js';

@@ -26,8 +26,6 @@ export interface CLIPTextConfig {
   vocab_size: number;
 }
 
-export const EOS_TOKEN = 49407;
-
 export function parseCLIPTextConfig(raw: Record<string, unknown>): CLIPTextConfig {
   const num = (k: string, dflt?: number): number => {
     const v = raw[k] ?? dflt;
