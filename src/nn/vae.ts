@@ -86,20 +86,13 @@ export const SD15_VAE_CONFIG: AutoencoderKLConfigJson = {
 };
 
 /**
- * The VAE mid-block attention: group_norm (eps 1e-6) → one head over all channels (to_q/to_k/to_v with
- * bias, to_out.0) on the H·W tokens → + x.
+ * The VAE mid-block attention: group_norm (eps 1e-6) → one head over all channels (to_q/to_k/to_v with bias,
+ * to_out.0) on the H·W tokens → + x (diffusers' Attention with residual_connection).
  */
-export class VAEAttention extends Attention {
-  constructor(readonly channels: number, groups: number, gen?: Generator) {
-    super(channels, { heads: 1, dimHead: channels, qkvBias: true, outBias: true, gen });
-    this.registerModule('group_norm', new GroupNorm(groups, channels, { eps: VAE_NORM_EPS }));
-  }
-
-  override forward(x: Tensor, context?: Tensor): Tensor {
-    if (context !== undefined) throw new ShapeError('VAEAttention is self-attention only');
-    if (x.rank !== 4 || x.shape[1] !== this.channels) throw new ShapeError(`VAEAttention(${this.channels}): expected [B, ${this.channels}, H, W], got [${x.shape}]`);
-    return tidy(() => add(super.forward(this.child<GroupNorm>('group_norm').forward(x)), x));
-  }
+export function vaeAttention(channels: number, groups: number, gen?: Generator): Attention {
+  return new Attention(channels, {
+    heads: 1, dimHead: channels, qkvBias: true, outBias: true, normNumGroups: groups, normEps: VAE_NORM_EPS, residualConnection: true, gen,
+  });
 }
 
 /** UNetMidBlock2D without time embedding: resnets.0, then (attentions.i, resnets.i+1). */
@@ -107,7 +100,7 @@ export class VAEMidBlock2D extends Module {
   constructor(readonly channels: number, groups: number, readonly addAttention = true, gen?: Generator) {
     super();
     const resnet = () => new ResnetBlock2D({ inChannels: channels, tembChannels: null, groups, eps: VAE_NORM_EPS, gen });
-    if (addAttention) this.registerModule('attentions', new ModuleList([new VAEAttention(channels, groups, gen)]));
+    if (addAttention) this.registerModule('attentions', new ModuleList([vaeAttention(channels, groups, gen)]));
     this.registerModule('resnets', new ModuleList([resnet(), resnet()]));
   }
 
@@ -115,7 +108,7 @@ export class VAEMidBlock2D extends Module {
     return tidy(() => {
       const resnets = this.child<ModuleList<ResnetBlock2D>>('resnets');
       let h = resnets.at(0).forward(x);
-      if (this.addAttention) h = this.child<ModuleList<VAEAttention>>('attentions').at(0).forward(h);
+      if (this.addAttention) h = this.child<ModuleList<Attention>>('attentions').at(0).forward(h);
       return resnets.at(1).forward(h);
     });
   }
