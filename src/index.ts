@@ -38,3 +38,14 @@ export { checkpoint } from './autograd/checkpoint.js';
 export { Module, ModuleList, StateDictError, manualSeed, type StateDictReader, type StateDictSource, type ShapeMismatch, type LoadOptions, type LoadReport } from './nn/module.js';
 export { Linear, LoRALinear, injectLoRA, Conv2d, GroupNorm, LayerNorm, Embedding, Dropout, Attention, FeedForward, GEGLU, type Projection } from './nn/layers.js';
 export { CLIPTextModel, parseCLIPTextConfig, type CLIPTextConfig, type CLIPTextOutput, type CLIPForwardOptions, type TokenIds } from './nn/clip.js';
+export {
+  UNet2DConditionModel, TimestepEmbedding, parseUNetConfig, timestepEmbedding, stageEndIndices, SD15_UNET_CONFIG,
+  type UNet2DConditionConfigJson, type UNetConfig, type UNetForwardOptions, type UNetOutput, type UNetMidOutput, type UNetDebug,
+} from './nn/unet.js';
+export { DownBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D, type DownBlockOutput } from './nn/unet_blocks.js';
+export { ResnetBlock2D, Downsample2D, Upsample2D, type ResnetBlock2DOptions } from './nn/resnet.js';
+export { Transformer2DModel, BasicTransformerBlock, type Transformer2DModelOptions, type BasicTransformerBlockOptions } from './nn/transformer2d.js';
+export {
+  AutoencoderKL, DiagonalGaussianDistribution, Encoder as VAEEncoder, Decoder as VAEDecoder, DownEncoderBlock2D, UpDecoderBlock2D, VAEMidBlock2D,
+  vaeAttention, parseVAEConfig, SD15_VAE_CONFIG, VAE_NORM_EPS, type AutoencoderKLConfigJson, type VAEConfig, type VAEFeatures, type EncodeOptions,
+} from './nn/vae.js';
