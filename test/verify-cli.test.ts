@@ -39,6 +39,7 @@ describe('lpo verify-reference (built CLI)', () => {
     const r = cli('verify-reference', GOLDEN, '--quiet');
     expect(r.stdout).toMatch(/ddim\s+step\.9\.prev_sample\s+relL2\s+\S+\s+< 1e-5\s+PASS/);
     expect(r.stdout).toMatch(/ddim\s+alphas_cumprod\s+max rel err/);
+    for (const s of ['tokenizer', 'text_encoder', 'unet', 'vae', 'pipeline']) expect(r.stdout).toMatch(new RegExp(`^${s}\\s+\\S.*PASS`, 'm'));
     expect(r.stdout).toMatch(/lpo\s+\(all\)\s+SKIPPED/);
     expect(r.stdout).not.toMatch(/FAIL/);
     expect(r.code).toBe(0);

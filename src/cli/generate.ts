@@ -1,4 +1,5 @@
 // `lpo generate`: text-to-image from a diffusers Stable Diffusion folder (CFG + DDIM), written as PNG.
+import { existsSync, statSync } from 'node:fs';
 import { LpoError } from '../gpu/errors.js';
 import { initGpu } from '../gpu/runtime.js';
 import { writePng } from '../io/image.js';
@@ -56,6 +57,7 @@ function parse(args: string[]): Args | null {
   }
   if (!a.model) throw new GenerateUsageError('--model <diffusers folder> is required');
   if (a.prompt === undefined) throw new GenerateUsageError('--prompt <text> is required');
+  if (!existsSync(a.model) || !statSync(a.model).isDirectory()) throw new GenerateUsageError(`model folder '${a.model}' does not exist`);
   if (!/\.png$/i.test(a.out)) throw new GenerateUsageError(`--out must name a .png file, got '${a.out}'`);
   return a as Args;
 }

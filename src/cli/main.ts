@@ -6,6 +6,7 @@ type Command = (args: string[]) => Promise<number | void>;
 const commands: Record<string, () => Promise<Command>> = {
   demo: async () => (await import('./demo.js')).demo,
   'verify-reference': async () => (await import('./verify.js')).verifyCommand,
+  generate: async () => (await import('./generate.js')).generate,
   inspect: async () => (await import('./inspect.js')).inspect,
 };
 
