@@ -285,6 +285,46 @@ describe('layers vs float64 references', () => {
     self.dispose();
   });
 
+  it('Attention on [B, C, H, W] with group_norm, qkv bias, residual and rescale (the VAE form) matches the reference', async () => {
+    const gen = new Generator(25);
+    const B = 2, C = 4, H = 3, W = 2, HW = H * W, G = 2;
+    const attn = new L.Attention(C, { heads: 1, dimHead: C, qkvBias: true, normNumGroups: G, normEps: 1e-6, residualConnection: true, rescaleOutputFactor: 2, gen });
+    expect(attn.namedParameters().map(([n]) => n)).toEqual([
+      'group_norm.weight', 'group_norm.bias', 'to_q.weight', 'to_q.bias', 'to_k.weight', 'to_k.bias', 'to_v.weight', 'to_v.bias', 'to_out.0.weight', 'to_out.0.bias',
+    ]);
+    const sd = attn.stateDict();
+    sd.get('group_norm.weight')!.write(Float32Array.from(f32round(randNonZero(gen, C, 0.5, 1.5))));
+    sd.get('group_norm.bias')!.write(Float32Array.from(f32round(randNonZero(gen, C, 0.1, 0.5))));
+    const p = async (n: string) => f64(sd.get(n)!);
+    const xh = f32round(randn64(gen, B * C * HW));
+    // GroupNorm (eps 1e-6), then tokens [B, HW, C].
+    const gw = await p('group_norm.weight'), gb = await p('group_norm.bias');
+    const tok = new Float64Array(B * HW * C);
+    const cg = C / G;
+    for (let b = 0; b < B; b++) for (let g = 0; g < G; g++) {
+      let m = 0, v = 0;
+      for (let c = g * cg; c < (g + 1) * cg; c++) for (let s = 0; s < HW; s++) m += xh[(b * C + c) * HW + s];
+      m /= cg * HW;
+      for (let c = g * cg; c < (g + 1) * cg; c++) for (let s = 0; s < HW; s++) v += (xh[(b * C + c) * HW + s] - m) ** 2;
+      const r = 1 / Math.sqrt(v / (cg * HW) + 1e-6);
+      for (let c = g * cg; c < (g + 1) * cg; c++) for (let s = 0; s < HW; s++) tok[(b * HW + s) * C + c] = (xh[(b * C + c) * HW + s] - m) * r * gw[c] + gb[c];
+    }
+    const q = R.linearRef(tok, B * HW, await p('to_q.weight'), C, C, await p('to_q.bias'));
+    const k = R.linearRef(tok, B * HW, await p('to_k.weight'), C, C, await p('to_k.bias'));
+    const v = R.linearRef(tok, B * HW, await p('to_v.weight'), C, C, await p('to_v.bias'));
+    const o = R.linearRef(R.attentionRef(q, k, v, B, HW, HW, 1, C, 1 / Math.sqrt(C)), B * HW, await p('to_out.0.weight'), C, C, await p('to_out.0.bias'));
+    const ref = new Float64Array(B * C * HW);
+    for (let b = 0; b < B; b++) for (let c = 0; c < C; c++) for (let s = 0; s < HW; s++) {
+      ref[(b * C + c) * HW + s] = (o[(b * HW + s) * C + c] + xh[(b * C + c) * HW + s]) / 2;
+    }
+    const x = Tensor.fromArray(xh, [B, C, H, W]);
+    const y = attn.forward(x);
+    expect(y.shape).toEqual([B, C, H, W]);
+    expect(relL2(await y.toArray(), ref)).toBeLessThan(1e-5);
+    [x, y].forEach((t) => t.dispose());
+    attn.dispose();
+  });
+
   it('FeedForward (GEGLU, erf GELU) matches the reference (relL2 < 1e-5); key names net.0.proj / net.2', async () => {
     const gen = new Generator(24);
     const ff = new L.FeedForward(6, { mult: 2, dimOut: 5, gen });
