@@ -22,7 +22,7 @@ const CASES: Case[] = [
   { name: '2x3 stride [2,1] pad [1,0]', g: { ...base, c: 3, kh: 2, kw: 3, sh: 2, sw: 1, pad: [1, 1, 0, 0] }, bias: true },
   { name: '3x3 stride 1 pad 0, C=17 O=70 (row tails)', g: { n: 1, c: 17, h: 6, w: 5, o: 70, kh: 3, kw: 3, sh: 1, sw: 1, pad: [0, 0, 0, 0] }, bias: true },
 ];
-const VARIANTS: Conv2dVariant[] = ['rb', 'tiled'];
+const VARIANTS: Conv2dVariant[] = ['sg', 'rb', 'tiled'];
 
 describe('conv2d', () => {
   for (const variant of VARIANTS) {

@@ -13,11 +13,17 @@ export interface Conv2dOptions {
   stride?: number | [number, number];
   /** p (all sides), [ph, pw] (top/bottom, left/right) or [top, bottom, left, right] (default 0) */
   padding?: Padding2d;
-  /** Force a kernel variant (default: 'rb' on software adapters, 'tiled' on GPUs). */
+  /** Force a kernel variant (default: 'sg' on software adapters with subgroups, else 'rb'; 'tiled' on GPUs). */
   variant?: Conv2dVariant;
 }
 
-export type Conv2dVariant = 'rb' | 'tiled';
+/** 'sg' (lavapipe with subgroups), 'rb' (no barriers, no subgroups), 'tiled' (shared memory, GPUs). */
+export type Conv2dVariant = 'rb' | 'sg' | 'tiled';
+
+// The host appends the subgroups section of the kernel file (and `enable subgroups;`) only for *_sg.
+const MARK = '// ---- subgroups ----';
+const COMMON = source.slice(0, source.indexOf(MARK));
+const SG_SOURCE = source;
 
 /** Normalises a padding spec to [top, bottom, left, right]. */
 export function normPadding(pad: Padding2d | undefined, op = 'conv2d'): [number, number, number, number] {
@@ -42,8 +48,12 @@ interface Geometry {
   sh: number; sw: number; pad: [number, number, number, number]; oh: number; ow: number;
 }
 
-function pickVariant(v: Conv2dVariant | undefined): Conv2dVariant {
-  return v ?? (gpu().isSoftware ? 'rb' : 'tiled');
+/** The variant conv2d uses when none is forced (and whether a forced one can run here). */
+export function resolveConv2dVariant(v?: Conv2dVariant): Conv2dVariant {
+  const g = gpu();
+  const sgOk = g.acquired.hasSubgroups && g.summary.subgroupMinSize >= 8;
+  if (v === 'sg' && !sgOk) return 'rb';
+  return v ?? (g.isSoftware ? (sgOk ? 'sg' : 'rb') : 'tiled');
 }
 
 /** Launches one implicit GEMM of the family (mode 0 forward, 1 dx, 2 dw). */
@@ -54,15 +64,16 @@ function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, bias: 
   const params = [g.n, g.c, g.h, g.w, g.o, g.oh, g.ow, g.pad[0], g.pad[2], m, ncols, k, bias ? 1 : 0, 0, 0, 0];
   const constants = { KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, MODE: mode };
   const buffers = [src0.buffer, src1.buffer, (bias ?? src1).buffer, dst.buffer];
-  if (variant === 'rb') {
-    const entry = (['fwd_rb', 'dx_rb', 'dw_rb'] as const)[mode];
+  if (variant === 'rb' || variant === 'sg') {
+    const entry = `${['fwd', 'dx', 'dw'][mode]}_${variant}`;
+    const sg = variant === 'sg';
     gpu().dispatch({
-      kernel: { name: `conv2d.${entry}`, code: source, entry, constants: { ...constants, WG: WG_RB } },
+      kernel: { name: `conv2d.${entry}`, code: sg ? SG_SOURCE : COMMON, entry, constants: { ...constants, WG: WG_RB }, enables: sg ? ['subgroups'] : undefined },
       buffers, params, workgroups: [Math.ceil(ncols / WG_RB), Math.ceil(m / OB), 1],
     });
   } else {
     gpu().dispatch({
-      kernel: { name: `conv2d.tiled${mode}`, code: source, entry: 'tiled', constants },
+      kernel: { name: `conv2d.tiled${mode}`, code: COMMON, entry: 'tiled', constants },
       buffers, params, workgroups: [Math.ceil(ncols / BN), Math.ceil(m / BM), 1],
     });
   }
@@ -86,7 +97,7 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dO
   const ow = Math.floor((wd + pad[2] + pad[3] - kw) / sw) + 1;
   if (oh < 1 || ow < 1) throw new ShapeError(`conv2d: kernel ${kh}x${kw} does not fit x [${x.shape}] padded by [${pad}]`);
   const g: Geometry = { n, c, h, w: wd, o, kh, kw, sh, sw, pad, oh, ow };
-  const variant = pickVariant(opts.variant);
+  const variant = resolveConv2dVariant(opts.variant);
   const y = Tensor.empty([n, o, oh, ow]);
   if (y.size) launch(0, g, x, w, bias ?? null, y, variant);
   const inputs = bias ? [x, w, bias] : [x, w];
