@@ -49,3 +49,5 @@ export {
   AutoencoderKL, DiagonalGaussianDistribution, Encoder as VAEEncoder, Decoder as VAEDecoder, DownEncoderBlock2D, UpDecoderBlock2D, VAEMidBlock2D,
   vaeAttention, parseVAEConfig, SD15_VAE_CONFIG, VAE_NORM_EPS, type AutoencoderKLConfigJson, type VAEConfig, type VAEFeatures, type EncodeOptions,
 } from './nn/vae.js';
+export { StableDiffusionPipeline, type GenerateOptions, type GenerateResult, type PipelineComponents, type StepInfo } from './diffusion/pipeline.js';
+export { loadStableDiffusion, type LoadPipelineOptions } from './diffusion/load.js';
