@@ -78,7 +78,7 @@ export async function verifyReference(root: string, runners: readonly SectionRun
     const unknown = opts.only.filter((s) => !(s in manifest.sections));
     if (unknown.length) throw new ReferenceDataError(`section(s) ${unknown.join(', ')} not in ${join(root, 'manifest.json')} (it has ${Object.keys(manifest.sections).join(', ')})`);
   }
-  // Every listed file of the sections in scope must be there and intact before anything runs.
+  // Every file the manifest lists (all sections: runners share files) must be there and intact before anything runs.
   const files = new Map<string, ResolvedFile>();
   for (const s of Object.keys(manifest.sections)) {
     for (const [rel, f] of checkSectionFiles(root, s, manifest.sections[s])) {
