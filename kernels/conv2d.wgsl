@@ -175,43 +175,56 @@ fn a_at(row: u32, k: u32) -> f32 {
   return src1[((k / ohw) * p.o + row) * ohw + k % ohw];
 }
 
-// B[k, col] of the implicit GEMM (0 outside and in the padding).
-fn b_at(k: u32, col: u32) -> f32 {
-  if (k >= p.k || col >= p.ncols) { return 0.0; }
-  let kk = KH * KW;
-  let ohw = p.oh * p.ow;
+// Per-column part of B's address, decoded once per thread (no runtime divisions in the k loop for
+// MODE 0/1): (base offset, row origin, column origin, column in range).
+struct ColInfo { base: u32, y0: i32, x0: i32, ok: bool }
+
+fn col_info(col: u32) -> ColInfo {
+  let ok = col < p.ncols;
+  let cc = min(col, p.ncols - 1u);
   if (MODE == 0u) {
-    let n = col / ohw;
-    let pix = col % ohw;
-    let c = k / kk;
-    let r = k % kk;
-    let iy = i32((pix / p.ow) * SH + r / KW) - i32(p.pad_t);
-    let ix = i32((pix % p.ow) * SW + r % KW) - i32(p.pad_l);
-    if (iy < 0 || iy >= i32(p.h) || ix < 0 || ix >= i32(p.w)) { return 0.0; }
-    return src0[((n * p.c + c) * p.h + u32(iy)) * p.w + u32(ix)];
+    let ohw = p.oh * p.ow;
+    let pix = cc % ohw;
+    return ColInfo((cc / ohw) * p.c * p.h * p.w, i32((pix / p.ow) * SH) - i32(p.pad_t), i32((pix % p.ow) * SW) - i32(p.pad_l), ok);
   }
   if (MODE == 1u) {
     let hw = p.h * p.w;
-    let n = col / hw;
-    let pix = col % hw;
-    let o = k / kk;
+    let pix = cc % hw;
+    return ColInfo((cc / hw) * p.o * p.oh * p.ow, i32(pix / p.w) + i32(p.pad_t), i32(pix % p.w) + i32(p.pad_l), ok);
+  }
+  let kk = KH * KW;
+  let r = cc % kk;
+  return ColInfo((cc / kk) * p.h * p.w, i32(r / KW) - i32(p.pad_t), i32(r % KW) - i32(p.pad_l), ok);
+}
+
+// B[k, col] of the implicit GEMM (0 outside and in the padding).
+fn b_at(k: u32, ci: ColInfo) -> f32 {
+  if (k >= p.k || !ci.ok) { return 0.0; }
+  let kk = KH * KW;
+  if (MODE == 0u) {
     let r = k % kk;
-    let ty = i32(pix / p.w) + i32(p.pad_t) - i32(r / KW);
-    let tx = i32(pix % p.w) + i32(p.pad_l) - i32(r % KW);
+    let iy = ci.y0 + i32(r / KW);
+    let ix = ci.x0 + i32(r % KW);
+    if (iy < 0 || iy >= i32(p.h) || ix < 0 || ix >= i32(p.w)) { return 0.0; }
+    return src0[ci.base + ((k / kk) * p.h + u32(iy)) * p.w + u32(ix)];
+  }
+  if (MODE == 1u) {
+    let r = k % kk;
+    let ty = ci.y0 - i32(r / KW);
+    let tx = ci.x0 - i32(r % KW);
     if (ty < 0 || tx < 0) { return 0.0; }
     let oy = u32(ty) / SH;
     let ox = u32(tx) / SW;
     if (u32(ty) % SH != 0u || u32(tx) % SW != 0u || oy >= p.oh || ox >= p.ow) { return 0.0; }
-    return src0[((n * p.o + o) * p.oh + oy) * p.ow + ox];
+    return src0[ci.base + ((k / kk) * p.oh + oy) * p.ow + ox];
   }
+  let ohw = p.oh * p.ow;
   let n = k / ohw;
   let pix = k % ohw;
-  let c = col / kk;
-  let r = col % kk;
-  let iy = i32((pix / p.ow) * SH + r / KW) - i32(p.pad_t);
-  let ix = i32((pix % p.ow) * SW + r % KW) - i32(p.pad_l);
+  let iy = i32((pix / p.ow) * SH) + ci.y0;
+  let ix = i32((pix % p.ow) * SW) + ci.x0;
   if (iy < 0 || iy >= i32(p.h) || ix < 0 || ix >= i32(p.w)) { return 0.0; }
-  return src0[((n * p.c + c) * p.h + u32(iy)) * p.w + u32(ix)];
+  return src0[ci.base + (n * p.c * p.h + u32(iy)) * p.w + u32(ix)];
 }
 
 fn dst_index(row: u32, col: u32) -> u32 {
@@ -233,12 +246,13 @@ fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
   let a_r = lid / BK; // 0..15, rows a_r + 16 i
   let b_c = lid % BN;
   let b_k = lid / BN; // 0..3, k rows b_k + 4 i
+  let ci = col_info(col0 + b_c);
   for (var k0 = 0u; k0 < p.k; k0 += BK) {
     for (var i = 0u; i < 4u; i++) {
       let r = a_r + 16u * i;
       As[a_k * 16u + r / 4u][r % 4u] = a_at(row0 + r, k0 + a_k);
       let kb = b_k + 4u * i;
-      Bs[kb * 16u + b_c / 4u][b_c % 4u] = b_at(k0 + kb, col0 + b_c);
+      Bs[kb * 16u + b_c / 4u][b_c % 4u] = b_at(k0 + kb, ci);
     }
     workgroupBarrier();
     for (var kk = 0u; kk < BK; kk++) {

@@ -8,6 +8,7 @@ import { conv2d, type Conv2dVariant } from '../src/tensor/ops/conv2d.js';
 import { gradcheck } from '../src/autograd/gradcheck.js';
 import { backward, requireGrad } from '../src/autograd/tape.js';
 import { ShapeError } from '../src/gpu/errors.js';
+import { gpu } from '../src/gpu/runtime.js';
 
 beforeAll(setupGpu);
 
@@ -27,7 +28,10 @@ const VARIANTS: Conv2dVariant[] = ['sg', 'rb', 'tiled'];
 describe('conv2d', () => {
   for (const variant of VARIANTS) {
     for (const { name, g, bias } of CASES) {
-      it(`${variant}: ${name}: forward and backward match float64 (relL2 < 1e-5)`, async () => {
+      it(`${variant}: ${name}: forward and backward match float64 (relL2 < 1e-5)`, async (ctx) => {
+        // The barrier-tiled GPU variant compiles and runs slowly on lavapipe: one geometry there (the
+        // VAE one, shared with its gradcheck); every geometry on GPUs.
+        if (variant === 'tiled' && gpu().isSoftware && !name.includes('VAE')) ctx.skip();
         const gen = new Generator(11);
         const [oh, ow] = convOut(g);
         const xh = f32round(randNonZero(gen, g.n * g.c * g.h * g.w));
@@ -66,12 +70,12 @@ describe('conv2d', () => {
   }
 
   for (const variant of VARIANTS) {
-    it(`${variant}: gradcheck (3x3 stride 2, asymmetric pad, bias)`, async () => {
+    it(`${variant}: gradcheck (3x3 stride 2, pad [0,1,0,1], bias)`, async () => {
       const gen = new Generator(3);
       const x = Tensor.fromArray(f32round(randNonZero(gen, 2 * 2 * 5 * 4)), [2, 2, 5, 4]);
       const w = Tensor.fromArray(f32round(randNonZero(gen, 3 * 2 * 9, 0.1, 0.6)), [3, 2, 3, 3]);
       const b = Tensor.fromArray(f32round(randNonZero(gen, 3)), [3]);
-      const r = await gradcheck((a, k, c) => conv2d(a, k, c, { stride: 2, padding: [1, 0, 0, 1], variant }), [x, w, b]);
+      const r = await gradcheck((a, k, c) => conv2d(a, k, c, { stride: 2, padding: [0, 1, 0, 1], variant }), [x, w, b]);
       expect(r.failures).toEqual([]);
       expect(r.ok).toBe(true);
       [x, w, b].forEach((t) => t.dispose());
