@@ -121,8 +121,8 @@ fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: 
   let n0 = wg.x * BN;
   let ab = bt * p.a_bs;
   let bb = bt * p.b_bs;
-  var acc: array<vec4<f32>, 16>; // acc[(q·4 + r)·2 + qc]: row group q, row r, column group qc
-  for (var i = 0u; i < 16u; i++) { acc[i] = vec4<f32>(touch_bias()); }
+  // acc[(q·4 + r)·2 + qc]: row group q, row r, column group qc. Only constant indices, so it stays in registers.
+  var acc: array<vec4<f32>, 16>;
 
   for (var k0 = 0u; k0 < p.K; k0 += BK) {
     // Stage A[m0.., k0..] and B[k0.., n0..] (zeros outside the matrices).
@@ -155,20 +155,37 @@ fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: 
   }
 
   let cb = bt * p.M * p.N;
-  for (var q = 0u; q < 2u; q++) {
-    for (var r = 0u; r < 4u; r++) {
-      let m = m0 + 4u * l.y + 4u * TY * q + r;
-      if (m >= p.M) { continue; }
-      for (var qc = 0u; qc < 2u; qc++) {
-        let v = acc[(q * 4u + r) * 2u + qc];
-        let nb = n0 + 4u * l.x + 4u * TX * qc;
-        for (var j = 0u; j < 4u; j++) {
-          let n = nb + j;
-          if (n < p.N) { c[cb + m * p.N + n] = epilogue(v[j], n); }
-        }
-      }
-    }
+  let mb = m0 + 4u * l.y;
+  let mb1 = mb + 4u * TY;
+  let nb0 = n0 + 4u * l.x;
+  let nb1 = nb0 + 4u * TX;
+  store_row(cb, mb, nb0, nb1, acc[0], acc[1]);
+  store_row(cb, mb + 1u, nb0, nb1, acc[2], acc[3]);
+  store_row(cb, mb + 2u, nb0, nb1, acc[4], acc[5]);
+  store_row(cb, mb + 3u, nb0, nb1, acc[6], acc[7]);
+  store_row(cb, mb1, nb0, nb1, acc[8], acc[9]);
+  store_row(cb, mb1 + 1u, nb0, nb1, acc[10], acc[11]);
+  store_row(cb, mb1 + 2u, nb0, nb1, acc[12], acc[13]);
+  store_row(cb, mb1 + 3u, nb0, nb1, acc[14], acc[15]);
+}
+
+fn store4(row: u32, nb: u32, v: vec4<f32>) {
+  if (nb + 3u < p.N) {
+    c[row + nb] = epilogue(v.x, nb);
+    c[row + nb + 1u] = epilogue(v.y, nb + 1u);
+    c[row + nb + 2u] = epilogue(v.z, nb + 2u);
+    c[row + nb + 3u] = epilogue(v.w, nb + 3u);
+    return;
   }
+  if (nb < p.N) { c[row + nb] = epilogue(v.x, nb); }
+  if (nb + 1u < p.N) { c[row + nb + 1u] = epilogue(v.y, nb + 1u); }
+  if (nb + 2u < p.N) { c[row + nb + 2u] = epilogue(v.z, nb + 2u); }
+}
+
+fn store_row(cb: u32, m: u32, nb0: u32, nb1: u32, v0: vec4<f32>, v1: vec4<f32>) {
+  if (m >= p.M) { return; }
+  store4(cb + m * p.N, nb0, v0);
+  store4(cb + m * p.N, nb1, v1);
 }
 
 // ---------------------------------------------------------------------------------------- strip

@@ -3,8 +3,9 @@
 //
 // Variants (kernels/matmul.wgsl): 'naive' (baseline), 'blocked' (no barriers, subgroupBroadcast of A
 // rows; falls back to 'strip' without subgroups), 'strip' (no barriers, no subgroups) and 'tiled'
-// (workgroup-memory tiles for GPUs). The default is 'blocked' on software adapters and 'tiled'
-// elsewhere; LPO_MATMUL_VARIANT=naive|blocked|strip|tiled overrides it, and `opts.variant` overrides both.
+// (workgroup-memory tiles for GPUs). The default is 'blocked' on software adapters and, on GPUs,
+// 'tiled' for products large enough to fill the device, else 'strip' (see autoVariant);
+// LPO_MATMUL_VARIANT=naive|blocked|strip|tiled overrides it, and `opts.variant` overrides both.
 import source from '../../../kernels/matmul.wgsl';
 import { ShapeError } from '../../gpu/errors.js';
 import { gpu, type Gpu } from '../../gpu/runtime.js';
@@ -72,6 +73,21 @@ interface Geometry {
 }
 
 const WG = 64;
+/** Tiled's k slice (LPO_MATMUL_BK overrides, for tuning). */
+const TILED_BK = Number(process.env.LPO_MATMUL_BK ?? 8);
+
+/** 128×128 tiles of the product (the tiled kernel's big tile). */
+const bigTiles = (g: Geometry) => Math.ceil(g.M / 128) * Math.ceil(g.N / 128) * g.batch;
+
+/**
+ * The default variant for a product: LPO_MATMUL_VARIANT if set; on software adapters 'blocked';
+ * on GPUs 'tiled' when its 128×128 tiles fill the device (≥ 128 of them, ~one per SM on H100/H200),
+ * else 'strip' (measured on an H200: strip beats 64×64 tiles below that; bench/results/nvidia-h200.json).
+ */
+function autoVariant(g: Geometry): MatmulVariant {
+  if (process.env.LPO_MATMUL_VARIANT || gpu().isSoftware) return defaultMatmulVariant();
+  return bigTiles(g) >= 128 ? 'tiled' : 'strip';
+}
 
 function launch(variant: MatmulVariant, a: Tensor, b: Tensor, bias: Tensor | undefined, c: Tensor, g: Geometry,
   act: MatmulActivation, transA: boolean, transB: boolean): void {
@@ -89,11 +105,11 @@ function launch(variant: MatmulVariant, a: Tensor, b: Tensor, bias: Tensor | und
       return;
     case 'tiled': {
       // 128×128 tiles when there are enough of them to fill the GPU, else 64×64.
-      const big = Math.ceil(g.M / 128) * Math.ceil(g.N / 128) * g.batch >= 256;
+      const big = bigTiles(g) >= 128;
       const t = big ? 16 : 8;
       const bm = 8 * t;
       gpu().dispatch({
-        kernel: { name, code: COMMON, entry: 'tiled', constants: { ...constants, TX: t, TY: t, BK: 8, TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0 } },
+        kernel: { name, code: COMMON, entry: 'tiled', constants: { ...constants, TX: t, TY: t, BK: TILED_BK, TRANS_A: transA ? 1 : 0, TRANS_B: transB ? 1 : 0 } },
         buffers, params: [...base, 0, 0], workgroups: [Math.ceil(g.N / bm), Math.ceil(g.M / bm), g.batch],
       });
       return;
@@ -172,7 +188,7 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
       sbk: transB ? 1 : N, sbn: transB ? K : 1,
       aBs: aFull && !fold ? M * K : 0, bBs: bFull ? K * N : 0,
     };
-    launch(opts.variant ?? defaultMatmulVariant(), a, b, bias, out, g, act, transA, transB);
+    launch(opts.variant ?? autoVariant(g), a, b, bias, out, g, act, transA, transB);
   }
 
   const inputs = bias ? [a, b, bias] : [a, b];
