@@ -2,7 +2,7 @@
 // Each (n, g) block of L = CG·S values is contiguous. f32 accumulation, two-pass variance
 // (mean first, then Σ(x−mean)²), Kahan-compensated serial sums.
 //   stats / stats_wg           mean[n,g], rstd[n,g] = 1/sqrt(var + eps)  (serial per block | workgroup per block)
-//   apply                      y = (x − mean)·rstd·γ[c] + β[c]
+//   apply                      y = (x − mean)·rstd·γ[c] + β[c]   (grid [S/WG, N·C])
 //   bwd_reduce / bwd_reduce_wg sdy[n,c] = Σ_s dy,  sdyx[n,c] = Σ_s dy·x̂
 //   bwd_group                  gs[n,g] = (Σ_{c∈g} γ[c]·sdy[n,c], Σ_{c∈g} γ[c]·sdyx[n,c])
 //   bwd_dx                     dx = rstd·(γ·dy − gs.0/L − x̂·gs.1/L)
@@ -98,17 +98,21 @@ fn stats_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 @group(0) @binding(5) var<storage, read> abeta: array<f32>;
 @group(0) @binding(6) var<storage, read_write> ay: array<f32>;
 
+// Grid [ceil(S / WG), N·C]: the plane (n, c) comes from the workgroup, so its statistics and γ/β
+// are uniform loads and no per-element division is needed.
 @compute @workgroup_size(WG)
-fn apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = linear_id(wg, nwg, lid);
-  if (i >= p.total) { return; }
-  let nc = i / p.s;
+fn apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let sp = wg.x * WG + lid;
+  let nc = wg.y;
+  if (sp >= p.s) { return; }
   let c = nc % p.c;
   let b = (nc / p.c) * p.groups + c / p.cg;
   // Without affine the γ/β bindings hold any buffer; the values are read (to keep the bindings) and ignored.
   let g = select(1.0, agamma[min(c, arrayLength(&agamma) - 1u)], p.affine != 0u);
   let be = select(0.0, abeta[min(c, arrayLength(&abeta) - 1u)], p.affine != 0u);
-  ay[i] = (ax[i] - amean[b]) * arstd[b] * g + be;
+  let rstd = arstd[b];
+  let i = nc * p.s + sp;
+  ay[i] = (ax[i] - amean[b]) * rstd * g + be;
 }
 
 // ---------------------------------------------------------------- backward
@@ -204,18 +208,22 @@ fn bwd_group(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 @group(0) @binding(6) var<storage, read> dx_gs: array<f32>;
 @group(0) @binding(7) var<storage, read_write> dx_out: array<f32>;
 
+// Grid [ceil(S / WG), N·C] as apply.
 @compute @workgroup_size(WG)
-fn bwd_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = linear_id(wg, nwg, lid);
-  if (i >= p.total) { return; }
-  let nc = i / p.s;
+fn bwd_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let sp = wg.x * WG + lid;
+  let nc = wg.y;
+  if (sp >= p.s) { return; }
   let c = nc % p.c;
   let b = (nc / p.c) * p.groups + c / p.cg;
   let g = select(1.0, dx_gamma[min(c, arrayLength(&dx_gamma) - 1u)], p.affine != 0u);
   let rstd = dx_rstd[b];
-  let xhat = (dx_x[i] - dx_mean[b]) * rstd;
   let inv_len = 1.0 / f32(p.cg * p.s);
-  dx_out[i] = rstd * (g * dx_dy[i] - dx_gs[2u * b] * inv_len - xhat * dx_gs[2u * b + 1u] * inv_len);
+  let s1 = dx_gs[2u * b] * inv_len;
+  let s2 = dx_gs[2u * b + 1u] * inv_len;
+  let i = nc * p.s + sp;
+  let xhat = (dx_x[i] - dx_mean[b]) * rstd;
+  dx_out[i] = rstd * (g * dx_dy[i] - s1 - xhat * s2);
 }
 
 @group(0) @binding(1) var<storage, read> psdy: array<f32>;

@@ -37,19 +37,21 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bia
   const y = Tensor.empty(x.shape);
   const mean = Tensor.empty([n, groups]);
   const rstd = Tensor.empty([n, groups]);
-  const k = (entry: string) => ({ name: `groupnorm.${entry}`, code: gnSource, entry, constants: { WG } });
+  const k = (entry: string, wg = WG) => ({ name: `groupnorm.${entry}`, code: gnSource, entry, constants: { WG: wg } });
+  // Serial (one invocation per row) reductions run in 8-wide workgroups: N·G rows are few (64 for SD).
+  const SWG = 8;
   if (x.size) {
     gpu().dispatch({
-      kernel: k(useWg() ? 'stats_wg' : 'stats'),
+      kernel: useWg() ? k('stats_wg') : k('stats', SWG),
       buffers: [x.buffer, mean.buffer, rstd.buffer],
       params: params(),
-      workgroups: useWg() ? blocks : Math.ceil(blocks / WG),
+      workgroups: useWg() ? blocks : Math.ceil(blocks / SWG),
     });
     gpu().dispatch({
       kernel: k('apply'),
       buffers: [x.buffer, mean.buffer, rstd.buffer, (weight ?? x).buffer, (bias ?? x).buffer, y.buffer],
       params: params(),
-      workgroups: Math.ceil(x.size / WG),
+      workgroups: [Math.ceil(s / WG), n * c, 1],
     });
   }
   const inputs = affine ? [x, weight!, bias!] : [x];
@@ -59,10 +61,10 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bia
     const sdy = Tensor.empty([n, c]);
     const sdyx = Tensor.empty([n, c]);
     gpu().dispatch({
-      kernel: k(useWg() ? 'bwd_reduce_wg' : 'bwd_reduce'),
+      kernel: useWg() ? k('bwd_reduce_wg') : k('bwd_reduce', SWG),
       buffers: [xs.buffer, dy.buffer, ms.buffer, rs.buffer, sdy.buffer, sdyx.buffer],
       params: params(),
-      workgroups: useWg() ? n * c : Math.ceil((n * c) / WG),
+      workgroups: useWg() ? n * c : Math.ceil((n * c) / SWG),
     });
     const wanted = inputs.map((t) => t.requiresGrad);
     let users = wanted.filter(Boolean).length;
@@ -82,7 +84,7 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bia
         kernel: k('bwd_dx'),
         buffers: [xs.buffer, dy.buffer, ms.buffer, rs.buffer, (ws ?? xs).buffer, gs.buffer, dx.buffer],
         params: params(),
-        workgroups: Math.ceil(xs.size / WG),
+        workgroups: [Math.ceil(s / WG), n * c, 1],
       });
       gs.dispose();
       done();
