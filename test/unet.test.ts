@@ -8,7 +8,12 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { concat } from '../src/tensor/ops/layout.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { StateDictError } from '../src/nn/module.js';
-import { currentTape, noGrad } from '../src/autograd/tape.js';
+import { backward, currentTape, noGrad } from '../src/autograd/tape.js';
+import { gradcheck } from '../src/autograd/gradcheck.js';
+import { Generator } from '../src/tensor/random.js';
+import { mul } from '../src/tensor/ops/elementwise.js';
+import { sumAll } from '../src/tensor/ops/reduce.js';
+import { injectLoRA } from '../src/nn/linear.js';
 import type { WeightsReader } from '../src/io/diffusers.js';
 import { UNet2DConditionModel, parseUNetConfig, stageEndIndices, timestepEmbedding, SD15_UNET_CONFIG } from '../src/nn/unet.js';
 
@@ -193,6 +198,49 @@ describe('UNet2DConditionModel', () => {
     const m = await UNet2DConditionModel.fromPretrained(GOLDEN);
     const a = await m.stateDict().get('up_blocks.1.attentions.1.proj_out.weight')!.toArray();
     expect(relL2(a, weights.readF32Sync('up_blocks.1.attentions.1.proj_out.weight'))).toBe(0);
+    m.dispose();
+  });
+});
+
+describe('UNet2DConditionModel backward', () => {
+  it('gradients w.r.t. the latent and the context pass gradcheck (frozen weights)', async () => {
+    unet.freeze();
+    const x = input(inputs, 'run1.sample');
+    const ctx = input(inputs, 'run1.encoder_hidden_states');
+    const r = await gradcheck((xx, cc) => unet.forward(xx, [981], cc).sample, [x, ctx], { maxElements: 8, eps: 1e-2, atol: 5e-3, rtol: 3e-2 });
+    figures['gradcheck worst ratio (≤ 1 passes)'] = r.worstRatio;
+    expect(r.failures).toEqual([]);
+    expect(r.ok).toBe(true);
+    x.dispose();
+    ctx.dispose();
+    unet.unfreeze();
+  });
+
+  it('LoRA on the attention projections: only the factors get gradients', async () => {
+    const m = new UNet2DConditionModel(config);
+    await m.loadSafetensors(weights);
+    const names = injectLoRA(m, /attn[12]\.(to_q|to_k|to_v|to_out\.0)$/, { rank: 2, gen: new Generator(3) });
+    expect(names.length).toBe(4 * 2 * 4); // 4 transformers (down 0, mid, up 1 ×2) × attn1/attn2 × q,k,v,out
+    // lora_B starts at zero: the output is the base model's.
+    const x = input(inputs, 'run1.sample');
+    const ctx = input(inputs, 'run1.encoder_hidden_states');
+    const y = m.forward(x, [981], ctx).sample;
+    const e = relL2(await y.toArray(), outputs.readF32Sync('run1.noise_pred'));
+    expect(e).toBeLessThan(TOL);
+    const w = Tensor.randn(y.shape, new Generator(5));
+    const p = mul(y, w);
+    const loss = sumAll(p);
+    backward(loss);
+    const trainable = m.namedTrainableParameters();
+    expect(trainable.length).toBe(2 * names.length);
+    for (const [k, t] of trainable) {
+      expect(k).toMatch(/lora_[AB]\.weight$/);
+      const g = await t.grad!.toArray();
+      expect(g.every(Number.isFinite)).toBe(true);
+      if (k.endsWith('lora_B.weight')) expect(g.some((v) => v !== 0), k).toBe(true);
+    }
+    for (const [, t] of m.namedParameters()) if (!t.requiresGrad) expect(t.grad).toBeNull();
+    for (const t of [x, ctx, y, w, p, loss]) t.dispose();
     m.dispose();
   });
 });
