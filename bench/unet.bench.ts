@@ -58,6 +58,23 @@ async function runSuite(): Promise<void> {
   await forward('forward #2', false);
   await forward('forward to mid (stopAfterMid)', true);
 
+  // UNET_BENCH_PROFILE=1: per-kernel GPU time of one more forward (needs the timestamp-query feature).
+  let profile: { kernel: string; calls: number; ms: number; share: number }[] | undefined;
+  if (process.env.UNET_BENCH_PROFILE) {
+    try {
+      const timings = await gpu().profile(async () => {
+        const out = noGrad(() => unet.forward(x, [500], ctx));
+        await out.sample.toArray();
+        out.sample.dispose();
+      });
+      const total = timings.reduce((a, t) => a + t.ns, 0);
+      profile = timings.slice(0, 25).map((t) => ({ kernel: t.kernel, calls: t.calls, ms: t.ns / 1e6, share: t.ns / total }));
+      console.log(`profile (GPU time, total ${(total / 1e9).toFixed(2)} s):\n${profile.map((p) => `  ${(100 * p.share).toFixed(1).padStart(5)}%  ${p.ms.toFixed(0).padStart(7)} ms  ${String(p.calls).padStart(4)}×  ${p.kernel}`).join('\n')}`);
+    } catch (e) {
+      console.log(`profile skipped: ${(e as Error).message}`);
+    }
+  }
+
   const pool = gpu().pool.stats();
   const host = mem();
   const result = {
@@ -79,6 +96,7 @@ async function runSuite(): Promise<void> {
       inUseAfterMiB: pool.inUseBytes / MB,
     },
     host: { afterInit: afterInit.host, end: host },
+    ...(profile ? { profile } : {}),
   };
   console.log(`pool peaks: allocated ${result.pool.peakAllocatedMiB.toFixed(0)} MiB, in use ${result.pool.peakInUseMiB.toFixed(0)} MiB (weights ${(afterInit.pool.inUseBytes / MB).toFixed(0)} MiB + activations ${result.pool.activationPeakMiB.toFixed(0)} MiB); host RSS ${host.rssMB.toFixed(0)} MiB, JS heap ${host.heapUsedMB.toFixed(0)} MiB`);
 

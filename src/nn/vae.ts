@@ -4,6 +4,7 @@ import * as path from 'node:path';
 import { LpoError, ShapeError } from '../gpu/errors.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
+import { ZeroInitGenerator } from './init.js';
 import { add, affine, exp, maximum, minimum, mul, silu } from '../tensor/ops/elementwise.js';
 import { chunk } from '../tensor/ops/layout.js';
 import { findWeights, keyOptionsFor, loadStateDict, openWeights, readJson, type WeightsReader } from '../io/diffusers.js';
@@ -369,7 +370,8 @@ export class AutoencoderKL extends Module {
     const json = readJson(path.join(folder, 'config.json')) as AutoencoderKLConfigJson;
     const w = findWeights(folder, opts.preferFp16);
     if (!w) throw new LpoError(`AutoencoderKL.fromPretrained: no weights (.safetensors) in ${folder}`);
-    const model = new AutoencoderKL(json);
+    // Parameters start at zero (no host RNG): the strict load below overwrites every one of them.
+    const model = new AutoencoderKL(json, { gen: new ZeroInitGenerator() });
     try {
       await model.loadSafetensors(w.path);
     } catch (e) {
