@@ -39,8 +39,9 @@ export class PipelineCache {
 
   get(spec: KernelSpec): CachedPipeline {
     const entry = spec.entry ?? 'main';
-    const consts = spec.constants ? Object.entries(spec.constants).sort().map(([k, v]) => `${k}=${v}`).join(',') : '';
-    const key = `${spec.name}|${entry}|${(spec.enables ?? []).join(',')}|${consts}`;
+    // Hot path (every dispatch): a cheap key; call sites pass constants in a fixed order.
+    const consts = spec.constants ? JSON.stringify(spec.constants) : '';
+    const key = `${spec.name}|${entry}|${spec.enables ?? ''}|${consts}`;
     let hit = this.pipelines.get(key);
     if (hit) return hit;
     const label = `${spec.name}:${entry}${consts ? `(${consts})` : ''}`;

@@ -32,12 +32,16 @@ export class BufferPool {
   /** Allocation errors reported asynchronously by Dawn; checked at the next sync. */
   readonly pendingErrors: Promise<Error | null>[] = [];
 
-  constructor(private readonly device: GPUDevice) {}
+  private readonly maxBufferSize: number;
+
+  constructor(private readonly device: GPUDevice) {
+    this.maxBufferSize = device.limits.maxBufferSize;
+  }
 
   acquire(bytes: number, label = 'tensor'): GPUBuffer {
     const size = sizeClass(bytes);
-    if (size > this.device.limits.maxBufferSize) {
-      throw new LimitError(`${label}: ${bytes} bytes exceeds the adapter's maxBufferSize ${this.device.limits.maxBufferSize}`);
+    if (size > this.maxBufferSize) {
+      throw new LimitError(`${label}: ${bytes} bytes exceeds the adapter's maxBufferSize ${this.maxBufferSize}`);
     }
     let buf = this.free.get(size)?.pop();
     if (buf) {

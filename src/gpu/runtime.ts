@@ -46,15 +46,21 @@ export class Gpu {
   private dispatches = 0;
   private readonly boundThisSubmit = new Set<GPUBuffer>();
   private readonly paramData = new ArrayBuffer(PARAM_SLOT * MAX_DISPATCHES_PER_SUBMIT);
+  private readonly paramU32 = new Uint32Array(this.paramData);
+  private readonly paramF32 = new Float32Array(this.paramData);
+  private readonly paramI32 = new Int32Array(this.paramData);
   private readonly paramBuffer: GPUBuffer;
   private readonly uncaptured: string[] = [];
   private lostReason: string | null = null;
   private readonly bindErrors: Promise<Error | null>[] = [];
   private profiling: { querySet: GPUQuerySet; names: string[]; results: Map<string, KernelTiming>; pending: Promise<void>[] } | null = null;
   readonly debugSync = process.env.LPO_DEBUG_SYNC === '1';
+  // dawn.node builds a fresh limits object on every `device.limits` read: cache what the hot path needs.
+  private readonly maxWorkgroupsPerDim: number;
 
   constructor(readonly acquired: AcquiredDevice) {
     this.device = acquired.device;
+    this.maxWorkgroupsPerDim = this.device.limits.maxComputeWorkgroupsPerDimension;
     this.pool = new BufferPool(this.device);
     this.pipelines = new PipelineCache(this.device, { f16: acquired.hasF16, subgroups: acquired.hasSubgroups });
     this.paramBuffer = this.device.createBuffer({ size: this.paramData.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'params' });
@@ -79,16 +85,15 @@ export class Gpu {
     const entries: GPUBindGroupEntry[] = [];
     if (d.params && d.params.length) {
       if (d.params.length * 4 > PARAM_SLOT) throw new KernelError(pipe.label, `too many params (${d.params.length})`);
-      const u = new Uint32Array(this.paramData, slot * PARAM_SLOT, d.params.length);
-      const f = new Float32Array(this.paramData, slot * PARAM_SLOT, d.params.length);
-      const s = new Int32Array(this.paramData, slot * PARAM_SLOT, d.params.length);
-      d.params.forEach((p, i) => {
+      const base = slot * (PARAM_SLOT / 4);
+      for (let i = 0; i < d.params.length; i++) {
+        const p = d.params[i];
         if (typeof p === 'number') {
-          if (!Number.isInteger(p) || p < 0 || p > 0xffffffff) throw new KernelError(pipe.label, `param ${i} = ${p} is not a u32 (wrap floats in f32())`);
-          u[i] = p;
-        } else if ('f32' in p) f[i] = p.f32;
-        else s[i] = p.i32;
-      });
+          if (!(p >= 0 && p <= 0xffffffff && Number.isInteger(p))) throw new KernelError(pipe.label, `param ${i} = ${p} is not a u32 (wrap floats in f32())`);
+          this.paramU32[base + i] = p;
+        } else if ('f32' in p) this.paramF32[base + i] = p.f32;
+        else this.paramI32[base + i] = p.i32;
+      }
       entries.push({ binding: 0, resource: { buffer: this.paramBuffer, offset: slot * PARAM_SLOT, size: PARAM_SLOT } });
     }
     d.buffers.forEach((b, i) => {
@@ -96,12 +101,17 @@ export class Gpu {
       this.boundThisSubmit.add(binding.buffer);
       entries.push({ binding: i + 1, resource: binding });
     });
-    this.device.pushErrorScope('validation');
+    // An error scope per dispatch costs a promise round trip on the hot path; only debug mode pays it.
+    // Otherwise a bad binding reaches the uncaptured-error handler, whose message names the bind
+    // group's label (the kernel).
+    if (this.debugSync) this.device.pushErrorScope('validation');
     const bindGroup = this.device.createBindGroup({ layout: pipe.layout, entries, label: pipe.label });
-    this.bindErrors.push(this.device.popErrorScope().then((e) => (e ? new KernelError(pipe.label, `bad bindings: ${e.message}`) : null)));
+    if (this.debugSync) {
+      this.bindErrors.push(this.device.popErrorScope().then((e) => (e ? new KernelError(pipe.label, `bad bindings: ${e.message}`) : null)));
+    }
 
     const [x, y = 1, z = 1] = typeof d.workgroups === 'number' ? foldWorkgroups(d.workgroups) : d.workgroups;
-    const maxDim = this.device.limits.maxComputeWorkgroupsPerDimension;
+    const maxDim = this.maxWorkgroupsPerDim;
     if (x > maxDim || y > maxDim || z > maxDim) throw new LimitError(`${pipe.label}: workgroups [${x},${y},${z}] exceed ${maxDim} per dimension`);
     if (x === 0 || y === 0 || z === 0) return;
 
@@ -190,8 +200,10 @@ export class Gpu {
       if (first) throw first;
     }
     if (this.uncaptured.length) {
-      const msg = this.uncaptured.splice(0).join(' | ');
-      throw new KernelError('unknown (rerun with LPO_DEBUG_SYNC=1 to locate)', msg);
+      const msgs = this.uncaptured.splice(0);
+      // Dawn's messages quote the failing object's label, which is the kernel's label.
+      const label = /"([^"]+:[^"]+)"/.exec(msgs[0])?.[1] ?? 'unknown (rerun with LPO_DEBUG_SYNC=1 to locate)';
+      throw new KernelError(label, msgs.join(' | '));
     }
     this.checkAlive();
   }
