@@ -10,7 +10,7 @@ export * from './tensor/ops/reduce.js';
 export * from './tensor/ops/layout.js';
 export { backward, noGrad, noGradAsync, record, requireGrad, zeroGrad, Tape, withTape, isGradEnabled } from './autograd/tape.js';
 export { gradcheck, type GradcheckOptions, type GradcheckResult } from './autograd/gradcheck.js';
-export { conv2d, conv2dOutputSize, normPadding, type Conv2dOptions, type Conv2dVariant, type Padding2d } from './tensor/ops/conv2d.js';
+export { conv2d, conv2dOutputSize, normPadding, resolveConv2dVariant, type Conv2dOptions, type Conv2dVariant, type Padding2d } from './tensor/ops/conv2d.js';
 export { groupNorm, layerNorm, normConfig } from './tensor/ops/norm.js';
 export { avgPool2d, spatialMean, upsampleNearest2x } from './tensor/ops/pool.js';
 export * from './diffusion/schedule.js';
