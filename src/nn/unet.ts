@@ -135,6 +135,19 @@ export class UNet2DConditionModel extends Module {
     this.registerModule('conv_out', new Conv2d(c0, c.outChannels, 3, { padding: 1, gen }));
   }
 
+  /**
+   * diffusers' enable_gradient_checkpointing(): every resnet and transformer of the down, mid and up blocks
+   * keeps only its inputs for backward and recomputes its activations there (training memory ∝ depth, not size).
+   */
+  enableGradientCheckpointing(on = true): this {
+    for (const b of [...this.downBlocks, this.midBlock, ...this.upBlocks]) b.gradientCheckpointing = on;
+    return this;
+  }
+
+  get gradientCheckpointing(): boolean {
+    return this.midBlock.gradientCheckpointing;
+  }
+
   get downBlocks(): ModuleList<DownBlock2D> { return this.child('down_blocks'); }
   get midBlock(): UNetMidBlock2DCrossAttn { return this.child('mid_block'); }
   get upBlocks(): ModuleList<UpBlock2D> { return this.child('up_blocks'); }

@@ -7,6 +7,20 @@ import { concat } from '../tensor/ops/layout.js';
 import { Module, ModuleList } from './layers.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
 import { Transformer2DModel } from './transformer2d.js';
+import { checkpoint } from '../autograd/checkpoint.js';
+
+/** Module flag read by the blocks: run each resnet / transformer under gradient checkpointing. */
+export interface Checkpointable {
+  gradientCheckpointing: boolean;
+}
+
+/** A resnet or transformer call, recomputed in backward when `ck` (diffusers' gradient checkpointing). */
+function resnetCall(ck: boolean, r: ResnetBlock2D, h: Tensor, embAct: Tensor): Tensor {
+  return ck ? checkpoint((a, b) => r.forward(a, b), [h, embAct]) : r.forward(h, embAct);
+}
+function attnCall(ck: boolean, t: Transformer2DModel, h: Tensor, context: Tensor): Tensor {
+  return ck ? checkpoint((a, b) => t.forward(a, b), [h, context]) : t.forward(h, context);
+}
 
 interface CommonBlockOptions {
   numLayers: number;
@@ -52,7 +66,8 @@ export interface DownBlockOptions extends CommonBlockOptions {
 }
 
 /** DownBlock2D (no attention) or CrossAttnDownBlock2D (a Transformer2DModel after each resnet). */
-export class DownBlock2D extends Module {
+export class DownBlock2D extends Module implements Checkpointable {
+  gradientCheckpointing = false;
   readonly hasCrossAttention: boolean;
   readonly hasDownsample: boolean;
 
@@ -83,8 +98,9 @@ export class DownBlock2D extends Module {
     let i = 0;
     for (const r of this.resnets) {
       h = tidy(() => {
-        const y = r.forward(h, embAct);
-        return attns ? attns.at(i).forward(y, context!) : y;
+        const ck = this.gradientCheckpointing;
+        const y = resnetCall(ck, r, h, embAct);
+        return attns ? attnCall(ck, attns.at(i), y, context!) : y;
       });
       states.push(h);
       i++;
@@ -104,7 +120,9 @@ export interface MidBlockOptions extends CommonBlockOptions {
 }
 
 /** UNetMidBlock2DCrossAttn: resnets.0, then (attentions.i, resnets.i+1) for each layer. */
-export class UNetMidBlock2DCrossAttn extends Module {
+export class UNetMidBlock2DCrossAttn extends Module implements Checkpointable {
+  gradientCheckpointing = false;
+
   constructor(o: MidBlockOptions, cross: CrossAttnOptions) {
     super();
     const resnet = () => new ResnetBlock2D({ inChannels: o.inChannels, outChannels: o.inChannels, tembChannels: o.tembChannels, groups: o.groups, eps: o.eps, outputScaleFactor: o.outputScaleFactor, gen: o.gen });
@@ -122,8 +140,9 @@ export class UNetMidBlock2DCrossAttn extends Module {
     return tidy(() => {
       const resnets = this.child<ModuleList<ResnetBlock2D>>('resnets');
       const attns = this.child<ModuleList<Transformer2DModel>>('attentions');
-      let h = resnets.at(0).forward(x, embAct);
-      for (let i = 0; i < attns.length; i++) h = resnets.at(i + 1).forward(attns.at(i).forward(h, context), embAct);
+      const ck = this.gradientCheckpointing;
+      let h = resnetCall(ck, resnets.at(0), x, embAct);
+      for (let i = 0; i < attns.length; i++) h = resnetCall(ck, resnets.at(i + 1), attnCall(ck, attns.at(i), h, context), embAct);
       return h;
     });
   }
@@ -140,7 +159,8 @@ export interface UpBlockOptions extends CommonBlockOptions {
  * UpBlock2D or CrossAttnUpBlock2D: each resnet takes cat([h, skip], channels) with skips popped from the end
  * of the down path's tuple; resnet i's skip has inChannels channels for the last layer, outChannels otherwise.
  */
-export class UpBlock2D extends Module {
+export class UpBlock2D extends Module implements Checkpointable {
+  gradientCheckpointing = false;
   readonly hasCrossAttention: boolean;
   readonly hasUpsample: boolean;
   readonly numLayers: number;
@@ -177,8 +197,9 @@ export class UpBlock2D extends Module {
           throw new ShapeError(`UpBlock2D: skip [${skip.shape}] does not match hidden state [${h.shape}] (batch/H/W)`);
         }
         h = tidy(() => {
-          const y = resnets.at(i).forward(concat([h, skip], 1), embAct);
-          return attns ? attns.at(i).forward(y, context!) : y;
+          const ck = this.gradientCheckpointing;
+          const y = resnetCall(ck, resnets.at(i), concat([h, skip], 1), embAct);
+          return attns ? attnCall(ck, attns.at(i), y, context!) : y;
         });
       }
       if (this.hasUpsample) h = this.child<ModuleList<Upsample2D>>('upsamplers').at(0).forward(h);
