@@ -51,3 +51,4 @@ export {
 } from './nn/vae.js';
 export { StableDiffusionPipeline, type GenerateOptions, type GenerateResult, type PipelineComponents, type StepInfo } from './diffusion/pipeline.js';
 export { loadStableDiffusion, type LoadPipelineOptions } from './diffusion/load.js';
+export { ZeroInitGenerator } from './nn/init.js';
