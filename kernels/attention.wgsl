@@ -16,7 +16,8 @@
 //   forward   : O, and LSE = m + log l per (b, h, i) in scaled-score units
 //   bwd_delta : Δ[b,h,i] = Σ_j dO·O (FlashAttention-2's D)
 //   bwd_dq    : dq (one invocation per query row, loop over keys)
-//   bwd_dkdv  : dk, dv (one invocation per key row, loop over queries): no atomics, deterministic
+//   bwd_dkdv  : dk, dv (one invocation per key row and query chunk, loop over queries): no atomics
+//   bwd_dkdv_sum: adds the per-chunk dk/dv slices when the queries were split (deterministic)
 
 const DV: u32 = 16u; // @host-replaced
 alias VT = vec4<f32>; // @host-replaced
@@ -34,8 +35,8 @@ struct Params {
   Lk: u32,
   C: u32,       // H·DV, the row stride of q, k, v, o in VT units
   scale: f32,
-  _p0: u32,
-  _p1: u32,
+  split: u32,   // bwd_dkdv: the queries are cut into `split` chunks of `chunk` rows
+  chunk: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -78,28 +79,30 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
   var l = 0.0;
   let nk = key_count(i);
   var s: array<f32, KB>;
+  // Tiles of KB keys with constant trip counts (so s[] stays in registers); keys past the end of
+  // the row are masked to a score of NEG_BIG (weight 0) and read a valid row instead.
   for (var j0 = 0u; j0 < nk; j0 += KB) {
-    let nb = min(KB, nk - j0);
     var bm = NEG_BIG;
-    for (var u = 0u; u < nb; u++) {
-      let ko = kb + (j0 + u) * p.C;
+    for (var u = 0u; u < KB; u++) {
+      let ko = kb + min(j0 + u, nk - 1u) * p.C;
       var dd = VT(0.0);
       for (var t = 0u; t < DV; t++) { dd += q[t] * fk[ko + t]; }
-      let d = hsum(dd);
+      let d = select(NEG_BIG, hsum(dd), j0 + u < nk);
       s[u] = d;
       bm = max(bm, d);
     }
     let mn = max(m, bm);
     let c = exp(m - mn); // 0 on the first tile
     l *= c;
-    for (var u = 0u; u < nb; u++) {
+    for (var u = 0u; u < KB; u++) {
       s[u] = exp(s[u] - mn);
       l += s[u];
     }
-    for (var t = 0u; t < DV; t++) {
-      var a = acc[t] * c;
-      for (var u = 0u; u < nb; u++) { a += s[u] * fv[kb + (j0 + u) * p.C + t]; }
-      acc[t] = a;
+    for (var t = 0u; t < DV; t++) { acc[t] *= c; }
+    for (var u = 0u; u < KB; u++) {
+      let vo = kb + min(j0 + u, nk - 1u) * p.C;
+      let w = s[u];
+      for (var t = 0u; t < DV; t++) { acc[t] += w * fv[vo + t]; }
     }
     m = mn;
   }
@@ -183,15 +186,21 @@ fn bwd_dq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
 @group(0) @binding(8) var<storage, read_write> kdv: array<VT>;
 
 // dv_j = Σ_i P_ij dO_i ;  dk_j = scale · Σ_i P_ij (dO_i·v_j − Δ_i) q_i
+// With split > 1 (few keys, many queries: cross-attention's 77 keys), invocation (c, b, h, j) sums
+// query chunk c into slice c of dk/dv buffers [split, B, Lk, C]; bwd_dkdv_sum adds the slices.
 @compute @workgroup_size(WG)
 fn bwd_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let r = linear_id(wg, nwg, lid);
-  if (r >= p.B * p.H * p.Lk) { return; }
+  let rr = linear_id(wg, nwg, lid);
+  let nrows = p.B * p.H * p.Lk;
+  if (rr >= nrows * p.split) { return; }
+  let cidx = rr / nrows;
+  let r = rr % nrows;
   let j = r % p.Lk;
   let bh = r / p.Lk;
   let h = bh % p.H;
   let b = bh / p.H;
   let ko = (b * p.Lk + j) * p.C + h * DV;
+  let oo = cidx * p.B * p.Lk * p.C + ko;
   let qb = b * p.Lq * p.C + h * DV;
   var k: array<VT, DV>;
   var v: array<VT, DV>;
@@ -203,9 +212,10 @@ fn bwd_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     dk[t] = VT(0.0);
     dv[t] = VT(0.0);
   }
-  var i0 = 0u;
-  if (CAUSAL) { i0 = j; }
-  for (var i = i0; i < p.Lq; i++) {
+  var i0 = cidx * p.chunk;
+  let i1 = min(p.Lq, i0 + p.chunk);
+  if (CAUSAL) { i0 = max(i0, j); }
+  for (var i = i0; i < i1; i++) {
     let qo = qb + i * p.C;
     let ri = bh * p.Lq + i;
     var sdv = VT(0.0);
@@ -222,7 +232,29 @@ fn bwd_dkdv(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     }
   }
   for (var t = 0u; t < DV; t++) {
-    kdk[ko + t] = dk[t] * p.scale;
-    kdv[ko + t] = dv[t];
+    kdk[oo + t] = dk[t] * p.scale;
+    kdv[oo + t] = dv[t];
   }
+}
+
+// ---------------------------------------------------------------------------------------------
+@group(0) @binding(1) var<storage, read> sdk: array<VT>;
+@group(0) @binding(2) var<storage, read> sdv: array<VT>;
+@group(0) @binding(3) var<storage, read_write> odk: array<VT>;
+@group(0) @binding(4) var<storage, read_write> odv: array<VT>;
+
+// dk = Σ_c dk_part[c], dv likewise (fixed order: deterministic).
+@compute @workgroup_size(WG)
+fn bwd_dkdv_sum(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let e = linear_id(wg, nwg, lid);
+  let n = p.B * p.Lk * p.C;
+  if (e >= n) { return; }
+  var a = VT(0.0);
+  var c = VT(0.0);
+  for (var k = 0u; k < p.split; k++) {
+    a += sdk[k * n + e];
+    c += sdv[k * n + e];
+  }
+  odk[e] = a;
+  odv[e] = c;
 }

@@ -4,7 +4,7 @@ import { Generator } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { gpu } from '../src/gpu/runtime.js';
 import { fill } from '../src/tensor/ops/elementwise.js';
-import { attention } from '../src/tensor/ops/attention.js';
+import { attention, dkdvSplit } from '../src/tensor/ops/attention.js';
 import { gradcheck } from '../src/autograd/gradcheck.js';
 import { backward, requireGrad } from '../src/autograd/tape.js';
 import { attentionRef, attentionBackwardRef } from './ref/attention.js';
@@ -38,6 +38,9 @@ const CASES: Case[] = [
   { B: 1, Lq: 17, Lk: 23, H: 2, d: 40, scale: 0.3 },    // SD head dim, explicit scale
   { B: 1, Lq: 9, Lk: 5, H: 1, d: 80 },
   { B: 1, Lq: 5, Lk: 7, H: 2, d: 160 },
+  { B: 1, Lq: 6, Lk: 6, H: 1, d: 512 },                 // VAE mid-block: one head over 512 channels
+  { B: 1, Lq: 200, Lk: 7, H: 2, d: 8 },                 // few keys: dk/dv split over 3 query chunks
+  { B: 1, Lq: 150, Lk: 150, H: 2, d: 4, causal: true }, // causal with the dk/dv split (2 chunks)
 ];
 
 describe('attention', () => {
@@ -80,6 +83,11 @@ describe('attention', () => {
       }
     }
     console.log(`attention backward: worst relL2 dq ${worst.dq.toExponential(2)}, dk ${worst.dk.toExponential(2)}, dv ${worst.dv.toExponential(2)} (tolerance 1e-5)`);
+  });
+
+  it('the test cases cover the split dk/dv path', () => {
+    expect(dkdvSplit(1, 2, 200, 7)).toBeGreaterThan(1);
+    expect(dkdvSplit(1, 2, 150, 150)).toBeGreaterThan(1);
   });
 
   it('only the inputs that need a gradient get one (k only)', async () => {

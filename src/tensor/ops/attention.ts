@@ -7,8 +7,8 @@ import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
 
 const WG = 64;
-/** Largest head dimension (private arrays of D floats per invocation). */
-export const ATTENTION_MAX_HEAD_DIM = 256;
+/** Largest head dimension (private arrays of d floats per invocation; the VAE mid-block uses 512). */
+export const ATTENTION_MAX_HEAD_DIM = 1024;
 
 export interface AttentionOptions {
   /** Score scale; default 1/√d. */
@@ -38,14 +38,24 @@ const vecWidth = (d: number) => (d % 4 === 0 ? 4 : 1);
 
 interface Dims { B: number; H: number; Lq: number; Lk: number; d: number; C: number }
 
-function launch(entry: string, dims: Dims, causal: boolean, scale: number, buffers: GPUBuffer[], rows: number): void {
+function launch(entry: string, dims: Dims, causal: boolean, scale: number, buffers: GPUBuffer[], rows: number, split = 1, chunk = dims.Lq): void {
   if (rows === 0) return;
   gpu().dispatch({
     kernel: { name: `attention.d${dims.d}`, code: codeFor(dims.d), entry, constants: { WG, CAUSAL: causal ? 1 : 0 } },
     buffers,
-    params: [dims.B, dims.H, dims.Lq, dims.Lk, dims.C / vecWidth(dims.d), f32(scale), 0, 0],
+    params: [dims.B, dims.H, dims.Lq, dims.Lk, dims.C / vecWidth(dims.d), f32(scale), split, chunk],
     workgroups: Math.ceil(rows / WG),
   });
+}
+
+/**
+ * How many query chunks the dk/dv pass splits into: enough invocations to fill the device when
+ * there are few key rows (cross-attention's 77 keys against 4096 queries), at least 64 queries a chunk.
+ */
+export function dkdvSplit(B: number, H: number, Lq: number, Lk: number): number {
+  const target = gpu().isSoftware ? 1024 : 32768;
+  const rows = B * H * Lk;
+  return Math.max(1, Math.min(64, Math.ceil(target / Math.max(rows, 1)), Math.floor(Lq / 64)));
 }
 
 /**
@@ -97,7 +107,17 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, heads: number, opts: 
         const dk = Tensor.empty(k.shape);
         const dv = Tensor.empty(v.shape);
         const dl = getDelta();
-        launch('bwd_dkdv', dims, causal, scale, [sq.buffer, sk.buffer, sv.buffer, dy.buffer, slse.buffer, dl.buffer, dk.buffer, dv.buffer], B * heads * Lk);
+        const split = dkdvSplit(B, heads, Lq, Lk);
+        const chunk = Math.ceil(Lq / split);
+        const pk = split > 1 ? Tensor.empty([split, ...k.shape]) : dk;
+        const pv = split > 1 ? Tensor.empty([split, ...v.shape]) : dv;
+        const qkv = [sq.buffer, sk.buffer, sv.buffer, dy.buffer, slse.buffer, dl.buffer];
+        launch('bwd_dkdv', dims, causal, scale, [...qkv, pk.buffer, pv.buffer], split * B * heads * Lk, split, chunk);
+        if (split > 1) {
+          launch('bwd_dkdv_sum', dims, causal, scale, [pk.buffer, pv.buffer, dk.buffer, dv.buffer], (B * Lk * C) / vecWidth(d), split, chunk);
+          pk.dispose();
+          pv.dispose();
+        }
         dl.dispose();
         kv = { dk, dv };
       }
