@@ -107,6 +107,22 @@ describe('UNet2DConditionModel', () => {
     m.dispose();
   });
 
+  it('use_linear_projection runs proj_in/proj_out as Linear: same output as the 1x1 convs with the same weights', async () => {
+    const m = new UNet2DConditionModel({ ...config, use_linear_projection: true });
+    const sd = new Map<string, Float32Array>();
+    for (const k of weights.keys()) sd.set(k, weights.readF32Sync(k)); // Float32Array sources are checked by element count
+    await m.loadStateDict(sd);
+    m.freeze();
+    const x = input(inputs, 'run1.sample');
+    const ctx = input(inputs, 'run1.encoder_hidden_states');
+    const y = m.forward(x, [981], ctx).sample;
+    const e = relL2(await y.toArray(), outputs.readF32Sync('run1.noise_pred'));
+    figures['run1.noise_pred (linear projection)'] = e;
+    expect(e).toBeLessThan(TOL);
+    for (const t of [x, ctx, y]) t.dispose();
+    m.dispose();
+  });
+
   it('time_proj on the host matches diffusers (float32 arguments, float64 sin/cos)', () => {
     for (const run of ['run1', 'run2']) {
       const t = inputs.readInt32Sync(`${run}.timestep`)[0];
