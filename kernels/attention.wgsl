@@ -22,6 +22,7 @@
 const DV: u32 = 16u; // @host-replaced
 alias VT = vec4<f32>; // @host-replaced
 fn hsum(x: VT) -> f32 { return x.x + x.y + x.z + x.w; } // @host-replaced
+const QPT: u32 = 1u; // @host-replaced
 const KB: u32 = 8u; // keys per online-softmax tile
 const NEG_BIG: f32 = -3.0e38;
 
@@ -58,57 +59,83 @@ fn key_count(i: u32) -> u32 {
 @group(0) @binding(4) var<storage, read_write> fo: array<VT>;
 @group(0) @binding(5) var<storage, read_write> flse: array<f32>;
 
+// QPT consecutive query rows of one (b, h) per invocation: each K/V element loaded is used QPT
+// times (register blocking for GPUs; QPT = 1 on lavapipe, where registers are scarce).
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let r = linear_id(wg, nwg, lid);
-  if (r >= p.B * p.H * p.Lq) { return; }
-  let i = r % p.Lq;
-  let bh = r / p.Lq;
+  let nq = (p.Lq + QPT - 1u) / QPT;
+  if (r >= p.B * p.H * nq) { return; }
+  let iq = (r % nq) * QPT;
+  let bh = r / nq;
   let h = bh % p.H;
   let b = bh / p.H;
-  let qo = (b * p.Lq + i) * p.C + h * DV;
   let kb = b * p.Lk * p.C + h * DV;
 
-  var q: array<VT, DV>;
-  var acc: array<VT, DV>;
-  for (var t = 0u; t < DV; t++) {
-    q[t] = fq[qo + t] * p.scale;
-    acc[t] = VT(0.0);
+  var q: array<VT, QPT * DV>;
+  var acc: array<VT, QPT * DV>;
+  var m: array<f32, QPT>;
+  var l: array<f32, QPT>;
+  var nkw: array<u32, QPT>;
+  var nk = 0u;
+  for (var w = 0u; w < QPT; w++) {
+    let i = min(iq + w, p.Lq - 1u); // rows past the end repeat the last one and are not written
+    let qo = (b * p.Lq + i) * p.C + h * DV;
+    for (var t = 0u; t < DV; t++) {
+      q[w * DV + t] = fq[qo + t] * p.scale;
+      acc[w * DV + t] = VT(0.0);
+    }
+    m[w] = NEG_BIG;
+    l[w] = 0.0;
+    nkw[w] = key_count(i);
+    nk = max(nk, nkw[w]);
   }
-  var m = NEG_BIG;
-  var l = 0.0;
-  let nk = key_count(i);
-  var s: array<f32, KB>;
+  var s: array<f32, QPT * KB>;
   // Tiles of KB keys with constant trip counts (so s[] stays in registers); keys past the end of
-  // the row are masked to a score of NEG_BIG (weight 0) and read a valid row instead.
+  // a row are masked to a score of NEG_BIG (weight 0) and read a valid key row instead.
   for (var j0 = 0u; j0 < nk; j0 += KB) {
-    var bm = NEG_BIG;
     for (var u = 0u; u < KB; u++) {
       let ko = kb + min(j0 + u, nk - 1u) * p.C;
-      var dd = VT(0.0);
-      for (var t = 0u; t < DV; t++) { dd += q[t] * fk[ko + t]; }
-      let d = select(NEG_BIG, hsum(dd), j0 + u < nk);
-      s[u] = d;
-      bm = max(bm, d);
+      var dd: array<VT, QPT>;
+      for (var w = 0u; w < QPT; w++) { dd[w] = VT(0.0); }
+      for (var t = 0u; t < DV; t++) {
+        let kt = fk[ko + t];
+        for (var w = 0u; w < QPT; w++) { dd[w] += q[w * DV + t] * kt; }
+      }
+      for (var w = 0u; w < QPT; w++) { s[w * KB + u] = select(NEG_BIG, hsum(dd[w]), j0 + u < nkw[w]); }
     }
-    let mn = max(m, bm);
-    let c = exp(m - mn); // 0 on the first tile
-    l *= c;
-    for (var u = 0u; u < KB; u++) {
-      s[u] = exp(s[u] - mn);
-      l += s[u];
+    for (var w = 0u; w < QPT; w++) {
+      var bm = NEG_BIG;
+      for (var u = 0u; u < KB; u++) { bm = max(bm, s[w * KB + u]); }
+      let mn = max(m[w], bm);
+      let c = exp(m[w] - mn); // 0 on the first tile
+      var lw = l[w] * c;
+      for (var u = 0u; u < KB; u++) {
+        let e = exp(s[w * KB + u] - mn);
+        s[w * KB + u] = e;
+        lw += e;
+      }
+      l[w] = lw;
+      m[w] = mn;
+      for (var t = 0u; t < DV; t++) { acc[w * DV + t] *= c; }
     }
-    for (var t = 0u; t < DV; t++) { acc[t] *= c; }
     for (var u = 0u; u < KB; u++) {
       let vo = kb + min(j0 + u, nk - 1u) * p.C;
-      let w = s[u];
-      for (var t = 0u; t < DV; t++) { acc[t] += w * fv[vo + t]; }
+      for (var t = 0u; t < DV; t++) {
+        let vt = fv[vo + t];
+        for (var w = 0u; w < QPT; w++) { acc[w * DV + t] += s[w * KB + u] * vt; }
+      }
     }
-    m = mn;
   }
-  let inv = 1.0 / l;
-  for (var t = 0u; t < DV; t++) { fo[qo + t] = acc[t] * inv; }
-  flse[r] = m + log(l);
+  for (var w = 0u; w < QPT; w++) {
+    let i = iq + w;
+    if (i < p.Lq) {
+      let qo = (b * p.Lq + i) * p.C + h * DV;
+      let inv = 1.0 / l[w];
+      for (var t = 0u; t < DV; t++) { fo[qo + t] = acc[w * DV + t] * inv; }
+      flse[bh * p.Lq + i] = m[w] + log(l[w]);
+    }
+  }
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,7 +4,7 @@ import { Generator } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { gpu } from '../src/gpu/runtime.js';
 import { fill } from '../src/tensor/ops/elementwise.js';
-import { attention, dkdvSplit } from '../src/tensor/ops/attention.js';
+import { attention, attentionConfig, dkdvSplit } from '../src/tensor/ops/attention.js';
 import { gradcheck } from '../src/autograd/gradcheck.js';
 import { backward, requireGrad } from '../src/autograd/tape.js';
 import { attentionRef, attentionBackwardRef } from './ref/attention.js';
@@ -52,7 +52,9 @@ describe('attention', () => {
       const kt = Tensor.fromArray(k, [c.B, c.Lk, C]);
       const vt = Tensor.fromArray(v, [c.B, c.Lk, C]);
       poison([c.B, c.Lq, C], [c.B, c.H, c.Lq]);
+      const t0 = performance.now();
       const y = await attention(qt, kt, vt, c.H, { causal: c.causal, scale: c.scale }).toArray();
+      if (performance.now() - t0 > 2000) console.log(`slow case ${n}: ${(performance.now() - t0).toFixed(0)} ms`);
       const ref = attentionRef(q, k, v, c.B, c.Lq, c.Lk, c.H, { causal: c.causal, scale: c.scale });
       expect(allFinite(y), `case ${n}`).toBe(true);
       const e = relL2(y, ref);
@@ -83,6 +85,23 @@ describe('attention', () => {
       }
     }
     console.log(`attention backward: worst relL2 dq ${worst.dq.toExponential(2)}, dk ${worst.dk.toExponential(2)}, dv ${worst.dv.toExponential(2)} (tolerance 1e-5)`);
+  });
+
+  it('forward with 2 and 3 query rows per invocation (the GPU variant) matches float64 (relL2 < 2e-6)', async () => {
+    try {
+      for (const qpt of [2, 3]) {
+        attentionConfig.queriesPerThread = qpt;
+        for (const [n, c] of CASES.entries()) {
+          if (c.d > 64) continue;
+          const { q, k, v, C } = inputs(c, 10 + n);
+          const y = await attention(Tensor.fromArray(q, [c.B, c.Lq, C]), Tensor.fromArray(k, [c.B, c.Lk, C]), Tensor.fromArray(v, [c.B, c.Lk, C]), c.H, { causal: c.causal, scale: c.scale }).toArray();
+          const ref = attentionRef(q, k, v, c.B, c.Lq, c.Lk, c.H, { causal: c.causal, scale: c.scale });
+          expect(relL2(y, ref), `qpt ${qpt} case ${n}`).toBeLessThan(2e-6);
+        }
+      }
+    } finally {
+      attentionConfig.queriesPerThread = 0;
+    }
   });
 
   it('the test cases cover the split dk/dv path', () => {

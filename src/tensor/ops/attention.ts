@@ -17,19 +17,32 @@ export interface AttentionOptions {
   causal?: boolean;
 }
 
-const sources = new Map<number, string>();
-/** The module for head dim d: vec4 rows when d % 4 == 0, scalar rows otherwise. */
-function codeFor(d: number): string {
-  let s = sources.get(d);
+/**
+ * Tuning: query rows per forward invocation (register blocking). 0 = automatic (1 on software
+ * adapters, where registers are scarce; on GPUs 2 for d ≤ 64, else 1).
+ */
+export const attentionConfig = { queriesPerThread: 0 };
+
+function queriesPerThread(d: number): number {
+  if (attentionConfig.queriesPerThread > 0) return attentionConfig.queriesPerThread;
+  return gpu().isSoftware || d > 64 ? 1 : 2;
+}
+
+const sources = new Map<string, string>();
+/** The module for head dim d: vec4 rows when d % 4 == 0, scalar rows otherwise; qpt query rows per forward invocation. */
+function codeFor(d: number, qpt: number): string {
+  const key = `${d}/${qpt}`;
+  let s = sources.get(key);
   if (!s) {
     const w = vecWidth(d);
     const lines = w === 4
       ? [`const DV: u32 = ${d / 4}u;`, 'alias VT = vec4<f32>;', 'fn hsum(x: VT) -> f32 { return x.x + x.y + x.z + x.w; }']
       : [`const DV: u32 = ${d}u;`, 'alias VT = f32;', 'fn hsum(x: VT) -> f32 { return x; }'];
+    lines.push(`const QPT: u32 = ${qpt}u;`);
     let i = 0;
     s = source.replace(/^.*\/\/ @host-replaced$/gm, () => lines[i++]);
-    if (i !== 3) throw new Error('attention.wgsl: expected 3 host-replaced lines');
-    sources.set(d, s);
+    if (i !== 4) throw new Error('attention.wgsl: expected 4 host-replaced lines');
+    sources.set(key, s);
   }
   return s;
 }
@@ -38,10 +51,10 @@ const vecWidth = (d: number) => (d % 4 === 0 ? 4 : 1);
 
 interface Dims { B: number; H: number; Lq: number; Lk: number; d: number; C: number }
 
-function launch(entry: string, dims: Dims, causal: boolean, scale: number, buffers: GPUBuffer[], rows: number, split = 1, chunk = dims.Lq): void {
+function launch(entry: string, dims: Dims, causal: boolean, scale: number, buffers: GPUBuffer[], rows: number, split = 1, chunk = dims.Lq, qpt = 1): void {
   if (rows === 0) return;
   gpu().dispatch({
-    kernel: { name: `attention.d${dims.d}`, code: codeFor(dims.d), entry, constants: { WG, CAUSAL: causal ? 1 : 0 } },
+    kernel: { name: `attention.d${dims.d}.q${qpt}`, code: codeFor(dims.d, qpt), entry, constants: { WG, CAUSAL: causal ? 1 : 0 } },
     buffers,
     params: [dims.B, dims.H, dims.Lq, dims.Lk, dims.C / vecWidth(dims.d), f32(scale), split, chunk],
     workgroups: Math.ceil(rows / WG),
@@ -85,7 +98,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, heads: number, opts: 
 
   const o = Tensor.empty(q.shape);
   const lse = Tensor.empty([B, heads, Lq]);
-  launch('forward', dims, causal, scale, [q.buffer, k.buffer, v.buffer, o.buffer, lse.buffer], B * heads * Lq);
+  const qpt = queriesPerThread(d);
+  launch('forward', dims, causal, scale, [q.buffer, k.buffer, v.buffer, o.buffer, lse.buffer], B * heads * Math.ceil(Lq / qpt), 1, Lq, qpt);
 
   const out = record('attention', [q, k, v], o, [q, k, v, o, lse], (dy, [sq, sk, sv, so, slse]) => {
     // Δ = rowsum(dO ∘ O) is shared by dq and dk/dv; dk and dv come from one kernel. The thunks
