@@ -9,6 +9,14 @@
 // measured FMA peak (173 GFLOP/s) on lavapipe. Memory: pool peak in-use bytes above what was in use
 // before the call (inputs excluded), and the pool's peak allocated bytes.
 // On lavapipe the 4096×4096 self-attention is shrunk to 1024×1024 (forward alone takes ~15 s there).
+//
+// Measured 2026-11-26, NVIDIA H200 (Dawn/Vulkan, driver 580.159.04), f32, medians of 15 samples:
+//   self 4096², fwd 1.57 ms = 13.7 TFLOP/s (20.5% of FP32 peak); bwd 4.84 ms = 11.1 TFLOP/s (2.5× conv.)
+//   cross 4096×77, fwd 0.086 ms = 4.7 TFLOP/s; bwd 0.34 ms = 3.0 TFLOP/s
+//   torch 2.11 SDPA on the same card, fp32 (TF32 off): self fwd 1.16 ms, bwd 2.54 ms; cross fwd 0.066 ms,
+//   bwd 1.28 ms. fp16: self fwd 0.11 ms, bwd 0.22 ms.
+//   Peak extra in-use: fwd 5.1 MiB (the output), fwd+bwd 20.3 MiB, against 64 MiB for ONE head's scores.
+// lavapipe (2 cores, loaded machine): self 1024² fwd 0.8–1.5 GFLOP/s, cross 4096×77 fwd 0.9–3 GFLOP/s.
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Bench } from 'tinybench';
 import { initGpu, gpu } from '../src/gpu/runtime.js';

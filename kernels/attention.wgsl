@@ -60,7 +60,8 @@ fn key_count(i: u32) -> u32 {
 @group(0) @binding(5) var<storage, read_write> flse: array<f32>;
 
 // QPT consecutive query rows of one (b, h) per invocation: each K/V element loaded is used QPT
-// times (register blocking for GPUs; QPT = 1 on lavapipe, where registers are scarce).
+// times (register blocking). The host uses QPT = 1 by default: on an H200 more rows per invocation
+// were slower (register pressure), and lavapipe has fewer registers still.
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let r = linear_id(wg, nwg, lid);
