@@ -52,3 +52,8 @@ export {
 export { StableDiffusionPipeline, type GenerateOptions, type GenerateResult, type PipelineComponents, type StepInfo } from './diffusion/pipeline.js';
 export { loadStableDiffusion, type LoadPipelineOptions } from './diffusion/load.js';
 export { ZeroInitGenerator } from './nn/init.js';
+export { attention, attentionConfig, dkdvSplit, ATTENTION_MAX_HEAD_DIM, type AttentionOptions } from './tensor/ops/attention.js';
+export { loraLinear } from './tensor/ops/lora.js';
+export { stepDpoLoss } from './tensor/ops/dpo.js';
+export { embedding } from './tensor/ops/embedding.js';
+export { AdamW, gradNorm, clipGradNorm, type AdamWOptions } from './optim/adamw.js';
