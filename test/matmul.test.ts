@@ -3,7 +3,15 @@ import { setupGpu, relL2, randNonZero, f32round } from './helpers.js';
 import { matmulRef, type Act } from './ref/linalg.js';
 import { Generator } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
-import { matmul, linear, resolveMatmulVariant, type MatmulVariant } from '../src/tensor/ops/matmul.js';
+import {
+  matmul, linear, resolveMatmulVariant, matmulAutotuneEnabled, matmulBucket, matmulGeometry, tuneCandidates, parseConfigId, configId,
+  staticConfig, currentMatmulConfig, type MatmulVariant, type GemmVariant,
+} from '../src/tensor/ops/matmul.js';
+import { Autotuner } from '../src/gpu/autotune.js';
+import { gpu } from '../src/gpu/runtime.js';
+import { mkdtempSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import { sumAll } from '../src/tensor/ops/reduce.js';
 import { mul } from '../src/tensor/ops/elementwise.js';
 import { backward, requireGrad } from '../src/autograd/tape.js';
@@ -16,7 +24,7 @@ const allFinite = (y: ArrayLike<number>) => Array.prototype.every.call(y, (v: nu
 
 interface Case { batch: number; M: number; K: number; N: number; transA?: boolean; transB?: boolean; bBatched?: boolean; bias?: boolean; act?: Act }
 
-async function runCase(c: Case, variant: MatmulVariant | undefined, seed: number) {
+async function runCase(c: Case, variant: MatmulVariant | undefined, seed: number, extra: { splitK?: number; bk?: number } = {}) {
   const gen = new Generator(seed);
   const { batch, M, K, N } = c;
   const bBatched = c.bBatched ?? true;
@@ -32,7 +40,7 @@ async function runCase(c: Case, variant: MatmulVariant | undefined, seed: number
   // Poison: release a NaN buffer of the output's size so the pool hands it to the matmul; every
   // element must be overwritten (checked by allFinite / relL2 below).
   Tensor.fromArray(new Float32Array(batch * M * N).fill(NaN), [batch * M * N]).dispose();
-  const y = matmul(ta, tb, { transA: c.transA, transB: c.transB, bias: tbias, activation: c.act, variant });
+  const y = matmul(ta, tb, { transA: c.transA, transB: c.transB, bias: tbias, activation: c.act, variant, ...extra });
   expect(y.shape).toEqual(batch > 1 ? [batch, M, N] : [M, N]);
   const got = await y.toArray();
   const ref = matmulRef(a, b, { batch, M, N, K, transA: c.transA, transB: c.transB, aBatched: true, bBatched: bBatched && batch > 1, bias, act: c.act });
@@ -121,6 +129,132 @@ describe('matmul forward', () => {
     const b = Tensor.fromArray(new Float32Array(8), [4, 2]);
     expect(() => matmul(a, b)).toThrow(/inner dimensions/);
     expect(() => matmul(a, b, { transB: true, bias: Tensor.fromArray(new Float32Array(3), [3]) })).toThrow(/bias/);
+  });
+});
+
+// The SGEMM family has barriers: slow to compile and run on lavapipe, so few small pipelines each.
+describe('matmul gemm variants', () => {
+  const GEMMS: GemmVariant[] = ['gemm128', 'gemm128x64', 'gemm64'];
+  for (const variant of GEMMS) {
+    it(`${variant}: ragged batched 3×37×29×45, all transposes`, async () => {
+      let seed = 110;
+      for (const transA of [false, true]) {
+        for (const transB of [false, true]) {
+          const { got, ref } = await runCase({ batch: 3, M: 37, K: 29, N: 45, transA, transB }, variant, seed++);
+          expect(allFinite(got)).toBe(true);
+          expect(relL2(got, ref), `${variant} tA=${transA} tB=${transB}`).toBeLessThan(1e-5);
+        }
+      }
+    });
+  }
+
+  it('gemm64: 133×67×141 (several tiles, transA), bias + geluTanh with b unbatched', async () => {
+    const r1 = await runCase({ batch: 1, M: 133, K: 67, N: 141, transA: true }, 'gemm64', 130);
+    expect(relL2(r1.got, r1.ref)).toBeLessThan(1e-5);
+    const r2 = await runCase({ batch: 2, M: 19, K: 33, N: 70, bBatched: false, bias: true, act: 'geluTanh' }, 'gemm64', 131);
+    expect(relL2(r2.got, r2.ref)).toBeLessThan(1e-5);
+  });
+
+  it('gemm128: 133×67×141 crosses tile edges in M and N (transB, GBK 16)', async () => {
+    const r = await runCase({ batch: 1, M: 133, K: 67, N: 141, transB: true }, 'gemm128', 132, { bk: 16 });
+    expect(allFinite(r.got)).toBe(true);
+    expect(relL2(r.got, r.ref)).toBeLessThan(1e-5);
+  });
+
+  it('split-K: K not a multiple of the split, batched, bias + silu in the reduce; more splits than k slices', async () => {
+    // K = 67 in 3 splits of kc = 24 (GBK 8): slices 24, 24, 19.
+    const r1 = await runCase({ batch: 2, M: 21, K: 67, N: 30, transA: true, bias: true, act: 'silu' }, 'gemm64', 140, { splitK: 3 });
+    expect(allFinite(r1.got)).toBe(true);
+    expect(relL2(r1.got, r1.ref)).toBeLessThan(1e-5);
+    // splitK 16 on K = 29 (4 slices of 8): clamped to 4 splits, and b unbatched (folded batch) with transB.
+    const r2 = await runCase({ batch: 2, M: 19, K: 29, N: 45, transB: true, bBatched: false }, 'gemm128x64', 141, { splitK: 16 });
+    expect(relL2(r2.got, r2.ref)).toBeLessThan(1e-5);
+    // K = 1 and M = 1 with a split request: degenerates to one slice.
+    const r3 = await runCase({ batch: 1, M: 1, K: 1, N: 7 }, 'gemm64', 142, { splitK: 4 });
+    expect(relL2(r3.got, r3.ref)).toBeLessThan(1e-6);
+  });
+});
+
+describe('matmul autotune', () => {
+  it('never tunes on a software adapter; the default stays blocked there', () => {
+    if (!gpu().isSoftware) return;
+    expect(matmulAutotuneEnabled()).toBe(false);
+    expect(currentMatmulConfig(matmulGeometry(512, 512, 512))).toBe(process.env.LPO_MATMUL_VARIANT ?? 'blocked');
+  });
+
+  it('picks the fastest measured candidate, caches it per bucket, and survives failing candidates', async () => {
+    const calls: string[] = [];
+    const fake: Record<string, number> = { strip: 900, gemm64: 500, 'gemm64/s4': 200, gemm128: Infinity };
+    const measure = async (id: string) => {
+      calls.push(id);
+      if (id === 'gemm128x64') throw new Error('compile failed');
+      return fake[id] ?? 1000;
+    };
+    const t = new Autotuner();
+    const g = matmulGeometry(512, 512, 512);
+    const bucket = matmulBucket(g, false, false);
+    expect(bucket).toBe('512x512x512b1NN');
+    const cands = ['strip', 'gemm128', 'gemm128x64', 'gemm64', 'gemm64/s4'];
+    const rec = await t.request(bucket, () => cands, measure);
+    expect(rec?.best).toBe('gemm64/s4');
+    expect(t.get(bucket)).toBe('gemm64/s4');
+    expect(rec?.times.gemm128x64).toBe(Infinity);
+    expect(calls).toEqual(cands);
+    // Cached: no new measurements for the same bucket, concurrent requests share one job.
+    await Promise.all([t.request(bucket, () => cands, measure), t.request(bucket, () => cands, measure)]);
+    expect(calls.length).toBe(cands.length);
+    // Same bucket for a nearby shape (powers of two), another for transposes.
+    expect(matmulBucket(matmulGeometry(300, 400, 500), false, false)).toBe(bucket);
+    expect(matmulBucket(g, false, true)).not.toBe(bucket);
+    // Every candidate failing: no record.
+    const none = await t.request('other', () => ['a', 'b'], async () => Infinity);
+    expect(none).toBeUndefined();
+    expect(t.get('other')).toBeUndefined();
+  });
+
+  it('jobs run one at a time, and records persist through the file cache (version-checked)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'lpo-tune-'));
+    try {
+      const file = join(dir, 'matmul-test.json');
+      const t1 = new Autotuner({ file, version: 'v1' });
+      let active = 0;
+      let maxActive = 0;
+      const measure = async (id: string) => {
+        active++;
+        maxActive = Math.max(maxActive, active);
+        await new Promise((r) => setTimeout(r, 2));
+        active--;
+        return id.length;
+      };
+      void t1.request('b1', () => ['xx', 'x', 'xxx'], measure);
+      void t1.request('b2', () => ['yyy', 'yy'], measure);
+      await t1.idle();
+      expect(maxActive).toBe(1);
+      expect(t1.get('b1')).toBe('x');
+      expect(t1.get('b2')).toBe('yy');
+      const t2 = new Autotuner({ file, version: 'v1' });
+      expect(t2.get('b1')).toBe('x');
+      const t3 = new Autotuner({ file, version: 'v2' });
+      expect(t3.get('b1')).toBeUndefined();
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('candidates and config ids: splits only while the grid is small and K long, GBK 16 only where memory allows', () => {
+    const small = tuneCandidates(matmulGeometry(77, 768, 768), { subgroups: true, storage: 16384, sms: 132 });
+    expect(small).toContain('blocked');
+    expect(small).toContain('gemm64/s8');
+    expect(small).toContain('gemm64/k16');
+    expect(small).not.toContain('gemm128/k16'); // 32 KiB > 16 KiB
+    const big = tuneCandidates(matmulGeometry(4096, 320, 1280), { subgroups: false, storage: 49152, sms: 132 });
+    expect(big).not.toContain('blocked');
+    expect(big).toContain('gemm128/k16');
+    expect(big.some((id) => id.startsWith('gemm128/s'))).toBe(false); // 320 tiles of 128×128 already
+    for (const id of [...small, ...big]) expect(configId(parseConfigId(id))).toBe(id);
+    expect(() => parseConfigId('gemm99')).toThrow(/unknown variant/);
+    expect(staticConfig(matmulGeometry(4096, 1024, 4096)).variant).toBe('gemm128');
+    expect(configId(staticConfig(matmulGeometry(512, 512, 512)))).toBe('gemm64/s4');
   });
 });
 
