@@ -17,38 +17,12 @@
 //   bwd 1.28 ms. fp16: self fwd 0.11 ms, bwd 0.22 ms.
 //   Peak extra in-use: fwd 5.1 MiB (the output), fwd+bwd 20.3 MiB, against 64 MiB for ONE head's scores.
 // lavapipe (2 cores, loaded machine): self 1024² fwd 0.8–1.5 GFLOP/s, cross 4096×77 fwd 0.9–3 GFLOP/s.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { Bench } from 'tinybench';
+import { fullShapesOnSoftware, machinePeak, pct, printTable, timeIt, writeSection } from './common.js';
 import { initGpu, gpu } from '../src/gpu/runtime.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { Generator } from '../src/tensor/random.js';
 import { attention, attentionConfig } from '../src/tensor/ops/attention.js';
 import { backward, noGrad, requireGrad } from '../src/autograd/tape.js';
-
-function peakGflops(desc: string, software: boolean): { gflops: number; source: string } {
-  if (software) return { gflops: 173, source: 'CPU FMA peak 173 GFLOP/s, 2-core CI box (PERF-ANCHORS §1.2)' };
-  if (/H100.*PCIe/i.test(desc)) return { gflops: 51_000, source: 'H100 PCIe FP32 51 TFLOP/s (PERF-ANCHORS §1.1)' };
-  if (/H200|H100/i.test(desc)) return { gflops: 66_900, source: 'H100/H200 SXM FP32 66.9 TFLOP/s (PERF-ANCHORS §1.1)' };
-  return { gflops: NaN, source: 'unknown adapter' };
-}
-
-async function timeIt(runOnce: () => void, software: boolean, samples: number): Promise<{ ms: number; reps: number }> {
-  runOnce();
-  await gpu().sync();
-  const t0 = performance.now();
-  runOnce();
-  await gpu().sync();
-  const one = performance.now() - t0;
-  const reps = software ? 1 : Math.max(1, Math.min(64, Math.ceil(25 / Math.max(one, 1e-3))));
-  const b = new Bench({ iterations: samples, warmupIterations: software ? 0 : 2, time: 0, warmupTime: 0, throws: true });
-  b.add('x', async () => {
-    for (let r = 0; r < reps; r++) runOnce();
-    await gpu().sync();
-  });
-  await b.run();
-  const res = b.tasks[0].result as unknown as { latency: { p50: number } };
-  return { ms: res.latency.p50 / reps, reps };
-}
 
 interface Row { what: string; pass: string; ms: number; gflops: number; peakFraction: number; peakExtraInUse: number; peakAllocated: number; reps: number }
 
@@ -57,14 +31,15 @@ export async function runSuite(opts: { samples?: number; write?: boolean } = {})
   const s = g.summary;
   const software = s.isSoftware;
   const adapter = `${s.vendor} / ${s.architecture} / ${s.description || s.device}`;
-  const peak = peakGflops(`${s.description} ${s.device}`, software);
+  const peak = machinePeak(s);
   const samples = opts.samples ?? (software ? 3 : 15);
+  const shrink = software && !fullShapesOnSoftware;
   const H = 8, d = 40, C = H * d, B = 1;
   const shapes = [
-    { name: 'self', Lq: software ? 1024 : 4096, Lk: software ? 1024 : 4096 },
+    { name: 'self', Lq: shrink ? 1024 : 4096, Lk: shrink ? 1024 : 4096 },
     { name: 'cross', Lq: 4096, Lk: 77 },
   ];
-  console.log(`\nattention bench on ${adapter}${software ? ' (software: self-attention shrunk to 1024×1024)' : ''}; peak ${peak.gflops} GFLOP/s (${peak.source})`);
+  console.log(`\nattention bench on ${adapter}${shrink ? ' (software: self-attention shrunk to 1024×1024; LPO_BENCH_FULL=1 runs 4096)' : ''}; peak ${peak.gflops} GFLOP/s (${peak.source})`);
   const rows: Row[] = [];
   const pool = gpu().pool;
   for (const sh of shapes) {
@@ -95,14 +70,14 @@ export async function runSuite(opts: { samples?: number; write?: boolean } = {})
     };
     const mf = await mem(fwdOnce);
     const mb = await mem(fwdBwdOnce);
-    const tf = await timeIt(fwdOnce, software, samples);
-    const tb = await timeIt(fwdBwdOnce, software, samples);
+    const tf = await timeIt(fwdOnce, { software, samples, maxReps: 64 });
+    const tb = await timeIt(fwdBwdOnce, { software, samples, maxReps: 64 });
     const bwdMs = Math.max(tb.ms - tf.ms, 1e-6);
     if (!software) {
       // Sweep the forward's query rows per invocation (register blocking); the default row is above.
       for (const qpt of [1, 2, 4]) {
         attentionConfig.queriesPerThread = qpt;
-        const t = await timeIt(fwdOnce, software, samples);
+        const t = await timeIt(fwdOnce, { software, samples, maxReps: 64 });
         rows.push({ what, pass: `forward, ${qpt} rows/invocation`, ms: t.ms, gflops: fl / (t.ms * 1e6), peakFraction: fl / (t.ms * 1e6) / peak.gflops, peakExtraInUse: mf.extra, peakAllocated: mf.allocated, reps: t.reps });
       }
       attentionConfig.queriesPerThread = 0;
@@ -111,20 +86,10 @@ export async function runSuite(opts: { samples?: number; write?: boolean } = {})
     rows.push({ what, pass: 'backward (fwd+bwd − fwd)', ms: bwdMs, gflops: (2.5 * fl) / (bwdMs * 1e6), peakFraction: (2.5 * fl) / (bwdMs * 1e6) / peak.gflops, peakExtraInUse: mb.extra, peakAllocated: mb.allocated, reps: tb.reps });
     [q, k, v, dO].forEach((t) => t.dispose());
   }
-  const head = ['what', 'pass', 'ms', 'GFLOP/s', '% peak', 'peak extra in-use', 'peak allocated', 'reps'];
   const mb = (x: number) => `${(x / 2 ** 20).toFixed(1)} MiB`;
-  const table = rows.map((r) => [r.what, r.pass, r.ms.toFixed(3), r.gflops.toFixed(r.gflops < 10 ? 2 : 0), `${(100 * r.peakFraction).toFixed(2)}%`, mb(r.peakExtraInUse), mb(r.peakAllocated), String(r.reps)]);
-  const wd = head.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(wd[i])).join(' | ');
-  console.log(`\n${line(head)}\n${wd.map((x) => '-'.repeat(x)).join('-|-')}\n${table.map(line).join('\n')}`);
+  printTable(['what', 'pass', 'ms', 'GFLOP/s', '% peak', 'peak extra in-use', 'peak allocated', 'reps'],
+    rows.map((r) => [r.what, r.pass, r.ms.toFixed(3), r.gflops.toFixed(r.gflops < 10 ? 2 : 0), pct(r.peakFraction), mb(r.peakExtraInUse), mb(r.peakAllocated), String(r.reps)]));
   console.log(`(one head's 4096×4096 f32 score matrix would be ${mb(4096 * 4096 * 4)}; all 8 heads ${mb(8 * 4096 * 4096 * 4)})`);
-  if (opts.write ?? true) {
-    mkdirSync('bench/results', { recursive: true });
-    const file = `bench/results/${(s.description || s.device || s.vendor || 'adapter').replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80)}.json`;
-    let prior: Record<string, unknown> = {};
-    try { prior = JSON.parse(readFileSync(file, 'utf8')); } catch { /* first run */ }
-    writeFileSync(file, JSON.stringify({ ...prior, attention: { date: new Date().toISOString(), adapter, software, peak, samples, rows } }, null, 2));
-    console.log(`wrote ${file}`);
-  }
+  if (opts.write ?? true) console.log(`wrote ${writeSection(s, 'attention', { date: new Date().toISOString(), adapter, software, peak, samples, rows })}`);
   return rows;
 }

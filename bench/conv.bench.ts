@@ -6,42 +6,14 @@
 // lavapipe). FLOPs are 2·N·O·C·kh·kw·OH·OW per conv pass; groupNorm bytes use torch's convention (read x
 // once, write y once: 2·numel·4), the kernels actually read x twice more (stats, two-pass variance).
 // On lavapipe the SD shapes would take minutes, so smaller spatial sizes stand in (marked in the table).
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { bench, describe } from 'vitest';
-import { Bench } from 'tinybench';
+import { fullShapesOnSoftware, machinePeak, pct, printTable, timeIt, writeSection } from './common.js';
 import { initGpu, gpu } from '../src/gpu/runtime.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { Generator } from '../src/tensor/random.js';
 import { conv2d, resolveConv2dVariant, type Conv2dVariant } from '../src/tensor/ops/conv2d.js';
 import { groupNorm, normConfig } from '../src/tensor/ops/norm.js';
 import { backward, requireGrad, noGrad } from '../src/autograd/tape.js';
-
-interface Peak { gflops: number; gbps: number; source: string }
-function peaks(desc: string, software: boolean): Peak {
-  if (software) return { gflops: 173, gbps: 12, source: 'CPU FMA peak 173 GFLOP/s and numpy streaming ~12 GB/s on the 2-core CI box (PERF-ANCHORS §1.2, §5), not re-measured' };
-  if (/H200/i.test(desc)) return { gflops: 66_900, gbps: 4_800, source: 'H200 SXM: FP32 66.9 TFLOP/s, HBM3e 4.8 TB/s (PERF-ANCHORS §1.1)' };
-  if (/H100.*PCIe/i.test(desc)) return { gflops: 51_000, gbps: 2_000, source: 'H100 PCIe: FP32 51 TFLOP/s, 2.0 TB/s (PERF-ANCHORS §1.1)' };
-  if (/H100/i.test(desc)) return { gflops: 66_900, gbps: 3_350, source: 'H100 SXM: FP32 66.9 TFLOP/s, 3.35 TB/s (PERF-ANCHORS §1.1)' };
-  return { gflops: NaN, gbps: NaN, source: 'unknown adapter: no peak on file' };
-}
-
-async function timeIt(runOnce: () => void, software: boolean, samples: number) {
-  runOnce();
-  await gpu().sync();
-  const t0 = performance.now();
-  runOnce();
-  await gpu().sync();
-  const one = performance.now() - t0;
-  const reps = software ? 1 : Math.max(1, Math.min(256, Math.ceil(25 / Math.max(one, 1e-3))));
-  const b = new Bench({ iterations: samples, warmupIterations: software ? 1 : 3, time: 0, warmupTime: 0, throws: true });
-  b.add('x', async () => {
-    for (let r = 0; r < reps; r++) runOnce();
-    await gpu().sync();
-  });
-  await b.run();
-  const res = b.tasks[0].result as unknown as { latency: { p50: number } };
-  return { ms: res.latency.p50 / reps, reps };
-}
 
 interface ConvShape { label: string; n: number; c: number; o: number; hw: number; k: number; cpu?: { hw: number } }
 const CONVS: ConvShape[] = [
@@ -57,8 +29,8 @@ async function runSuite(): Promise<void> {
   const s = g.summary;
   const software = s.isSoftware;
   const adapter = `${s.vendor} / ${s.architecture} / ${s.description || s.device}`;
-  const peak = peaks(`${s.description} ${s.device}`, software);
-  const samples = 15;
+  const peak = machinePeak(s);
+  const samples = software && fullShapesOnSoftware ? 3 : 15;
   const rows: Row[] = [];
   const notes: string[] = [];
   console.log(`\nconv bench on ${adapter}${software ? ' (software)' : ''}; peaks ${peak.gflops} GFLOP/s, ${peak.gbps} GB/s (${peak.source})`);
@@ -66,9 +38,9 @@ async function runSuite(): Promise<void> {
   const def = resolveConv2dVariant();
 
   for (const sh of CONVS) {
-    const hw = software && sh.cpu ? sh.cpu.hw : sh.hw;
+    const hw = software && sh.cpu && !fullShapesOnSoftware ? sh.cpu.hw : sh.hw;
     const label = hw === sh.hw ? sh.label : `${sh.label.replace(/\d+×\d+/, `${hw}×${hw}`)} (lavapipe stand-in)`;
-    if (hw !== sh.hw) notes.push(`${sh.label}: run at ${hw}×${hw} on the software adapter (the SD size takes minutes at lavapipe speed)`);
+    if (hw !== sh.hw) notes.push(`${sh.label}: run at ${hw}×${hw} on the software adapter (the SD size takes minutes at lavapipe speed; LPO_BENCH_FULL=1 runs it)`);
     const gen = new Generator(5);
     const pad = (sh.k - 1) / 2;
     const x = requireGrad(Tensor.fromArray(gen.normalArray(sh.n * sh.c * hw * hw), [sh.n, sh.c, hw, hw]));
@@ -79,7 +51,7 @@ async function runSuite(): Promise<void> {
     // lavapipe: the siblings of the default are only timed at the smallest stand-in (8×8).
     const vs = (software ? variants.filter((v) => v === def || hw <= 8) : variants).filter((v) => resolveConv2dVariant(v) === v);
     for (const v of vs) {
-      const fwd = await timeIt(() => noGrad(() => conv2d(x, w, b, { padding: pad, variant: v })).dispose(), software, samples);
+      const fwd = await timeIt(() => noGrad(() => conv2d(x, w, b, { padding: pad, variant: v })).dispose(), { software, samples });
       rows.push({ what: `${label} fwd`, impl: `${v}${v === def ? ' (default)' : ''}`, rate: flops / (fwd.ms * 1e6), unit: 'GFLOP/s', ms: fwd.ms, reps: fwd.reps, peakFraction: flops / (fwd.ms * 1e6) / peak.gflops });
       // Backward (dx + dw, dbias via reduce) through the tape: 2× the forward FLOPs.
       const bwd = await timeIt(() => {
@@ -88,7 +60,7 @@ async function runSuite(): Promise<void> {
         y.dispose();
         x.grad?.dispose(); x.grad = null;
         w.grad?.dispose(); w.grad = null;
-      }, software, samples);
+      }, { software, samples });
       const bwdOnly = Math.max(bwd.ms - fwd.ms, 1e-6);
       rows.push({ what: `${label} dx+dw`, impl: `${v}${v === def ? ' (default)' : ''}`, rate: (2 * flops) / (bwdOnly * 1e6), unit: 'GFLOP/s', ms: bwdOnly, reps: bwd.reps, peakFraction: (2 * flops) / (bwdOnly * 1e6) / peak.gflops, note: 'fwd+bwd time minus fwd' });
     }
@@ -97,9 +69,9 @@ async function runSuite(): Promise<void> {
 
   // GroupNorm [2,320,64,64], 32 groups (lavapipe: [2,320,16,16]).
   {
-    const hw = software ? 16 : 64;
+    const hw = software && !fullShapesOnSoftware ? 16 : 64;
     const shape = [2, 320, hw, hw];
-    const label = `groupNorm [${shape}] g32${software ? ' (lavapipe stand-in)' : ''}`;
+    const label = `groupNorm [${shape}] g32${hw !== 64 ? ' (lavapipe stand-in)' : ''}`;
     const gen = new Generator(6);
     const n = 2 * 320 * hw * hw;
     const x = Tensor.fromArray(gen.normalArray(n), shape);
@@ -108,28 +80,19 @@ async function runSuite(): Promise<void> {
     for (const v of ['serial', 'wg'] as const) {
       if (software && v === 'wg') continue;
       normConfig.variant = v;
-      const t = await timeIt(() => noGrad(() => groupNorm(x, 32, gw, gb, 1e-5)).dispose(), software, samples);
+      const t = await timeIt(() => noGrad(() => groupNorm(x, 32, gw, gb, 1e-5)).dispose(), { software, samples });
       const gbps = (2 * n * 4) / (t.ms * 1e6);
       rows.push({ what: `${label} fwd`, impl: `${v}${(software ? 'serial' : 'wg') === v ? ' (default)' : ''}`, rate: gbps, unit: 'GB/s', ms: t.ms, reps: t.reps, peakFraction: gbps / peak.gbps });
     }
     normConfig.variant = 'auto';
-    if (software) notes.push('groupNorm: the workgroup-reduction variant is not timed on lavapipe (barriers); shape shrunk to 16×16');
+    if (software) notes.push(`groupNorm: the workgroup-reduction variant is not timed on lavapipe (barriers)${hw !== 64 ? '; shape shrunk to 16×16' : ''}`);
     [x, gw, gb].forEach((t) => t.dispose());
   }
 
-  const head = ['what', 'impl', 'rate', 'ms', 'reps', '% peak', 'note'];
-  const table = rows.map((r) => [r.what, r.impl, `${r.rate.toFixed(r.rate < 10 ? 2 : 0)} ${r.unit}`, r.ms.toFixed(3), String(r.reps), `${(100 * r.peakFraction).toFixed(r.peakFraction < 0.01 ? 2 : 1)}%`, r.note ?? '']);
-  const wd = head.map((h, i) => Math.max(h.length, ...table.map((t) => t[i].length)));
-  const line = (cells: string[]) => cells.map((c, i) => c.padEnd(wd[i])).join(' | ');
-  console.log(`\n${line(head)}\n${wd.map((k) => '-'.repeat(k)).join('-|-')}\n${table.map(line).join('\n')}`);
+  printTable(['what', 'impl', 'rate', 'ms', 'reps', '% peak', 'note'],
+    rows.map((r) => [r.what, r.impl, `${r.rate.toFixed(r.rate < 10 ? 2 : 0)} ${r.unit}`, r.ms.toFixed(3), String(r.reps), pct(r.peakFraction), r.note ?? '']));
   if (notes.length) console.log(`notes:\n- ${notes.join('\n- ')}`);
-
-  mkdirSync('bench/results', { recursive: true });
-  const file = `bench/results/${(s.description || s.device || s.vendor || 'adapter').replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80)}.json`;
-  let prior: Record<string, unknown> = {};
-  try { prior = JSON.parse(readFileSync(file, 'utf8')); } catch { /* first run */ }
-  writeFileSync(file, JSON.stringify({ ...prior, conv: { date: new Date().toISOString(), adapter, software, peak, samples, rows, notes } }, null, 2));
-  console.log(`wrote ${file}`);
+  console.log(`wrote ${writeSection(s, 'conv', { date: new Date().toISOString(), adapter, software, peak, samples, rows, notes })}`);
 }
 
 describe('conv', () => {

@@ -5,7 +5,7 @@
 // Reports init time, wall time per forward (the first includes pipeline compilation), the pool's peaks
 // (gpu().pool.stats(): peakAllocatedBytes, peakInUseBytes) and the host's RSS / JS heap, and merges a
 // `unet` section into bench/results/<adapter>.json.
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { writeSection } from './common.js';
 import { bench, describe } from 'vitest';
 import { initGpu, gpu } from '../src/gpu/runtime.js';
 import { Tensor } from '../src/tensor/tensor.js';
@@ -104,12 +104,7 @@ async function runSuite(): Promise<void> {
   ctx.dispose();
   unet.dispose();
 
-  mkdirSync('bench/results', { recursive: true });
-  const file = `bench/results/${(s.description || s.device || s.vendor || 'adapter').replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80)}.json`;
-  let prior: Record<string, unknown> = {};
-  try { prior = JSON.parse(readFileSync(file, 'utf8')); } catch { /* first run */ }
-  writeFileSync(file, JSON.stringify({ ...prior, unet: result }, null, 2));
-  console.log(`wrote ${file}`);
+  console.log(`wrote ${writeSection(s, 'unet', result)}`);
 }
 
 describe('unet', () => {
