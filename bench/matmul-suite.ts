@@ -12,7 +12,10 @@ import { Bench } from 'tinybench';
 import { initGpu, gpu } from '../src/gpu/runtime.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { Generator } from '../src/tensor/random.js';
-import { matmul, resolveMatmulVariant, type MatmulVariant } from '../src/tensor/ops/matmul.js';
+import {
+  matmul, resolveMatmulVariant, autotuneMatmul, matmulAutotuner, matmulAutotuneEnabled, matmulBucket, matmulGeometry, currentMatmulConfig, forcedConfigId,
+  MATMUL_VARIANTS, type MatmulVariant,
+} from '../src/tensor/ops/matmul.js';
 
 const require = createRequire(import.meta.url);
 
@@ -172,7 +175,12 @@ export async function runSuite(): Promise<void> {
     notes.push(`gpu.js webgpu mode unavailable: ${(e as Error).message}`);
   }
 
-  const variants: MatmulVariant[] = ['naive', 'blocked', 'strip', 'tiled'];
+  const variants: readonly MatmulVariant[] = MATMUL_VARIANTS;
+  // The SGEMM family has barriers: on lavapipe only gemm64 at the smallest shape (compiles and runs slowly there).
+  const softwareGemm = (v: MatmulVariant, label: string) => !v.startsWith('gemm') || (v === 'gemm64' && label === '256³');
+  if (software) notes.push('software adapter: gemm128 / gemm128x64 skipped and gemm64 timed at 256³ only (barrier kernels are slow on lavapipe)');
+  const tuning = !software && matmulAutotuneEnabled();
+  if (!software) notes.push(tuning ? 'lpo default (auto) = the autotuned configuration for the shape bucket (tuned before timing; its config id in the note column, every candidate\'s kernel GFLOP/s in the notes)' : 'autotune off (LPO_AUTOTUNE=0 or no timestamps): lpo default (auto) = static heuristic');
   for (const sh of SHAPES) {
     const { M, K, N } = sh;
     const flops = 2 * M * K * N;
@@ -188,20 +196,37 @@ export async function runSuite(): Promise<void> {
     const tb = Tensor.fromArray(gen.normalArray(K * N), [K, N]);
     const ha = await ta.toArray();
     const hb = await tb.toArray();
-    const mine = bigForCpu ? [def] : variants.filter((v) => v === resolveMatmulVariant(v));
+    const mine = bigForCpu ? [def] : variants.filter((v) => v === resolveMatmulVariant(v) && (!software || softwareGemm(v, sh.label)));
     for (const v of mine) {
       const y0 = matmul(ta, tb, { variant: v });
       const err = spotCheck(await y0.toArray(), ha, hb, M, K, N);
       y0.dispose();
       const t = await timeIt(`lpo.${v}`, () => matmul(ta, tb, { variant: v }).dispose(), () => gpu().sync(), flops, samples, software);
       const kernelGflops = software ? undefined : await kernelTime(() => matmul(ta, tb, { variant: v }).dispose(), flops, samples).catch(() => undefined);
-      rows.push({ shape: sh.label, M, K, N, impl: `lpo ${v}${software && v === def ? ' (default)' : ''}`, ...t, kernelGflops, samples, peakFraction: t.gflops / peak.gflops, note: err > 1e-4 ? `MISMATCH ${err.toExponential(1)}` : undefined });
+      rows.push({ shape: sh.label, M, K, N, impl: `lpo ${v}${software && v === def ? ' (default)' : ''}`, ...t, kernelGflops, samples, peakFraction: t.gflops / peak.gflops, note: `${v.startsWith('gemm') ? forcedConfigId(v, matmulGeometry(M, K, N)) : ''}${err > 1e-4 ? ` MISMATCH ${err.toExponential(1)}` : ''}` || undefined });
     }
     if (!software) {
-      // The op's own choice for this shape (no variant forced).
+      // The op's own choice for this shape (no variant forced): tune its bucket first (what the op would
+      // do in the background on first use), then time what it picks.
+      const geo = matmulGeometry(M, K, N);
+      const t0 = performance.now();
+      await autotuneMatmul(geo);
+      const tuneMs = performance.now() - t0;
+      const chosen = currentMatmulConfig(geo);
+      const rec = tuning ? matmulAutotuner().record(matmulBucket(geo, false, false)) : undefined;
+      if (rec) {
+        const ranked = Object.entries(rec.times).sort((p, q) => p[1] - q[1]).map(([id, ns]) => `${id} ${Number.isFinite(ns) && ns > 0 ? (flops / ns).toFixed(0) : 'failed'}`);
+        notes.push(`${sh.label}: autotune (${tuneMs.toFixed(0)} ms${matmulAutotuner().tunedHere.includes(matmulBucket(geo, false, false)) ? '' : ', from cache'}) GFLOP/s by candidate: ${ranked.join(', ')}`);
+      }
+      const y0 = matmul(ta, tb);
+      const err = spotCheck(await y0.toArray(), ha, hb, M, K, N);
+      y0.dispose();
       const t = await timeIt('lpo.auto', () => matmul(ta, tb).dispose(), () => gpu().sync(), flops, samples, software);
       const kernelGflops = await kernelTime(() => matmul(ta, tb).dispose(), flops, samples).catch(() => undefined);
-      rows.push({ shape: sh.label, M, K, N, impl: 'lpo default (auto)', ...t, kernelGflops, samples, peakFraction: t.gflops / peak.gflops });
+      rows.push({ shape: sh.label, M, K, N, impl: 'lpo default (auto)', ...t, kernelGflops, samples, peakFraction: t.gflops / peak.gflops, note: `${chosen}${err > 1e-4 ? ` MISMATCH ${err.toExponential(1)}` : ''}` });
+      // Same, but submitted after every product (as gpu.js does), so host encoding overlaps GPU work.
+      const ts = await timeIt('lpo.auto.submit', () => { matmul(ta, tb).dispose(); gpu().flush(); }, () => gpu().sync(), flops, samples, software);
+      rows.push({ shape: sh.label, M, K, N, impl: 'lpo default (auto, submit each)', ...ts, samples, peakFraction: ts.gflops / peak.gflops, note: chosen });
     }
     // 1024³ is one of the two acceptance shapes: the peer runs there too, with fewer samples on lavapipe.
     const peerHere = !bigForCpu || sh.label === '1024³';
@@ -242,11 +267,13 @@ export async function runSuite(): Promise<void> {
     const theirs = rows.find((r) => r.shape === label && r.impl.startsWith('gpu.js'));
     if (ours && theirs) verdicts.push(`${label}: ${ours.impl} / gpu.js = ${(ours.gflops / theirs.gflops).toFixed(1)}× (${ours.gflops / theirs.gflops >= 5 ? 'PASS' : 'FAIL'} ≥ 5×)`);
     else verdicts.push(`${label}: no comparison in this run`);
+    const each = rows.find((r) => r.shape === label && r.impl === 'lpo default (auto, submit each)');
+    if (each && theirs) verdicts.push(`${label}: ${each.impl} / gpu.js = ${(each.gflops / theirs.gflops).toFixed(1)}×`);
   }
   for (const sh of SHAPES) {
     const naive = rows.find((r) => r.shape === sh.label && r.impl.startsWith('lpo naive'));
     if (!naive) continue;
-    for (const r of rows.filter((q) => q.shape === sh.label && q.impl.startsWith('lpo') && !q.impl.startsWith('lpo naive') && q.impl !== 'lpo default (auto)')) {
+    for (const r of rows.filter((q) => q.shape === sh.label && q.impl.startsWith('lpo') && !q.impl.startsWith('lpo naive') && !q.impl.startsWith('lpo default (auto'))) {
       if (r.gflops <= naive.gflops) verdicts.push(`${sh.label}: ${r.impl} does not beat naive (${r.gflops.toFixed(2)} vs ${naive.gflops.toFixed(2)})`);
     }
   }
@@ -258,7 +285,7 @@ export async function runSuite(): Promise<void> {
   try { prior = JSON.parse(readFileSync(file, 'utf8')); } catch { /* first run */ }
   writeFileSync(file, JSON.stringify({
     ...prior,
-    matmul: { date: new Date().toISOString(), adapter, software, defaultVariant: def, peak, samples, rows, verdicts, notes },
+    matmul: { date: new Date().toISOString(), adapter, software, defaultVariant: def, peak, samples, rows, verdicts, notes, autotune: tuning ? Object.fromEntries(SHAPES.map((sh) => { const b = matmulBucket(matmulGeometry(sh.M, sh.K, sh.N), false, false); return [sh.label, matmulAutotuner().record(b) ?? null]; })) : undefined },
   }, null, 2));
   console.log(`wrote ${file}`);
 }

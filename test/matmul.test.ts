@@ -207,9 +207,14 @@ describe('matmul autotune', () => {
     expect(matmulBucket(matmulGeometry(300, 400, 500), false, false)).toBe(bucket);
     expect(matmulBucket(g, false, true)).not.toBe(bucket);
     // Every candidate failing: no record.
-    const none = await t.request('other', () => ['a', 'b'], async () => Infinity);
+    let tries = 0;
+    const none = await t.request('other', () => ['a', 'b'], async () => { tries++; return Infinity; });
     expect(none).toBeUndefined();
     expect(t.get('other')).toBeUndefined();
+    // … and not retried on every later product.
+    await t.request('other', () => ['a', 'b'], async () => { tries++; return Infinity; });
+    expect(tries).toBe(2);
+    expect(t.has('other')).toBe(true);
   });
 
   it('jobs run one at a time, and records persist through the file cache (version-checked)', async () => {

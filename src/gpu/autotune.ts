@@ -36,6 +36,8 @@ export interface AutotunerOptions {
 export class Autotuner {
   private readonly records = new Map<string, TuneRecord>();
   private readonly jobs = new Map<string, Promise<TuneRecord | undefined>>();
+  /** Buckets where every candidate failed (not retried: callers keep their static choice). */
+  private readonly failed = new Set<string>();
   private queue: Promise<unknown> = Promise.resolve();
   private readonly file: string | null;
   private readonly version: string;
@@ -66,7 +68,7 @@ export class Autotuner {
 
   /** Whether the bucket is tuned or being tuned. */
   has(bucket: string): boolean {
-    return this.records.has(bucket) || this.jobs.has(bucket);
+    return this.records.has(bucket) || this.jobs.has(bucket) || this.failed.has(bucket);
   }
 
   /**
@@ -77,6 +79,7 @@ export class Autotuner {
   request(bucket: string, candidates: () => string[], measure: Measure): Promise<TuneRecord | undefined> {
     const known = this.records.get(bucket);
     if (known) return Promise.resolve(known);
+    if (this.failed.has(bucket)) return Promise.resolve(undefined);
     const inflight = this.jobs.get(bucket);
     if (inflight) return inflight;
     const job = this.queue.then(async () => {
@@ -93,13 +96,17 @@ export class Autotuner {
           times[id] = Number.isFinite(ns) && ns > 0 ? ns : Infinity;
           if (times[id] < Infinity && (best === undefined || times[id] < times[best])) best = id;
         }
-        if (best === undefined) return undefined;
+        if (best === undefined) {
+          this.failed.add(bucket);
+          return undefined;
+        }
         const rec: TuneRecord = { best, times };
         this.records.set(bucket, rec);
         this.tunedHere.push(bucket);
         this.save();
         return rec;
       } catch (e) {
+        this.failed.add(bucket);
         this.onError(bucket, e);
         return undefined;
       } finally {
@@ -119,6 +126,7 @@ export class Autotuner {
   /** Forgets every record (memory only; the file is rewritten on the next tune). */
   clear(): void {
     this.records.clear();
+    this.failed.clear();
   }
 
   private save(): void {

@@ -359,7 +359,10 @@ function chooseConfig(g: Geometry, transA: boolean, transB: boolean): MatmulConf
     const tuner = matmulAutotuner();
     const id = tuner.get(matmulBucket(g, transA, transB));
     if (id) return parseConfigId(id);
-    if (2 * g.M * g.N * g.K * g.batch >= MIN_TUNE_FLOPS) void autotuneMatmul(g, transA, transB);
+    // Background tuning on first sight of a bucket; not under vitest (tests time nothing and stay on
+    // the static choice) unless LPO_AUTOTUNE=1. Explicit autotuneMatmul() calls (bench) always tune.
+    const background = !process.env.VITEST || process.env.LPO_AUTOTUNE === '1';
+    if (background && 2 * g.M * g.N * g.K * g.batch >= MIN_TUNE_FLOPS) void autotuneMatmul(g, transA, transB);
   }
   return staticConfig(g);
 }
@@ -369,6 +372,11 @@ function forcedConfig(v: MatmulVariant, g: Geometry, o: { splitK?: number; bk?: 
   const env = process.env.LPO_MATMUL_SPLITK;
   const splitK = o.splitK ?? (env ? Number(env) : heuristicSplit(v, g));
   return { variant: v, splitK, bk: o.bk ?? 8 };
+}
+
+/** The configuration id a product forced to variant `v` runs (heuristic split for gemm variants). */
+export function forcedConfigId(v: MatmulVariant, g: MatmulGeometry, o: { splitK?: number; bk?: number } = {}): string {
+  return configId(forcedConfig(resolveMatmulVariant(v), g, o));
 }
 
 /** Geometry of a product (for autotuneMatmul): a [M, K] (or [K, M] with transA), b [K, N] (or [N, K]), batch. */
