@@ -5,7 +5,7 @@ import { Generator } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import {
   matmul, linear, resolveMatmulVariant, matmulAutotuneEnabled, matmulBucket, matmulGeometry, tuneCandidates, parseConfigId, configId,
-  staticConfig, currentMatmulConfig, type MatmulVariant, type GemmVariant,
+  staticConfig, currentMatmulConfig, measureConfig, type MatmulVariant, type GemmVariant,
 } from '../src/tensor/ops/matmul.js';
 import { Autotuner } from '../src/gpu/autotune.js';
 import { gpu } from '../src/gpu/runtime.js';
@@ -244,6 +244,18 @@ describe('matmul autotune', () => {
     } finally {
       rmSync(dir, { recursive: true, force: true });
     }
+  });
+
+  it('the private timestamp path times configs (1 and 2 dispatches); a failing pipeline rejects without poisoning the stream', async () => {
+    // Called explicitly here: the op itself never tunes on a software adapter.
+    if (!gpu().acquired.hasTimestamps) return;
+    const g = matmulGeometry(40, 24, 36);
+    const flags = { act: 'none' as const, hasBias: false, transA: false, transB: false };
+    expect(await measureConfig('strip', g, flags)).toBeGreaterThan(0);
+    expect(await measureConfig('gemm64/s2', g, flags)).toBeGreaterThan(0);
+    // GBK 32 with 128×128 tiles needs 64 KiB of workgroup memory: pipeline creation fails.
+    await expect(measureConfig('gemm128/k32', g, flags)).rejects.toThrow();
+    await gpu().sync();
   });
 
   it('candidates and config ids: splits only while the grid is small and K long, GBK 16 only where memory allows', () => {

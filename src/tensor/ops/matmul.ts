@@ -300,8 +300,11 @@ const DISPATCH_PENALTY_NS = Number(process.env.LPO_AUTOTUNE_DISPATCH_NS ?? 3000)
 
 const tunePipelines = new WeakMap<Gpu, Map<string, Promise<GPUComputePipeline>>>();
 
-/** GPU time (ns) of one product under configuration `id` on private zero-filled buffers. */
-async function measureConfig(id: string, g: Geometry, f: Flags): Promise<number> {
+/**
+ * GPU time (ns) of one product under configuration `id` on private zero-filled buffers (the
+ * autotuner's measure; exported for tests and tools, it runs on any adapter with timestamps).
+ */
+export async function measureConfig(id: string, g: Geometry, f: Flags): Promise<number> {
   const G = gpu();
   const dev = G.device;
   const cfg = parseConfigId(id);
