@@ -15,6 +15,8 @@ export interface KernelSpec {
 }
 
 export interface CachedPipeline {
+  /** Small unique number (bind-group cache keys). */
+  id: number;
   pipeline: GPUComputePipeline;
   layout: GPUBindGroupLayout;
   spec: KernelSpec;
@@ -76,7 +78,7 @@ export class PipelineCache {
     this.pendingErrors.push(
       this.device.popErrorScope().then((e) => (e ? new KernelError(label, `pipeline creation failed: ${e.message}`) : null)),
     );
-    hit = { pipeline, layout: pipeline.getBindGroupLayout(0), spec, label };
+    hit = { id: this.pipelines.size, pipeline, layout: pipeline.getBindGroupLayout(0), spec, label };
     this.pipelines.set(key, hit);
     return hit;
   }

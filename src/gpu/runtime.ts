@@ -26,6 +26,10 @@ export interface Dispatch {
 
 const PARAM_SLOT = 256; // minUniformBufferOffsetAlignment
 const MAX_DISPATCHES_PER_SUBMIT = 512;
+// Submitting in chunks lets the GPU start on early dispatches while the host encodes later ones.
+const SUBMIT_EVERY = Math.min(MAX_DISPATCHES_PER_SUBMIT, Number(process.env.LPO_SUBMIT_EVERY ?? 128) || 128);
+// createBindGroup costs ~5–20 µs (most of a dispatch's host time); loops repeat the same bindings.
+const BIND_GROUP_CACHE_SIZE = 8192;
 
 /** Folds a linear workgroup count into (x, y) with x ≤ maxPerDim. Kernels rebuild the id as x + y·nx. */
 export function foldWorkgroups(n: number, maxPerDim = 65535): [number, number, number] {
@@ -53,6 +57,9 @@ export class Gpu {
   private readonly uncaptured: string[] = [];
   private lostReason: string | null = null;
   private readonly bindErrors: Promise<Error | null>[] = [];
+  private readonly bindGroups = new Map<string, GPUBindGroup>();
+  private readonly bufferIds = new WeakMap<GPUBuffer, number>();
+  private nextBufferId = 1;
   private profiling: { querySet: GPUQuerySet; names: string[]; results: Map<string, KernelTiming>; pending: Promise<void>[] } | null = null;
   readonly debugSync = process.env.LPO_DEBUG_SYNC === '1';
   // dawn.node builds a fresh limits object on every `device.limits` read: cache what the hot path needs.
@@ -80,7 +87,7 @@ export class Gpu {
   dispatch(d: Dispatch): void {
     this.checkAlive();
     const pipe = this.pipelines.get(d.kernel);
-    if (this.dispatches >= MAX_DISPATCHES_PER_SUBMIT) this.flush();
+    if (this.dispatches >= SUBMIT_EVERY) this.flush();
     const slot = this.dispatches;
     const entries: GPUBindGroupEntry[] = [];
     if (d.params && d.params.length) {
@@ -96,19 +103,14 @@ export class Gpu {
       }
       entries.push({ binding: 0, resource: { buffer: this.paramBuffer, offset: slot * PARAM_SLOT, size: PARAM_SLOT } });
     }
+    let key = `${pipe.id}|${entries.length ? slot : '-'}`;
     d.buffers.forEach((b, i) => {
       const binding: BufferBinding = 'buffer' in b ? b : { buffer: b };
       this.boundThisSubmit.add(binding.buffer);
       entries.push({ binding: i + 1, resource: binding });
+      key += `|${this.bufferId(binding.buffer)}${binding.offset || binding.size ? `@${binding.offset ?? 0}+${binding.size ?? ''}` : ''}`;
     });
-    // An error scope per dispatch costs a promise round trip on the hot path; only debug mode pays it.
-    // Otherwise a bad binding reaches the uncaptured-error handler, whose message names the bind
-    // group's label (the kernel).
-    if (this.debugSync) this.device.pushErrorScope('validation');
-    const bindGroup = this.device.createBindGroup({ layout: pipe.layout, entries, label: pipe.label });
-    if (this.debugSync) {
-      this.bindErrors.push(this.device.popErrorScope().then((e) => (e ? new KernelError(pipe.label, `bad bindings: ${e.message}`) : null)));
-    }
+    const bindGroup = this.bindGroupFor(key, pipe.label, pipe.layout, entries);
 
     const [x, y = 1, z = 1] = typeof d.workgroups === 'number' ? foldWorkgroups(d.workgroups) : d.workgroups;
     const maxDim = this.maxWorkgroupsPerDim;
@@ -135,6 +137,36 @@ export class Gpu {
     if (this.profiling) pass.end();
     this.dispatches++;
     if (this.debugSync) this.flush();
+  }
+
+  private bufferId(b: GPUBuffer): number {
+    let id = this.bufferIds.get(b);
+    if (id === undefined) this.bufferIds.set(b, (id = this.nextBufferId++));
+    return id;
+  }
+
+  /** A bind group for these entries, reused while its buffers live (the cache is cleared on trim). */
+  private bindGroupFor(key: string, label: string, layout: GPUBindGroupLayout, entries: GPUBindGroupEntry[]): GPUBindGroup {
+    let bg = this.bindGroups.get(key);
+    if (bg) return bg;
+    // An error scope per dispatch costs a promise round trip on the hot path; only debug mode pays it.
+    // Otherwise a bad binding reaches the uncaptured-error handler, whose message names the bind
+    // group's label (the kernel).
+    if (this.debugSync) this.device.pushErrorScope('validation');
+    bg = this.device.createBindGroup({ layout, entries, label });
+    if (this.debugSync) {
+      this.bindErrors.push(this.device.popErrorScope().then((e) => (e ? new KernelError(label, `bad bindings: ${e.message}`) : null)));
+    }
+    if (this.bindGroups.size >= BIND_GROUP_CACHE_SIZE) this.bindGroups.clear();
+    this.bindGroups.set(key, bg);
+    return bg;
+  }
+
+  /** Destroys the pool's free buffers (after a sync); cached bind groups may name them, so they go too. */
+  async trimPool(): Promise<void> {
+    await this.sync();
+    this.bindGroups.clear();
+    this.pool.trim();
   }
 
   private endPass(): void {
@@ -255,6 +287,7 @@ export class Gpu {
 
   destroy(): void {
     this.flush();
+    this.bindGroups.clear();
     this.pool.trim();
     this.paramBuffer.destroy();
     this.device.destroy();
