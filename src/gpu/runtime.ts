@@ -224,18 +224,21 @@ export class Gpu {
     await this.throwPendingErrors();
   }
 
+  /**
+   * Throws the first error that kernels, bindings or allocations raised since the last check. One
+   * failure cascades (a bad module makes an invalid pipeline, bind group and command buffer), so
+   * everything pending is drained and the root cause, the earliest scoped error, is the one reported.
+   */
   private async throwPendingErrors(): Promise<void> {
-    const lists = [this.pipelines.pendingErrors, this.pool.pendingErrors, this.bindErrors];
-    for (const list of lists) {
-      const errs = await Promise.all(list.splice(0));
-      const first = errs.find((e) => e);
-      if (first) throw first;
-    }
-    if (this.uncaptured.length) {
-      const msgs = this.uncaptured.splice(0);
+    const scoped: (Error | null)[] = [];
+    for (const list of [this.pipelines.pendingErrors, this.pool.pendingErrors, this.bindErrors]) scoped.push(...(await Promise.all(list.splice(0))));
+    const uncaptured = this.uncaptured.splice(0);
+    const first = scoped.find((e) => e);
+    if (first) throw first;
+    if (uncaptured.length) {
       // Dawn's messages quote the failing object's label, which is the kernel's label.
-      const label = /"([^"]+:[^"]+)"/.exec(msgs[0])?.[1] ?? 'unknown (rerun with LPO_DEBUG_SYNC=1 to locate)';
-      throw new KernelError(label, msgs.join(' | '));
+      const label = /"([^"]+:[^"]+)"/.exec(uncaptured[0])?.[1] ?? 'unknown (rerun with LPO_DEBUG_SYNC=1 to locate)';
+      throw new KernelError(label, uncaptured.join(' | '));
     }
     this.checkAlive();
   }

@@ -1,0 +1,142 @@
+// The runtime itself: grid folding, typed errors, the pool, profiling, uploads in stream order,
+// f16 storage and seeded randomness.
+import { beforeAll, describe, expect, it } from 'vitest';
+import { setupGpu } from './helpers.js';
+import { Gpu, foldWorkgroups, gpu, f32 } from '../src/gpu/runtime.js';
+import { acquireDevice } from '../src/gpu/device.js';
+import { DeviceLostError, KernelError, LimitError } from '../src/gpu/errors.js';
+import { sizeClass } from '../src/gpu/pool.js';
+import { Tensor } from '../src/tensor/tensor.js';
+import { Generator } from '../src/tensor/random.js';
+import { fromHalfBits, toHalfBits } from '../src/tensor/half.js';
+import { exp, fill } from '../src/tensor/ops/elementwise.js';
+
+beforeAll(setupGpu);
+
+describe('gpu runtime', () => {
+  it('folds linear grids beyond 65,535 workgroups into x·y and refuses impossible ones', () => {
+    expect(foldWorkgroups(65535)).toEqual([65535, 1, 1]);
+    for (const n of [65536, 70001, 1_000_003]) {
+      const [x, y] = foldWorkgroups(n);
+      expect(x).toBeLessThanOrEqual(65535);
+      expect(x * y).toBeGreaterThanOrEqual(n);
+      expect(x * (y - 1)).toBeLessThan(n);
+    }
+    expect(() => foldWorkgroups(65535 * 65535 + 1)).toThrow(LimitError);
+  });
+
+  it('a dispatch of more than 65,535 workgroups writes every element', async () => {
+    const n = 65536 * 256 + 37; // 65,537 workgroups of 256
+    const t = fill([n], 1.5);
+    const v = await t.toArray();
+    let bad = 0;
+    for (let i = 0; i < n; i++) if (v[i] !== 1.5) bad++;
+    expect(bad).toBe(0);
+    t.dispose();
+  });
+
+  it('a WGSL compile error is a KernelError naming the kernel and the line', async () => {
+    const t = Tensor.empty([4]);
+    gpu().dispatch({
+      kernel: { name: 'test.broken', code: '@group(0) @binding(1) var<storage, read_write> o: array<f32>;\n@compute @workgroup_size(1) fn main() { o[0] = undefined_thing; }' },
+      buffers: [t.buffer],
+      workgroups: 1,
+    });
+    const err = await gpu().sync().then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(KernelError);
+    expect((err as KernelError).kernel).toMatch(/test\.broken/);
+    expect((err as Error).message).toMatch(/WGSL compile error: line 2/);
+    t.dispose();
+    await gpu().sync(); // the error was reported once; the stream is clean again
+  });
+
+  it('bindings that do not fit the kernel are a KernelError naming it', async () => {
+    const t = Tensor.empty([4]);
+    gpu().dispatch({
+      kernel: { name: 'test.onebinding', code: '@group(0) @binding(1) var<storage, read_write> o: array<f32>;\n@compute @workgroup_size(1) fn main() { o[0] = 1.0; }' },
+      buffers: [t.buffer, t.buffer], // @binding(2) does not exist
+      workgroups: 1,
+    });
+    const err = await gpu().sync().then(() => null, (e: unknown) => e);
+    expect(err).toBeInstanceOf(KernelError);
+    expect((err as Error).message).toMatch(/test\.onebinding/);
+    t.dispose();
+  });
+
+  it('a buffer beyond the adapter limit is a LimitError before anything is allocated', () => {
+    const max = gpu().device.limits.maxBufferSize;
+    expect(() => gpu().pool.acquire(max + 1, 'huge')).toThrow(LimitError);
+  });
+
+  it('a lost device turns every later call into a DeviceLostError', async () => {
+    const g = new Gpu(await acquireDevice());
+    const buf = g.pool.acquire(16);
+    g.device.destroy();
+    await g.device.lost;
+    expect(() => g.dispatch({ kernel: { name: 'x', code: '' }, buffers: [buf], workgroups: 1 })).toThrow(DeviceLostError);
+    await expect(g.read(buf, 16)).rejects.toBeInstanceOf(DeviceLostError);
+  });
+
+  it('the pool reuses buffers by size class and counts it', () => {
+    expect(sizeClass(1)).toBe(256);
+    expect(sizeClass(1000)).toBeGreaterThanOrEqual(1000);
+    expect(sizeClass(1 << 20) / (1 << 20)).toBe(1);
+    expect(sizeClass((1 << 20) + 1) / ((1 << 20) + 1)).toBeLessThan(1.0626);
+    const before = gpu().pool.stats();
+    const a = Tensor.empty([1000]);
+    a.dispose();
+    const b = Tensor.empty([990]); // same size class
+    const after = gpu().pool.stats();
+    expect(after.hits).toBeGreaterThan(before.hits);
+    b.dispose();
+  });
+
+  it('uploads wait for earlier unsubmitted work that reads the same buffer', async () => {
+    const x = Tensor.fromArray([0, 1, 2], [3]);
+    const y = exp(x); // recorded, not yet submitted
+    x.write([5, 5, 5]); // must not overtake the exp above
+    const v = await y.toArray();
+    expect(Array.from(v).map((q) => Math.round(q * 1e4) / 1e4)).toEqual([1, 2.7183, 7.3891]);
+    [x, y].forEach((t) => t.dispose());
+  });
+
+  it('profile() reports GPU time per kernel from timestamp queries', async () => {
+    if (!gpu().acquired.hasTimestamps) return;
+    const x = Tensor.fromArray(new Float32Array(4096).fill(0.5), [4096]);
+    const timings = await gpu().profile(() => {
+      for (let i = 0; i < 3; i++) exp(x).dispose();
+    });
+    const e = timings.find((t) => t.kernel === 'elementwise.exp');
+    expect(e?.calls).toBe(3);
+    expect(e!.ns).toBeGreaterThan(0);
+    x.dispose();
+  });
+
+  it('f16 storage rounds to the nearest half and reads back as f32', async () => {
+    if (!gpu().acquired.hasF16) return;
+    const vals = [0.1, -2.5, 65504, 1e-6, 3.14159, 7];
+    const t = Tensor.fromArray(vals, [6], 'f16');
+    expect(t.bytes).toBe(12);
+    const back = Array.from(await t.toArray());
+    expect(back).toEqual(vals.map((v) => fromHalfBits(toHalfBits(v))));
+    t.dispose();
+  });
+
+  it('the generator gives the same numbers for the same seed, and sane normals', () => {
+    const a = new Generator(42).normalArray(10000);
+    const b = new Generator(42).normalArray(10000);
+    expect(Array.from(a)).toEqual(Array.from(b));
+    expect(Array.from(new Generator(43).normalArray(5))).not.toEqual(Array.from(a.slice(0, 5)));
+    const mean = a.reduce((s, v) => s + v, 0) / a.length;
+    const varc = a.reduce((s, v) => s + (v - mean) ** 2, 0) / a.length;
+    expect(Math.abs(mean)).toBeLessThan(0.05);
+    expect(Math.abs(varc - 1)).toBeLessThan(0.05);
+  });
+
+  it('params that are not u32 are refused with the kernel named', () => {
+    const t = Tensor.empty([1]);
+    expect(() => gpu().dispatch({ kernel: { name: 'test.params', code: '' }, buffers: [t.buffer], params: [1.5], workgroups: 1 })).toThrow(/test\.params.*f32\(\)/);
+    void f32;
+    t.dispose();
+  });
+});
