@@ -164,7 +164,6 @@ export async function runSuite(): Promise<void> {
   const rows: Row[] = [];
   const notes: string[] = [];
   const def = resolveMatmulVariant();
-  if (process.env.LPO_MATMUL_BK) notes.push(`tiled BK = ${process.env.LPO_MATMUL_BK} (LPO_MATMUL_BK)`);
   console.log(`\nmatmul bench on ${adapter}${software ? ' (software)' : ''}; default variant '${def}'; FP32 peak ${peak.gflops} GFLOP/s (${peak.source})`);
 
   let peer: GpuJsPeer | null = null;

@@ -6,9 +6,7 @@
 //
 // Variants (entry points):
 //   naive      one output per invocation, serial k loop (the baseline the bench compares against).
-//   tiled      GPU-style: a BM×BN tile per workgroup staged through workgroup memory in BK slices,
-//              8×8 outputs per invocation (two 4-wide row groups × two 4-wide column groups).
-//   gemm8x8 / gemm8x4 / gemm4x4   SGEMM with 256 invocations, 128×128 / 128×64 / 64×64 tiles,
+//   gemm128 / gemm128x64 / gemm64   SGEMM with 256 invocations, 128×128 / 128×64 / 64×64 tiles,
 //              double-buffered k slices, optional split-K (+ splitk_reduce); see the gemm section.
 //   strip      no barriers, no subgroups: lanes along N, 8 rows per lane (A index subgroup-uniform).
 //   blocked    (second section, needs `enable subgroups`): no barriers; each lane loads one of 8 rows
@@ -20,10 +18,7 @@
 override WG: u32 = 64u;        // naive / strip / blocked invocations per workgroup
 override ACT: u32 = 0u;        // 0 none, 1 relu, 2 gelu (erf), 3 gelu (tanh), 4 silu
 override HAS_BIAS: bool = false;
-override TX: u32 = 16u;        // tiled: workgroup is TX × TY invocations, tile is (8·TY) × (8·TX)
-override TY: u32 = 16u;
-override BK: u32 = 8u;         // tiled: k slice staged per barrier pair
-override TRANS_A: bool = false; // tiled / gemm: picks the coalesced load order only
+override TRANS_A: bool = false; // gemm: picks the coalesced load order only
 override TRANS_B: bool = false;
 
 struct Params {
@@ -97,81 +92,7 @@ fn naive(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
   c[i] = epilogue(s, n);
 }
 
-// ---------------------------------------------------------------------------------------- tiled
-// Tile (8·TY) rows × (8·TX) columns; As/Bs hold one BK slice, k-major, as vec4 groups of 4 rows/cols.
-// Invocation (tx, ty) owns rows 4·ty + 4·TY·q + r and columns 4·tx + 4·TX·q + r (q ∈ {0,1}, r < 4),
-// so neighbouring invocations read neighbouring vec4s of workgroup memory.
-var<workgroup> As: array<vec4<f32>, BK * 2u * TY>;
-var<workgroup> Bs: array<vec4<f32>, BK * 2u * TX>;
-
-fn load_a(base: u32, m: u32, k: u32) -> f32 {
-  if (m < p.M && k < p.K) { return a[base + m * p.sam + k * p.sak]; }
-  return 0.0;
-}
-
-fn load_b(base: u32, k: u32, n: u32) -> f32 {
-  if (k < p.K && n < p.N) { return b[base + k * p.sbk + n * p.sbn]; }
-  return 0.0;
-}
-
-@compute @workgroup_size(TX, TY)
-fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_id) l: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let BM = 8u * TY;
-  let BN = 8u * TX;
-  let NT = TX * TY;
-  let bt = wg.z;
-  let m0 = wg.y * BM;
-  let n0 = wg.x * BN;
-  let ab = bt * p.a_bs;
-  let bb = bt * p.b_bs;
-  // acc[(q·4 + r)·2 + qc]: row group q, row r, column group qc. Only constant indices, so it stays in registers.
-  var acc: array<vec4<f32>, 16>;
-
-  for (var k0 = 0u; k0 < p.K; k0 += BK) {
-    // Stage A[m0.., k0..] and B[k0.., n0..] (zeros outside the matrices).
-    for (var e = lid; e < BM * BK; e += NT) {
-      var mm: u32; var kk: u32;
-      if (TRANS_A) { mm = e % BM; kk = e / BM; } else { mm = e / BK; kk = e % BK; }
-      As[kk * 2u * TY + mm / 4u][mm % 4u] = load_a(ab, m0 + mm, k0 + kk);
-    }
-    for (var e = lid; e < BN * BK; e += NT) {
-      var nn: u32; var kk: u32;
-      if (TRANS_B) { nn = e / BK; kk = e % BK; } else { nn = e % BN; kk = e / BN; }
-      Bs[kk * 2u * TX + nn / 4u][nn % 4u] = load_b(bb, k0 + kk, n0 + nn);
-    }
-    workgroupBarrier();
-    for (var kk = 0u; kk < BK; kk++) {
-      let a0 = As[kk * 2u * TY + l.y];
-      let a1 = As[kk * 2u * TY + TY + l.y];
-      let b0 = Bs[kk * 2u * TX + l.x];
-      let b1 = Bs[kk * 2u * TX + TX + l.x];
-      acc[0] += a0.x * b0; acc[1] += a0.x * b1;
-      acc[2] += a0.y * b0; acc[3] += a0.y * b1;
-      acc[4] += a0.z * b0; acc[5] += a0.z * b1;
-      acc[6] += a0.w * b0; acc[7] += a0.w * b1;
-      acc[8] += a1.x * b0; acc[9] += a1.x * b1;
-      acc[10] += a1.y * b0; acc[11] += a1.y * b1;
-      acc[12] += a1.z * b0; acc[13] += a1.z * b1;
-      acc[14] += a1.w * b0; acc[15] += a1.w * b1;
-    }
-    workgroupBarrier();
-  }
-
-  let cb = bt * p.M * p.N;
-  let mb = m0 + 4u * l.y;
-  let mb1 = mb + 4u * TY;
-  let nb0 = n0 + 4u * l.x;
-  let nb1 = nb0 + 4u * TX;
-  store_row(cb, mb, nb0, nb1, acc[0], acc[1]);
-  store_row(cb, mb + 1u, nb0, nb1, acc[2], acc[3]);
-  store_row(cb, mb + 2u, nb0, nb1, acc[4], acc[5]);
-  store_row(cb, mb + 3u, nb0, nb1, acc[6], acc[7]);
-  store_row(cb, mb1, nb0, nb1, acc[8], acc[9]);
-  store_row(cb, mb1 + 1u, nb0, nb1, acc[10], acc[11]);
-  store_row(cb, mb1 + 2u, nb0, nb1, acc[12], acc[13]);
-  store_row(cb, mb1 + 3u, nb0, nb1, acc[14], acc[15]);
-}
-
+// Stores 4 consecutive outputs of row `row` (a flat index), applying the epilogue, bounds-checked on N.
 fn store4(row: u32, nb: u32, v: vec4<f32>) {
   if (nb + 3u < p.N) {
     c[row + nb] = epilogue(v.x, nb);
@@ -183,12 +104,6 @@ fn store4(row: u32, nb: u32, v: vec4<f32>) {
   if (nb < p.N) { c[row + nb] = epilogue(v.x, nb); }
   if (nb + 1u < p.N) { c[row + nb + 1u] = epilogue(v.y, nb + 1u); }
   if (nb + 2u < p.N) { c[row + nb + 2u] = epilogue(v.z, nb + 2u); }
-}
-
-fn store_row(cb: u32, m: u32, nb0: u32, nb1: u32, v0: vec4<f32>, v1: vec4<f32>) {
-  if (m >= p.M) { return; }
-  store4(cb + m * p.N, nb0, v0);
-  store4(cb + m * p.N, nb1, v1);
 }
 
 // ---------------------------------------------------------------------------------------- strip

@@ -2,8 +2,7 @@
 // a fused bias/activation epilogue, and backward rules on the tape.
 //
 // Variants (kernels/matmul.wgsl): 'naive' (baseline), 'blocked' (no barriers, subgroupBroadcast of A
-// rows; falls back to 'strip' without subgroups), 'strip' (no barriers, no subgroups), 'tiled' (the
-// first workgroup-memory kernel) and the SGEMM family 'gemm128' (128×128 tiles, 8×8 per invocation),
+// rows; falls back to 'strip' without subgroups), 'strip' (no barriers, no subgroups) and the SGEMM family 'gemm128' (128×128 tiles, 8×8 per invocation),
 // 'gemm128x64' (8×4) and 'gemm64' (64×64, 4×4): 256 invocations, double-buffered k slices, optional
 // split-K (partial sums in a scratch buffer, then `splitk_reduce` with the epilogue).
 // A kernel configuration is a variant plus a split count and a k slice, written as an id:
@@ -24,10 +23,10 @@ import { sumToShape } from './reduce.js';
 import { reshape } from './layout.js';
 
 export type GemmVariant = 'gemm128' | 'gemm128x64' | 'gemm64';
-export type MatmulVariant = 'naive' | 'blocked' | 'strip' | 'tiled' | GemmVariant;
+export type MatmulVariant = 'naive' | 'blocked' | 'strip' | GemmVariant;
 export type MatmulActivation = 'none' | 'relu' | 'gelu' | 'geluTanh' | 'silu';
 const ACT: Record<MatmulActivation, number> = { none: 0, relu: 1, gelu: 2, geluTanh: 3, silu: 4 };
-export const MATMUL_VARIANTS: readonly MatmulVariant[] = ['naive', 'blocked', 'strip', 'tiled', 'gemm128', 'gemm128x64', 'gemm64'];
+export const MATMUL_VARIANTS: readonly MatmulVariant[] = ['naive', 'blocked', 'strip', 'gemm128', 'gemm128x64', 'gemm64'];
 const VARIANTS = MATMUL_VARIANTS;
 
 /** The SGEMM family: entry point and tile. */
@@ -105,13 +104,9 @@ export interface MatmulGeometry {
 type Geometry = MatmulGeometry;
 
 const WG = 64;
-/** Tiled's k slice (LPO_MATMUL_BK overrides, for tuning). */
-const TILED_BK = Number(process.env.LPO_MATMUL_BK ?? 8);
 /** Streaming multiprocessors to fill (H100/H200: 132); only shapes the static heuristic. */
 const SMS = Number(process.env.LPO_GPU_SMS ?? 132);
 
-/** 128×128 tiles of the product (the tiled kernel's big tile). */
-const bigTiles = (g: Geometry) => Math.ceil(g.M / 128) * Math.ceil(g.N / 128) * g.batch;
 const gemmTiles = (v: GemmVariant, g: Geometry) => Math.ceil(g.M / GEMM[v].bm) * Math.ceil(g.N / GEMM[v].bn) * g.batch;
 
 /** The split count actually used: slices of kc (a multiple of bk) covering K, batch·splits ≤ 65535. */
@@ -211,15 +206,6 @@ function planMatmul(cfg: MatmulConfig, g: Geometry, f: Flags, bufs: PlanBuffers)
         kernel: { name, code: COMMON, entry: 'naive', constants: { ...constants, WG } },
         buffers, params: [...base, 0, 0, g.K, 1], workgroups: Math.ceil((g.M * g.N * g.batch) / WG),
       }];
-    case 'tiled': {
-      // 128×128 tiles when there are enough of them to fill the GPU, else 64×64.
-      const t = bigTiles(g) >= 128 ? 16 : 8;
-      const bm = 8 * t;
-      return [{
-        kernel: { name, code: COMMON, entry: 'tiled', constants: { ...constants, TX: t, TY: t, BK: TILED_BK, TRANS_A: f.transA ? 1 : 0, TRANS_B: f.transB ? 1 : 0 } },
-        buffers, params: [...base, 0, 0, g.K, 1], workgroups: [Math.ceil(g.N / bm), Math.ceil(g.M / bm), g.batch],
-      }];
-    }
     case 'gemm128': case 'gemm128x64': case 'gemm64': {
       const { entry, bm, bn } = GEMM[v];
       const { splits, kc } = splitPlan(g.K, cfg.splitK, cfg.bk, g.batch);
