@@ -1,9 +1,11 @@
-import { beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setupGpu, relL2, randNonZero, f32round } from './helpers.js';
 import { Generator } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { fill } from '../src/tensor/ops/elementwise.js';
-import { loraLinear } from '../src/tensor/ops/lora.js';
+import { loraConfig, loraLinear, resolveLoraVariant, type LoraVariant } from '../src/tensor/ops/lora.js';
+import { gpu } from '../src/gpu/runtime.js';
+import { poison as poisonPool } from './ref/poison.js';
 import { gradcheck } from '../src/autograd/gradcheck.js';
 import { backward, requireGrad } from '../src/autograd/tape.js';
 import { loraRef, loraBackwardRef } from './ref/lora.js';
@@ -29,7 +31,10 @@ function make(seed: number, lead: number[], N: number, K: number, R: number) {
   };
 }
 
-describe('loraLinear', () => {
+for (const variant of ['rows', 'tiled'] as const) describe(`loraLinear (${variant} forward)`, () => {
+  beforeAll(() => { loraConfig.variant = variant; });
+  afterAll(() => { loraConfig.variant = 'auto'; });
+
   for (const bias of [true, false]) {
     it(`forward and backward match float64 (${bias ? 'with' : 'no'} bias; relL2 < 1e-5); W gets no gradient`, async () => {
       const lead = [2, 7], N = 11, K = 13, R = 3, s = 0.75;
@@ -59,7 +64,7 @@ describe('loraLinear', () => {
         expect(errs[n], n).toBeLessThan(1e-5);
       }
       expect(W.grad).toBeNull();
-      console.log(`loraLinear (${bias ? 'bias' : 'no bias'}): relL2 ${Object.entries(errs).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(', ')}`);
+      console.log(`loraLinear ${variant} (${bias ? 'bias' : 'no bias'}): relL2 ${Object.entries(errs).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(', ')}`);
     });
   }
 
@@ -96,5 +101,81 @@ describe('loraLinear', () => {
     const x = Tensor.empty([2, 5]);
     expect(() => loraLinear(x, Tensor.empty([3, 5]), null, Tensor.empty([2, 4]), Tensor.empty([3, 2]), 1)).toThrow(/loraLinear/);
     expect(() => loraLinear(x, Tensor.empty([3, 5]), null, Tensor.empty([2, 5]), Tensor.empty([3, 1]), 1)).toThrow(/loraLinear/);
+  });
+});
+
+/** Counts gpu().dispatch calls made while fn runs. */
+function countDispatches<T>(fn: () => T): { result: T; count: number; names: string[] } {
+  const g = gpu();
+  const orig = g.dispatch;
+  const names: string[] = [];
+  g.dispatch = function (this: typeof g, d) {
+    names.push(d.kernel.name);
+    return orig.call(this, d);
+  };
+  try {
+    const result = fn();
+    return { result, count: names.length, names };
+  } finally {
+    g.dispatch = orig;
+  }
+}
+
+describe('loraLinear: one launch forward, ragged shapes', () => {
+  afterAll(() => { loraConfig.variant = 'auto'; });
+  // M not a multiple of the 64-row tile or of the rows workgroup, in/out not multiples of 4,
+  // out > 128 (two column tiles); ranks 1, 3, 4, 16 and 67 (> 64: rows only, u in two chunks).
+  const cases: [number[], number, number, number][] = [
+    [[70], 131, 37, 1], [[2, 35], 131, 37, 3], [[67], 9, 13, 4], [[5, 14], 130, 38, 16], [[33], 21, 19, 67],
+  ];
+  for (const variant of ['rows', 'tiled'] as const) {
+    for (const [lead, N, K, R] of cases) {
+      it(`${variant}: x [${lead}, ${K}] → [${N}], r = ${R}: one dispatch, finite, fwd/bwd vs float64 (relL2 < 1e-5)`, async () => {
+        loraConfig.variant = variant;
+        const used: LoraVariant = resolveLoraVariant(R);
+        expect(used).toBe(R > 64 ? 'rows' : variant);
+        const s = 1.5 / R;
+        const d = make(100 + R + N, lead, N, K, R);
+        const x = requireGrad(Tensor.fromArray(d.x, [...lead, K]));
+        const W = Tensor.fromArray(d.W, [N, K]);
+        const b = requireGrad(Tensor.fromArray(d.b, [N]));
+        const A = requireGrad(Tensor.fromArray(d.A, [R, K]));
+        const B = requireGrad(Tensor.fromArray(d.B, [N, R]));
+        poisonPool([...lead, N], [d.M, R], [1]);
+        const { result: y, count, names } = countDispatches(() => loraLinear(x, W, b, A, B, s));
+        expect(count, names.join()).toBe(1);
+        expect(names[0]).toBe(`lora.fwd_${used}`);
+        const yh = await y.toArray();
+        expect(allFinite(yh)).toBe(true);
+        const errs: Record<string, number> = { y: relL2(yh, loraRef(d.x, d.W, d.b, d.A, d.B, s, d.M, N, K, R).y) };
+        expect(errs.y).toBeLessThan(1e-5);
+        poisonPool([...lead, K], [R, K], [N, R], [N], [d.M, R]);
+        backward(y, Tensor.fromArray(d.dy, y.shape));
+        const rb = loraBackwardRef(d.x, d.W, d.A, d.B, s, d.dy, d.M, N, K, R);
+        for (const [n, t, r] of [['dx', x, rb.dx], ['dA', A, rb.dA], ['dB', B, rb.dB], ['db', b, rb.db]] as const) {
+          const g = await t.grad!.toArray();
+          expect(allFinite(g), n).toBe(true);
+          errs[n] = relL2(g, r);
+          expect(errs[n], n).toBeLessThan(1e-5);
+        }
+        console.log(`loraLinear ${variant}→${used} [${lead}]·[${N},${K}] r=${R}: relL2 ${Object.entries(errs).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(', ')}`);
+      });
+    }
+  }
+
+  it('inference (no grad anywhere) is one dispatch too; dB recomputes u when B became trainable after the forward', async () => {
+    const lead = [9], N = 10, K = 7, R = 3, s = 0.5;
+    const d = make(77, lead, N, K, R);
+    const x = requireGrad(Tensor.fromArray(d.x, [...lead, K]));
+    const W = Tensor.fromArray(d.W, [N, K]);
+    const A = Tensor.fromArray(d.A, [R, K]);
+    const B = Tensor.fromArray(d.B, [N, R]);
+    const { result: y, count } = countDispatches(() => loraLinear(x, W, null, A, B, s));
+    expect(count).toBe(1);
+    requireGrad(B);
+    backward(y, Tensor.fromArray(d.dy, y.shape));
+    const rb = loraBackwardRef(d.x, d.W, d.A, d.B, s, d.dy, d.M, N, K, R);
+    expect(relL2(await B.grad!.toArray(), rb.dB)).toBeLessThan(1e-5);
+    expect(relL2(await x.grad!.toArray(), rb.dx)).toBeLessThan(1e-5);
   });
 });

@@ -1,17 +1,49 @@
 // LoRA linear: x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ with W frozen (no dW ever). See kernels/lora.wgsl.
 import source from '../../../kernels/lora.wgsl';
 import { ShapeError } from '../../gpu/errors.js';
-import { gpu, f32 } from '../../gpu/runtime.js';
-import { record } from '../../autograd/tape.js';
+import { gpu, f32, type Dispatch } from '../../gpu/runtime.js';
+import { isGradEnabled, record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
 import { sum } from './reduce.js';
 
 const WG = 256;
+const ROWS_WG = 64;
+const TILE_M = 64;
+const TILE_N = 128;
+const TILE_BK = 16;
+/** Largest rank the tiled forward holds in workgroup memory (larger ranks use the rows variant). */
+export const LORA_TILED_MAX_RANK = 64;
+
+export type LoraVariant = 'rows' | 'tiled';
+
+/**
+ * Forward variant: 'tiled' (workgroup tiles through workgroup memory, GPUs) or 'rows' (no barriers,
+ * lavapipe); 'auto' picks on gpu().isSoftware, and ranks over 64 always take 'rows'. Both are one launch.
+ */
+export const loraConfig: { variant: 'auto' | LoraVariant } = { variant: 'auto' };
+
+/** The forward variant used for rank R (a forced 'tiled' still falls back to 'rows' past rank 64). */
+export function resolveLoraVariant(R: number): LoraVariant {
+  const v = loraConfig.variant === 'auto' ? (gpu().isSoftware ? 'rows' : 'tiled') : loraConfig.variant;
+  return v === 'tiled' && R <= LORA_TILED_MAX_RANK ? 'tiled' : 'rows';
+}
+
+/** rows: columns per invocation (a multiple of 8) and the number of column spans. */
+function rowsSpan(M: number, N: number, R: number): { span: number; spans: number; rowBlocks: number } {
+  const rowBlocks = Math.ceil(M / ROWS_WG);
+  // Enough workgroups to fill the machine, but each span ≥ 4·R columns so recomputing u per span
+  // costs at most ~25% over the main product.
+  const target = gpu().isSoftware ? 8 : 1024;
+  const maxSpans = Math.max(1, Math.floor(N / Math.max(8, 4 * R)));
+  const want = Math.max(1, Math.min(maxSpans, Math.ceil(target / rowBlocks)));
+  const span = Math.ceil(Math.ceil(N / want) / 8) * 8;
+  return { span, spans: Math.ceil(N / span), rowBlocks };
+}
 
 /**
  * y = x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ for x [..., in], W [out, in] (frozen), b [out] (optional),
- * A [r, in], B [out, r]; scale is usually α/r. Backward gives dx, dA, dB and db; W gets no
- * gradient even when it requires one.
+ * A [r, in], B [out, r]; scale is usually α/r. One launch forward. Backward gives dx, dA, dB and db;
+ * W gets no gradient even when it requires one.
  */
 export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null | undefined, A: Tensor, B: Tensor, scale: number): Tensor {
   for (const [n, t] of [['x', x], ['W', W], ['A', A], ['B', B], ['b', b]] as const) {
@@ -31,23 +63,52 @@ export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null | undefined, A
   }
   const M = x.size / Math.max(K, 1);
   const params = [M, N, K, R, f32(scale), 0, 0, 0];
-  const run = (name: string, entry: string, buffers: GPUBuffer[], count: number, hasBias = false) => {
+  const run = (name: string, entry: string, buffers: GPUBuffer[], count: number) => {
     if (count === 0) return;
     gpu().dispatch({
-      kernel: { name: `lora.${name}`, code: source, entry, constants: { WG, HAS_BIAS: hasBias ? 1 : 0 } },
+      kernel: { name: `lora.${name}`, code: source, entry, constants: { WG } },
       buffers,
       params,
       workgroups: Math.ceil(count / WG),
     });
   };
 
-  const u = Tensor.empty([M, R]);
-  run('down', 'lora_down', [x.buffer, A.buffer, u.buffer], M * R);
+  // The forward keeps u = x·Aᵀ for dB when B will get a gradient.
+  const keepU = isGradEnabled() && B.requiresGrad && M * R > 0;
+  const u: Tensor | null = keepU ? Tensor.empty([M, R]) : null;
   const y = Tensor.empty([...x.shape.slice(0, -1), N]);
-  run('forward', 'lora_forward', [x.buffer, W.buffer, (b ?? W).buffer, u.buffer, B.buffer, y.buffer], M * N, !!b);
+  if (M * N > 0) {
+    // Without u a 1-element stand-in (never written: write_u = 0) keeps the binding distinct from y.
+    const dummy = u ? null : Tensor.empty([1]);
+    const uBuf = (u ?? dummy!).buffer;
+    const bBuf = (b ?? W).buffer;
+    const buffers = [x.buffer, W.buffer, bBuf, A.buffer, B.buffer, y.buffer];
+    let d: Dispatch;
+    if (resolveLoraVariant(R) === 'tiled') {
+      const RU = Math.max(4, Math.ceil(R / 4) * 4);
+      const SH = Math.max(TILE_BK * (TILE_M + TILE_N + RU), TILE_M * RU) / 4;
+      d = {
+        kernel: { name: 'lora.fwd_tiled', code: source, entry: 'lora_fwd_tiled', constants: { HAS_BIAS: b ? 1 : 0, RU, BK: TILE_BK, SH } },
+        buffers: [...buffers, uBuf],
+        params: [M, N, K, R, f32(scale), keepU ? 1 : 0, 0, 0],
+        workgroups: [Math.ceil(N / TILE_N), Math.ceil(M / TILE_M)],
+      };
+    } else {
+      const { span, spans, rowBlocks } = rowsSpan(M, N, R);
+      const RQ = Math.max(1, Math.ceil(Math.min(R, 64) / 4));
+      d = {
+        kernel: { name: 'lora.fwd_rows', code: source, entry: 'lora_fwd_rows', constants: { WG: ROWS_WG, HAS_BIAS: b ? 1 : 0, RQ } },
+        buffers: [...buffers, uBuf],
+        params: [M, N, K, R, f32(scale), keepU ? 1 : 0, span, rowBlocks],
+        workgroups: rowBlocks * spans,
+      };
+    }
+    gpu().dispatch(d);
+    dummy?.dispose();
+  }
 
   const inputs = b ? [x, W, b, A, B] : [x, W, A, B];
-  const out = record('loraLinear', inputs, y, [x, W, A, B, u], (dy, [sx, sW, sA, sB, su]) => {
+  const out = record('loraLinear', inputs, y, u ? [x, W, A, B, u] : [x, W, A, B], (dy, [sx, sW, sA, sB, su]) => {
     // g = scale·dy·B feeds dx and dA; made once by whichever needs it first, freed by the last.
     const needA = A.requiresGrad;
     let g: Tensor | null = null;
@@ -74,7 +135,14 @@ export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null | undefined, A
     };
     const dBThunk = () => {
       const dB = Tensor.empty(B.shape);
-      run('dB', 'lora_dB', [dy.buffer, su.buffer, dB.buffer], N * R);
+      // u from the forward; recomputed only if B was not trainable then (or M·R = 0).
+      let uu = su;
+      if (!uu) {
+        uu = Tensor.empty([M, R]);
+        run('down', 'lora_down', [sx.buffer, sA.buffer, uu.buffer], M * R);
+      }
+      run('dB', 'lora_dB', [dy.buffer, uu.buffer, dB.buffer], N * R);
+      if (uu !== su) uu.dispose();
       return dB;
     };
     const dbThunk = () => {
@@ -85,6 +153,6 @@ export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null | undefined, A
     };
     return b ? [dxThunk, null, dbThunk, dAThunk, dBThunk] : [dxThunk, null, dAThunk, dBThunk];
   });
-  u.dispose();
+  u?.dispose();
   return out;
 }
