@@ -53,7 +53,8 @@ export { StableDiffusionPipeline, type GenerateOptions, type GenerateResult, typ
 export { loadStableDiffusion, type LoadPipelineOptions } from './diffusion/load.js';
 export { ZeroInitGenerator } from './nn/init.js';
 export { attention, attentionConfig, dkdvSplit, ATTENTION_MAX_HEAD_DIM, type AttentionOptions } from './tensor/ops/attention.js';
-export { loraLinear } from './tensor/ops/lora.js';
+export { loraLinear, loraConfig, resolveLoraVariant, LORA_TILED_MAX_RANK, type LoraVariant } from './tensor/ops/lora.js';
+export { geglu } from './tensor/ops/geglu.js';
 export { stepDpoLoss } from './tensor/ops/dpo.js';
 export { embedding } from './tensor/ops/embedding.js';
 export { AdamW, gradNorm, clipGradNorm, type AdamWOptions } from './optim/adamw.js';

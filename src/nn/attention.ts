@@ -2,9 +2,10 @@
 import { ShapeError } from '../gpu/errors.js';
 import { Generator } from '../tensor/random.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
-import { add, gelu, mul, scale } from '../tensor/ops/elementwise.js';
+import { add, scale } from '../tensor/ops/elementwise.js';
 import { attention } from '../tensor/ops/attention.js';
-import { chunk, reshape, transpose } from '../tensor/ops/layout.js';
+import { geglu } from '../tensor/ops/geglu.js';
+import { reshape, transpose } from '../tensor/ops/layout.js';
 import { Module, ModuleList, initGenerator } from './module.js';
 import { Linear, type Projection } from './linear.js';
 import { GroupNorm } from './norm.js';
@@ -119,10 +120,8 @@ export class GEGLU extends Module {
 
   forward(x: Tensor): Tensor {
     const h = this.proj.forward(x);
-    const [value, gate] = chunk(h, 2, -1);
-    const g = gelu(gate);
-    const out = mul(value, g);
-    [h, value, gate, g].forEach((t) => t.dispose());
+    const out = geglu(h);   // one launch each way (value first, gate second, erf GELU)
+    h.dispose();
     return out;
   }
 }
