@@ -42,10 +42,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn linear_id(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wg.x + wg.y * nwg.x) * WG + lid;
-}
-
 // Number of keys a query row attends to (causal: top-left aligned, key j ≤ query i, as torch's is_causal).
 fn key_count(i: u32) -> u32 {
   if (CAUSAL) { return min(p.Lk, i + 1u); }

@@ -22,10 +22,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn linear_id(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wg.x + wg.y * nwg.x) * WG + lid;
-}
-
 // log σ's complement, softplus(z) = log(1 + e^z), without overflow or cancellation.
 fn softplus(z: f32) -> f32 {
   let e = exp(-abs(z));

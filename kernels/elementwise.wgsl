@@ -18,40 +18,13 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn linear_id(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wg.x + wg.y * nwg.x) * WG + lid;
-}
-
 fn at(v: array<vec4<u32>, 2>, i: u32) -> u32 {
   return v[i / 4u][i % 4u];
-}
-
-// erf with |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit); WGSL has no erf builtin.
-fn erf_(x: f32) -> f32 {
-  let z = abs(x);
-  let t = 1.0 / (1.0 + 0.5 * z);
-  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
-          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
-          t * (-0.82215223 + t * 0.17087277)))))))));
-  return select(r - 1.0, 1.0 - r, x >= 0.0);
-}
-
-fn sigmoid_(x: f32) -> f32 {
-  // Never exp of a large positive number.
-  if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
-  let e = exp(x);
-  return e / (1.0 + e);
 }
 
 const GELU_C: f32 = 0.7978845608028654; // sqrt(2/pi)
 const INV_SQRT2: f32 = 0.7071067811865476;
 const INV_SQRT2PI: f32 = 0.3989422804014327;
-
-fn tanh_(x: f32) -> f32 {
-  // Stable for large |x| (tanh(x) = 1 - 2/(exp(2x)+1)).
-  let e = exp(-2.0 * abs(x));
-  return sign(x) * (1.0 - e) / (1.0 + e);
-}
 
 // Unary op codes: 0 neg, 1 exp, 2 log, 3 sqrt, 4 rsqrt, 5 silu, 6 gelu (tanh), 7 gelu (erf),
 // 8 quick_gelu, 9 sigmoid, 10 tanh, 11 relu, 12 abs, 13 square, 14 affine (alpha*x + beta),

@@ -11,10 +11,6 @@ struct Params { N: u32, D: u32, V: u32, _p: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn linear_id(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wg.x + wg.y * nwg.x) * WG + lid;
-}
-
 @group(0) @binding(1) var<storage, read> fids: array<i32>;
 @group(0) @binding(2) var<storage, read> ftable: array<f32>;
 @group(0) @binding(3) var<storage, read_write> fout: array<f32>;

@@ -18,10 +18,6 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn linear_id(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wg.x + wg.y * nwg.x) * WG + lid;
-}
-
 var<workgroup> red: array<f32, WG>;
 
 // Sum of v over the workgroup (every invocation must call it; all get the result).

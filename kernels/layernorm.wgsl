@@ -11,10 +11,6 @@ struct Params { rows: u32, d: u32, eps: f32, affine: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn linear_id(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wg.x + wg.y * nwg.x) * WG + lid;
-}
-
 var<workgroup> red: array<f32, WG>;
 
 fn wg_sum(v: f32, lid: u32) -> f32 {

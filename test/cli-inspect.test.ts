@@ -1,8 +1,9 @@
 // End to end: build the bundle, then run `node dist/cli.js inspect …` as a user would.
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { runNode } from './helpers.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = path.resolve(__dirname, '..');
@@ -10,9 +11,9 @@ const CLI = path.join(ROOT, 'dist/cli.js');
 const GOLDEN = path.join(ROOT, 'test/fixtures/golden');
 let dir: string;
 
-function lpo(...args: string[]): { code: number | null; stdout: string; stderr: string } {
-  const r = spawnSync(process.execPath, [CLI, ...args], { cwd: ROOT, encoding: 'utf8', timeout: 60_000 });
-  return { code: r.status, stdout: r.stdout, stderr: r.stderr };
+async function lpo(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const r = await runNode([CLI, ...args], { cwd: ROOT, timeoutMs: 60_000});
+  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
 }
 
 /** A safetensors file with a hand-made header. */
@@ -33,8 +34,8 @@ beforeAll(() => {
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
 
 describe('lpo inspect', () => {
-  it('lists the tensors, dtypes, shapes, totals and metadata of a file', () => {
-    const r = lpo('inspect', path.join(GOLDEN, 'text_encoder/weights.safetensors'));
+  it('lists the tensors, dtypes, shapes, totals and metadata of a file', async () => {
+    const r = await lpo('inspect', path.join(GOLDEN, 'text_encoder/weights.safetensors'));
     expect(r.stderr).toBe('');
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/^metadata: format=pt$/m);
@@ -44,15 +45,15 @@ describe('lpo inspect', () => {
     expect(r.stdout).toMatch(/^total: 37 tensors, 796,317 parameters, 3,185,576 bytes .*; F32 36 \(796,240\), I64 1 \(77\)$/m);
   });
 
-  it('prints JSON with --json and filters keys', () => {
-    const r = lpo('inspect', path.join(GOLDEN, 'vae/weights.safetensors'), '--json', '--filter', 'mid_block\\.attentions');
+  it('prints JSON with --json and filters keys', async () => {
+    const r = await lpo('inspect', path.join(GOLDEN, 'vae/weights.safetensors'), '--json', '--filter', 'mid_block\\.attentions');
     expect(r.code).toBe(0);
     const j = JSON.parse(r.stdout);
     expect(j.tensors).toBe(20); // to_q/k/v/out.0 weight+bias and group_norm, encoder and decoder
     expect(j.list.map((t: { key: string }) => t.key)).toContain('decoder.mid_block.attentions.0.to_out.0.weight');
   });
 
-  it('describes a diffusers folder: components, configs, weights', () => {
+  it('describes a diffusers folder: components, configs, weights', async () => {
     const m = path.join(dir, 'model');
     fs.mkdirSync(path.join(m, 'unet'), { recursive: true });
     fs.mkdirSync(path.join(m, 'scheduler'), { recursive: true });
@@ -60,7 +61,7 @@ describe('lpo inspect', () => {
     fs.copyFileSync(path.join(GOLDEN, 'unet/config.json'), path.join(m, 'unet/config.json'));
     fs.copyFileSync(path.join(GOLDEN, 'unet/weights.safetensors'), path.join(m, 'unet/diffusion_pytorch_model.safetensors'));
     fs.copyFileSync(path.join(GOLDEN, 'ddim/scheduler_config.json'), path.join(m, 'scheduler/scheduler_config.json'));
-    const r = lpo('inspect', m);
+    const r = await lpo('inspect', m);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/StableDiffusionPipeline \(model_index\.json\); components: unet, scheduler/);
     expect(r.stdout).toMatch(/^\[unet\] UNet2DConditionModel$/m);
@@ -75,9 +76,9 @@ describe('lpo inspect', () => {
     ['a bad dtype', () => raw('dtype.safetensors', { w: { dtype: 'Q4', shape: [2], data_offsets: [0, 8] } }, 8), /tensor "w": unknown dtype "Q4"/],
     ['a truncated file', () => raw('trunc.safetensors', { w: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, 9), /file is truncated/],
     ['a missing file', () => path.join(dir, 'absent.safetensors'), /no such file or folder/],
-  ])('reports %s in one line with exit code 1', (_what, make, pattern) => {
+  ])('reports %s in one line with exit code 1', async (_what, make, pattern) => {
     const p = make();
-    const r = lpo('inspect', p);
+    const r = await lpo('inspect', p);
     expect(r.code).toBe(1);
     expect(r.stdout).toBe('');
     const lines = r.stderr.trimEnd().split('\n');
@@ -88,16 +89,16 @@ describe('lpo inspect', () => {
     expect(r.stderr).not.toMatch(/^\s+at /m);
   });
 
-  it('shows the stack trace only with --debug', () => {
+  it('shows the stack trace only with --debug', async () => {
     const p = raw('debug.safetensors', { w: { dtype: 'F32', shape: [-1], data_offsets: [0, 4] } }, 4);
-    const r = lpo('inspect', p, '--debug');
+    const r = await lpo('inspect', p, '--debug');
     expect(r.code).toBe(1);
     expect(r.stderr).toMatch(/SafetensorsError/);
     expect(r.stderr).toMatch(/^\s+at /m);
   });
 
-  it('rejects unknown options in one line', () => {
-    const r = lpo('inspect', '--frobnicate');
+  it('rejects unknown options in one line', async () => {
+    const r = await lpo('inspect', '--frobnicate');
     expect(r.code).toBe(1);
     expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
     expect(r.stderr).toMatch(/unknown option '--frobnicate'/);

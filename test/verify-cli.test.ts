@@ -1,20 +1,21 @@
 // End-to-end: the built CLI's `verify-reference` on the golden folder, and on broken copies of it.
-import { spawnSync } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import { createHash } from 'node:crypto';
 import { cpSync, existsSync, mkdtempSync, readFileSync, rmSync, unlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { runNode } from './helpers.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 
 const ROOT = resolve(__dirname, '..');
 const GOLDEN = [join(ROOT, 'test/fixtures/golden'), resolve(ROOT, '../shared/golden')].find((d) => existsSync(join(d, 'manifest.json')))!;
 const tmp: string[] = [];
 
-function cli(...args: string[]) {
-  const r = spawnSync(process.execPath, [join(ROOT, 'dist/cli.js'), ...args], { cwd: ROOT, encoding: 'utf8', timeout: 900_000 });
+async function cli(...args: string[]) {
+  const r = await runNode([join(ROOT, 'dist/cli.js'), ...args], { cwd: ROOT, timeoutMs: 900_000});
   // Dawn prints adapter warnings on stderr; they are not ours.
   const errLines = r.stderr.split('\n').filter((l) => l.trim() && !l.startsWith('Warning:'));
-  return { code: r.status, stdout: r.stdout, errLines };
+  return { code: r.code, stdout: r.stdout, errLines };
 }
 
 /** A scratch copy of the golden folder (about 8 MB) to break. */
@@ -26,8 +27,7 @@ function brokenCopy(): string {
 }
 
 beforeAll(() => {
-  const b = spawnSync(process.execPath, [join(ROOT, 'build.mjs')], { cwd: ROOT, encoding: 'utf8' });
-  if (b.status !== 0) throw new Error(`build failed: ${b.stderr}`);
+  execFileSync(process.execPath, [join(ROOT, 'build.mjs')], { cwd: ROOT, stdio: 'pipe' });
 });
 
 afterAll(() => {
@@ -35,8 +35,8 @@ afterAll(() => {
 });
 
 describe('lpo verify-reference (built CLI)', () => {
-  it('passes on the golden folder: exit 0, a table with ddim rows PASS and unsupported sections SKIPPED', () => {
-    const r = cli('verify-reference', GOLDEN, '--quiet');
+  it('passes on the golden folder: exit 0, a table with ddim rows PASS and unsupported sections SKIPPED', async () => {
+    const r = await cli('verify-reference', GOLDEN, '--quiet');
     expect(r.stdout).toMatch(/ddim\s+step\.9\.prev_sample\s+relL2\s+\S+\s+< 1e-5\s+PASS/);
     expect(r.stdout).toMatch(/ddim\s+alphas_cumprod\s+max rel err/);
     for (const s of ['tokenizer', 'text_encoder', 'unet', 'vae', 'pipeline']) expect(r.stdout).toMatch(new RegExp(`^${s}\\s+\\S.*PASS`, 'm'));
@@ -45,37 +45,37 @@ describe('lpo verify-reference (built CLI)', () => {
     expect(r.code).toBe(0);
   });
 
-  it('a corrupted file: one clear error line naming it, exit 1', () => {
+  it('a corrupted file: one clear error line naming it, exit 1', async () => {
     const d = brokenCopy();
     const p = join(d, 'ddim/outputs.safetensors');
     const b = readFileSync(p);
     b[b.length - 5] ^= 0xff;
     writeFileSync(p, b);
-    const r = cli('verify-reference', d);
+    const r = await cli('verify-reference', d);
     expect(r.code).toBe(1);
     expect(r.errLines).toHaveLength(1);
     expect(r.errLines[0]).toMatch(/^lpo verify-reference: .*ddim\/outputs\.safetensors.*sha256.*corrupted/);
   });
 
-  it('a missing file: one clear error line naming it, exit 1', () => {
+  it('a missing file: one clear error line naming it, exit 1', async () => {
     const d = brokenCopy();
     unlinkSync(join(d, 'ddim/cases.json'));
-    const r = cli('verify-reference', d);
+    const r = await cli('verify-reference', d);
     expect(r.code).toBe(1);
     expect(r.errLines).toHaveLength(1);
     expect(r.errLines[0]).toMatch(/^lpo verify-reference: .*ddim\/cases\.json is missing/);
   });
 
-  it('a missing folder or manifest, and bad usage: one line, non-zero exit', () => {
-    const r1 = cli('verify-reference', join(tmpdir(), 'no-such-folder-lpo'));
+  it('a missing folder or manifest, and bad usage: one line, non-zero exit', async () => {
+    const r1 = await cli('verify-reference', join(tmpdir(), 'no-such-folder-lpo'));
     expect(r1.code).toBe(1);
     expect(r1.errLines).toEqual([expect.stringMatching(/^lpo verify-reference: .*does not exist/)]);
-    const r2 = cli('verify-reference');
+    const r2 = await cli('verify-reference');
     expect(r2.code).toBe(1);
     expect(r2.errLines).toEqual([expect.stringMatching(/^lpo verify-reference: missing the reference folder/)]);
   });
 
-  it('a failing result makes the exit code 1 (reference values perturbed, sha256 updated in the manifest)', () => {
+  it('a failing result makes the exit code 1 (reference values perturbed, sha256 updated in the manifest)', async () => {
     const d = brokenCopy();
     // Overwrite one element of step.0.prev_sample and re-register the file's hash, as a wrong reference would.
     const p = join(d, 'ddim/outputs.safetensors');
@@ -88,7 +88,7 @@ describe('lpo verify-reference (built CLI)', () => {
     const m = JSON.parse(readFileSync(join(d, 'manifest.json'), 'utf8'));
     m.sections.ddim.files['ddim/outputs.safetensors'].sha256 = createHash('sha256').update(b).digest('hex');
     writeFileSync(join(d, 'manifest.json'), JSON.stringify(m));
-    const r = cli('verify-reference', d, '--only', 'ddim', '--quiet');
+    const r = await cli('verify-reference', d, '--only', 'ddim', '--quiet');
     expect(r.stdout).toMatch(/ddim\s+step\.0\.prev_sample\s+relL2\s+\S+\s+< 1e-5\s+FAIL/);
     expect(r.stdout).toMatch(/ddim\s+step\.1\.prev_sample\s+.*PASS/);
     expect(r.code).toBe(1);

@@ -1,5 +1,8 @@
 // Pipeline cache keyed by kernel name, entry point, enables and override constants.
 import { KernelError } from './errors.js';
+import { COMMON_LINES, withCommon } from './wgsl.js';
+
+const COMMON_PREFIX = withCommon('');
 
 export interface KernelSpec {
   /** Name used in errors and profiles, e.g. 'matmul.blocked'. */
@@ -63,7 +66,7 @@ export class PipelineCache {
         this.device.popErrorScope().then(async (e) => {
           if (!e) return null;
           const info = await m.getCompilationInfo();
-          const msgs = info.messages.filter((x) => x.type === 'error').map((x) => `line ${x.lineNum}:${x.linePos} ${x.message}`);
+          const msgs = info.messages.filter((x) => x.type === 'error').map((x) => `${sourceLine(spec, x.lineNum)}:${x.linePos} ${x.message}`);
           return new KernelError(label, `WGSL compile error: ${msgs.join('; ') || e.message}`);
         }),
       );
@@ -82,4 +85,15 @@ export class PipelineCache {
     this.pipelines.set(key, hit);
     return hit;
   }
+}
+
+/** Where compiled line `n` comes from: the family file (past the enables and the common prelude) or the prelude. */
+function sourceLine(spec: KernelSpec, n: number): string {
+  let line = n - (spec.enables?.length ?? 0);
+  if (spec.code.startsWith(COMMON_PREFIX)) {
+    if (line <= COMMON_LINES) return `kernels/lib/common.wgsl line ${line}`;
+    line -= COMMON_LINES;
+  }
+  const text = spec.code.split('\n')[n - 1 - (spec.enables?.length ?? 0)]?.trim();
+  return `line ${line}${text ? ` (${text.length > 80 ? `${text.slice(0, 77)}...` : text})` : ''}`;
 }

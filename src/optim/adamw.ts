@@ -1,10 +1,13 @@
 // AdamW with torch.optim.AdamW semantics (decoupled weight decay, bias correction), one fused
 // kernel per parameter buffer; global gradient norm and clipping on the GPU. See kernels/adamw.wgsl.
-import source from '../../kernels/adamw.wgsl';
+import family from '../../kernels/adamw.wgsl';
+import { withCommon } from '../gpu/wgsl.js';
 import { LpoError, ShapeError } from '../gpu/errors.js';
 import { gpu, f32, type Param } from '../gpu/runtime.js';
 import { Tensor, keep } from '../tensor/tensor.js';
 import { zeros } from '../tensor/ops/elementwise.js';
+
+const source = withCommon(family);
 
 const WG = 256;
 /** Invocations per buffer in the sum-of-squares pass. */

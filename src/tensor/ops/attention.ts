@@ -1,10 +1,13 @@
 // Multi-head scaled dot-product attention (flash style: online softmax, log-sum-exp saved,
 // backward recomputes the scores blockwise). See kernels/attention.wgsl.
-import source from '../../../kernels/attention.wgsl';
+import family from '../../../kernels/attention.wgsl';
+import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError } from '../../gpu/errors.js';
 import { gpu, f32 } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
+
+const source = withCommon(family);
 
 const WG = 64;
 /** Largest head dimension (private arrays of d floats per invocation; the VAE mid-block uses 512). */

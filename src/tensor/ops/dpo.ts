@@ -1,9 +1,12 @@
 // Step-DPO loss with clamped likelihood ratios (SPO/LPO, LPO-SPEC §5.2). See kernels/dpo_loss.wgsl.
-import source from '../../../kernels/dpo_loss.wgsl';
+import family from '../../../kernels/dpo_loss.wgsl';
+import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError } from '../../gpu/errors.js';
 import { gpu, f32 } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
+
+const source = withCommon(family);
 
 const WG = 64;
 

@@ -1,10 +1,13 @@
 // Elementwise ops: unary (with gradients), broadcasting binary, fill.
-import source from '../../../kernels/elementwise.wgsl';
+import family from '../../../kernels/elementwise.wgsl';
+import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError } from '../../gpu/errors.js';
 import { gpu, f32, type Param } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
 import { sumToShape } from './reduce.js';
+
+const source = withCommon(family);
 
 const WG = 256;
 const MAX_RANK = 8;

@@ -1,10 +1,13 @@
 // Embedding lookup (token ids → rows of a table) with a deterministic scatter-add backward.
-import source from '../../../kernels/embedding.wgsl';
+import family from '../../../kernels/embedding.wgsl';
+import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError } from '../../gpu/errors.js';
 import { gpu } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from './elementwise.js';
+
+const source = withCommon(family);
 
 const WG = 256;
 

@@ -1,10 +1,13 @@
 // GEGLU: h [..., 2·D] → h[..., :D] · gelu(h[..., D:]) (exact erf GELU; diffusers' order: value first,
 // gate second). One launch forward, one backward. See kernels/geglu.wgsl.
-import source from '../../../kernels/geglu.wgsl';
+import family from '../../../kernels/geglu.wgsl';
+import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError } from '../../gpu/errors.js';
 import { gpu } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
+
+const source = withCommon(family);
 
 const WG = 256;
 

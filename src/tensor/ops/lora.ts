@@ -1,10 +1,13 @@
 // LoRA linear: x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ with W frozen (no dW ever). See kernels/lora.wgsl.
-import source from '../../../kernels/lora.wgsl';
+import family from '../../../kernels/lora.wgsl';
+import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError } from '../../gpu/errors.js';
 import { gpu, f32, type Dispatch } from '../../gpu/runtime.js';
 import { isGradEnabled, record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
 import { sum } from './reduce.js';
+
+const source = withCommon(family);
 
 const WG = 256;
 const ROWS_WG = 64;

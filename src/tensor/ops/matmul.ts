@@ -12,7 +12,8 @@
 // GPUs the autotuned winner for the shape's bucket (src/gpu/autotune.ts; see `matmulAutotuner`) >
 // a static heuristic (staticConfig). LPO_AUTOTUNE=0 turns tuning off; LPO_MATMUL_SPLITK forces the
 // split count of forced gemm variants.
-import source from '../../../kernels/matmul.wgsl';
+import family from '../../../kernels/matmul.wgsl';
+import { withCommon } from '../../gpu/wgsl.js';
 import { LimitError, ShapeError } from '../../gpu/errors.js';
 import { foldWorkgroups, gpu, type Dispatch, type Gpu } from '../../gpu/runtime.js';
 import { Autotuner, buildPipeline, hashString, timeDispatches, tuneCacheFile, type TimedDispatch } from '../../gpu/autotune.js';
@@ -21,6 +22,8 @@ import { Tensor, numel } from '../tensor.js';
 import { broadcastShapes, expandTo, unary, type UnaryOp } from './elementwise.js';
 import { sumToShape } from './reduce.js';
 import { reshape } from './layout.js';
+
+const source = withCommon(family);
 
 export type GemmVariant = 'gemm128' | 'gemm128x64' | 'gemm64';
 export type MatmulVariant = 'naive' | 'blocked' | 'strip' | GemmVariant;

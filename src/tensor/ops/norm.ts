@@ -1,10 +1,14 @@
 // Normalisation ops: groupNorm (x [N, C, ...spatial]) and layerNorm (x [..., D]), with backward.
-import gnSource from '../../../kernels/groupnorm.wgsl';
-import lnSource from '../../../kernels/layernorm.wgsl';
+import gnFamily from '../../../kernels/groupnorm.wgsl';
+import lnFamily from '../../../kernels/layernorm.wgsl';
+import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError } from '../../gpu/errors.js';
 import { gpu, f32 } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor, numel } from '../tensor.js';
+
+const gnSource = withCommon(gnFamily);
+const lnSource = withCommon(lnFamily);
 
 const WG = 256;
 

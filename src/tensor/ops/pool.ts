@@ -1,9 +1,12 @@
 // Pooling and resampling: avgPool2d, spatialMean (global mean over H·W), upsampleNearest2x.
-import source from '../../../kernels/pool.wgsl';
+import family from '../../../kernels/pool.wgsl';
+import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError } from '../../gpu/errors.js';
 import { gpu } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
+
+const source = withCommon(family);
 
 const WG = 256;
 

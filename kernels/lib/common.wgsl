@@ -1,0 +1,30 @@
+// Shared WGSL helpers, prepended by the host (src/gpu/wgsl.ts `withCommon`) to the kernel families
+// that use them. Unused ones cost nothing. `linear_id` needs the including module's `override WG`.
+
+// Linear invocation id of a folded 1-D grid: the host folds more than 65,535 workgroups into x·y.
+fn linear_id(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
+  return (wg.x + wg.y * nwg.x) * WG + lid;
+}
+
+// erf with |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit); WGSL has no erf builtin.
+fn erf_(x: f32) -> f32 {
+  let z = abs(x);
+  let t = 1.0 / (1.0 + 0.5 * z);
+  let r = t * exp(-z * z - 1.26551223 + t * (1.00002368 + t * (0.37409196 + t * (0.09678418 +
+          t * (-0.18628806 + t * (0.27886807 + t * (-1.13520398 + t * (1.48851587 +
+          t * (-0.82215223 + t * 0.17087277)))))))));
+  return select(r - 1.0, 1.0 - r, x >= 0.0);
+}
+
+// Logistic sigmoid that never takes exp of a large positive number.
+fn sigmoid_(x: f32) -> f32 {
+  if (x >= 0.0) { return 1.0 / (1.0 + exp(-x)); }
+  let e = exp(x);
+  return e / (1.0 + e);
+}
+
+// tanh that stays finite for large |x| (tanh(x) = sign(x)·(1 − e^−2|x|)/(1 + e^−2|x|)).
+fn tanh_(x: f32) -> f32 {
+  let e = exp(-2.0 * abs(x));
+  return sign(x) * (1.0 - e) / (1.0 + e);
+}
