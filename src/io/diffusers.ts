@@ -278,6 +278,33 @@ export interface DiffusersModel {
 const WEIGHT_NAMES = ['diffusion_pytorch_model', 'model', 'weights'];
 const CONFIG_NAMES = ['config.json', 'scheduler_config.json', 'preprocessor_config.json', 'tokenizer_config.json'];
 
+/**
+ * A model from a diffusers/transformers component folder: `config.json` → `build(config)`, then a strict
+ * load by key name of its weights (findWeights: plain or .fp16, single file or shards). The model is
+ * disposed when the load fails, so a bad checkpoint leaks no GPU memory.
+ */
+export async function loadComponent<M extends Loadable & { dispose(): void }>(
+  what: string,
+  folder: string,
+  build: (config: Record<string, unknown>) => M,
+  opts: { preferFp16?: boolean; keys?: KeyMapOptions } = {},
+): Promise<M> {
+  const config = readJson(path.join(folder, 'config.json'));
+  const w = findWeights(folder, opts.preferFp16);
+  if (!w) throw new DiffusersError(`${what}: no weights (.safetensors) in ${folder}`);
+  const model = build(config);
+  const file = await openWeights(w.path);
+  try {
+    await loadStateDict(model, file, opts.keys);
+  } catch (e) {
+    model.dispose();
+    throw e;
+  } finally {
+    await file.close();
+  }
+  return model;
+}
+
 export function readJson(file: string): Record<string, unknown> {
   let text: string;
   try {

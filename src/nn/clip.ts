@@ -1,6 +1,4 @@
 // transformers' CLIPTextModel (SD1.x text encoder): pre-LN blocks, causal mask, no padding mask.
-import { readFileSync, existsSync } from 'node:fs';
-import { join } from 'node:path';
 import { LpoError, ShapeError } from '../gpu/errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
@@ -8,7 +6,8 @@ import { add, gelu, quickGelu } from '../tensor/ops/elementwise.js';
 import { attention } from '../tensor/ops/attention.js';
 import { embedding } from '../tensor/ops/embedding.js';
 import { reshape } from '../tensor/ops/layout.js';
-import { SafetensorsFile } from '../io/safetensors.js';
+import { loadComponent } from '../io/diffusers.js';
+import { ZeroInitGenerator } from './init.js';
 import { Module, ModuleList, initGenerator } from './module.js';
 import { Linear, type Projection } from './linear.js';
 import { Embedding } from './layers.js';
@@ -215,23 +214,8 @@ export class CLIPTextModel extends Module {
     return { lastHiddenState: last, pooledOutput, hiddenStates: keepHidden ? hiddenStates : [] };
   }
 
-  /** Reads `config.json` and `model.safetensors` (or `weights.safetensors`) from a folder. */
-  static async fromPretrained(folder: string, opts: { gen?: Generator } = {}): Promise<CLIPTextModel> {
-    const cfgPath = join(folder, 'config.json');
-    if (!existsSync(cfgPath)) throw new LpoError(`CLIPTextModel.fromPretrained: no config.json in ${folder}`);
-    const config = parseCLIPTextConfig(JSON.parse(readFileSync(cfgPath, 'utf8')) as Record<string, unknown>);
-    const weights = ['model.safetensors', 'weights.safetensors'].map((f) => join(folder, f)).find((p) => existsSync(p));
-    if (!weights) throw new LpoError(`CLIPTextModel.fromPretrained: no model.safetensors in ${folder}`);
-    const model = new CLIPTextModel(config, opts);
-    const file = await SafetensorsFile.open(weights);
-    try {
-      await model.loadStateDict(file);
-    } catch (e) {
-      model.dispose();
-      throw e;
-    } finally {
-      await file.close();
-    }
-    return model;
+  /** Reads `config.json` and the weights (`model.safetensors`, `.fp16` variants, shards) of a transformers folder. */
+  static fromPretrained(folder: string, opts: { gen?: Generator; preferFp16?: boolean } = {}): Promise<CLIPTextModel> {
+    return loadComponent('CLIPTextModel.fromPretrained', folder, (json) => new CLIPTextModel(parseCLIPTextConfig(json), { gen: opts.gen ?? new ZeroInitGenerator() }), opts);
   }
 }

@@ -1,11 +1,10 @@
 // diffusers' UNet2DConditionModel (SD1.x / SD2.x layout) built from its config.json, with diffusers' key names.
-import * as path from 'node:path';
-import { LpoError, ShapeError } from '../gpu/errors.js';
+import { ShapeError } from '../gpu/errors.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { ZeroInitGenerator } from './init.js';
 import { affine, silu } from '../tensor/ops/elementwise.js';
-import { findWeights, loadStateDict, openWeights, readJson, type WeightsReader } from '../io/diffusers.js';
+import { loadComponent, loadStateDict, openWeights, type WeightsReader } from '../io/diffusers.js';
 import { Conv2d, GroupNorm, Linear, Module, ModuleList, type Projection } from './layers.js';
 import type { LoadReport } from './module.js';
 import { DownBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D } from './unet_blocks.js';
@@ -158,19 +157,9 @@ export class UNet2DConditionModel extends Module {
   }
 
   /** config.json and the weights (diffusion_pytorch_model[.fp16].safetensors, shards) of a diffusers `unet` folder. */
-  static async fromPretrained(folder: string, opts: { preferFp16?: boolean } = {}): Promise<UNet2DConditionModel> {
-    const json = readJson(path.join(folder, 'config.json')) as UNet2DConditionConfigJson;
-    const w = findWeights(folder, opts.preferFp16);
-    if (!w) throw new LpoError(`UNet2DConditionModel.fromPretrained: no weights (.safetensors) in ${folder}`);
-    // Parameters start at zero (no host RNG): the strict load below overwrites every one of them.
-    const model = new UNet2DConditionModel(json, { gen: new ZeroInitGenerator() });
-    try {
-      await model.loadSafetensors(w.path);
-    } catch (e) {
-      model.dispose();
-      throw e;
-    }
-    return model;
+  static fromPretrained(folder: string, opts: { preferFp16?: boolean } = {}): Promise<UNet2DConditionModel> {
+    // Parameters start at zero (no host RNG): the strict load overwrites every one of them.
+    return loadComponent('UNet2DConditionModel.fromPretrained', folder, (json) => new UNet2DConditionModel(json as UNet2DConditionConfigJson, { gen: new ZeroInitGenerator() }), opts);
   }
 
   /**

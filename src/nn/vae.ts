@@ -1,13 +1,12 @@
 // diffusers' AutoencoderKL (SD1.x/SD2.x VAE) built from its config.json, with diffusers' key names; also
 // accepts the legacy mid-block attention names (query/key/value/proj_attn) of older checkpoints.
-import * as path from 'node:path';
 import { LpoError, ShapeError } from '../gpu/errors.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { ZeroInitGenerator } from './init.js';
 import { add, affine, exp, maximum, minimum, mul, silu } from '../tensor/ops/elementwise.js';
 import { chunk } from '../tensor/ops/layout.js';
-import { findWeights, keyOptionsFor, loadStateDict, openWeights, readJson, type WeightsReader } from '../io/diffusers.js';
+import { keyOptionsFor, loadComponent, loadStateDict, openWeights, type WeightsReader } from '../io/diffusers.js';
 import { Attention, Conv2d, GroupNorm, Module, ModuleList } from './layers.js';
 import type { LoadReport } from './module.js';
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
@@ -366,18 +365,8 @@ export class AutoencoderKL extends Module {
   }
 
   /** config.json and the weights (diffusion_pytorch_model[.fp16].safetensors, shards) of a diffusers `vae` folder. */
-  static async fromPretrained(folder: string, opts: { preferFp16?: boolean } = {}): Promise<AutoencoderKL> {
-    const json = readJson(path.join(folder, 'config.json')) as AutoencoderKLConfigJson;
-    const w = findWeights(folder, opts.preferFp16);
-    if (!w) throw new LpoError(`AutoencoderKL.fromPretrained: no weights (.safetensors) in ${folder}`);
-    // Parameters start at zero (no host RNG): the strict load below overwrites every one of them.
-    const model = new AutoencoderKL(json, { gen: new ZeroInitGenerator() });
-    try {
-      await model.loadSafetensors(w.path);
-    } catch (e) {
-      model.dispose();
-      throw e;
-    }
-    return model;
+  static fromPretrained(folder: string, opts: { preferFp16?: boolean } = {}): Promise<AutoencoderKL> {
+    // Zero init (the strict load overwrites every parameter); legacy attention key names are accepted.
+    return loadComponent('AutoencoderKL.fromPretrained', folder, (json) => new AutoencoderKL(json as AutoencoderKLConfigJson, { gen: new ZeroInitGenerator() }), { ...opts, keys: keyOptionsFor('vae') });
   }
 }
