@@ -6,6 +6,7 @@ import { Gpu, foldWorkgroups, gpu, f32 } from '../src/gpu/runtime.js';
 import { acquireDevice } from '../src/gpu/device.js';
 import { DeviceLostError, KernelError, LimitError } from '../src/gpu/errors.js';
 import { sizeClass } from '../src/gpu/pool.js';
+import { withCommon } from '../src/gpu/wgsl.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { Generator } from '../src/tensor/random.js';
 import { fromHalfBits, toHalfBits } from '../src/tensor/half.js';
@@ -48,6 +49,18 @@ describe('gpu runtime', () => {
     expect((err as Error).message).toMatch(/WGSL compile error: line 2/);
     t.dispose();
     await gpu().sync(); // the error was reported once; the stream is clean again
+  });
+
+  it('compile errors in a family compiled with the shared prelude point into the family file', async () => {
+    const t = Tensor.empty([4]);
+    gpu().dispatch({
+      kernel: { name: 'test.brokenlib', code: withCommon('override WG: u32 = 1u;\n@group(0) @binding(1) var<storage, read_write> o: array<f32>;\n@compute @workgroup_size(1) fn main() { o[0] = erf_(nope); }') },
+      buffers: [t.buffer],
+      workgroups: 1,
+    });
+    const err = await gpu().sync().then(() => null, (e: unknown) => e);
+    expect((err as Error).message).toMatch(/WGSL compile error: line 3:\d+ .*nope/);
+    t.dispose();
   });
 
   it('bindings that do not fit the kernel are a KernelError naming it', async () => {

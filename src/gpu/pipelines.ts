@@ -1,8 +1,6 @@
 // Pipeline cache keyed by kernel name, entry point, enables and override constants.
 import { KernelError } from './errors.js';
-import { COMMON_LINES, withCommon } from './wgsl.js';
-
-const COMMON_PREFIX = withCommon('');
+import { sourceLineOf } from './wgsl.js';
 
 export interface KernelSpec {
   /** Name used in errors and profiles, e.g. 'matmul.blocked'. */
@@ -66,7 +64,10 @@ export class PipelineCache {
         this.device.popErrorScope().then(async (e) => {
           if (!e) return null;
           const info = await m.getCompilationInfo();
-          const msgs = info.messages.filter((x) => x.type === 'error').map((x) => `${sourceLine(spec, x.lineNum)}:${x.linePos} ${x.message}`);
+          const msgs = info.messages.filter((x) => x.type === 'error').map((x) => {
+            const { where, text } = sourceLineOf(spec.code, x.lineNum - (spec.enables?.length ?? 0));
+            return `${where}:${x.linePos} ${x.message}${text ? ` in: ${text}` : ''}`;
+          });
           return new KernelError(label, `WGSL compile error: ${msgs.join('; ') || e.message}`);
         }),
       );
@@ -85,15 +86,4 @@ export class PipelineCache {
     this.pipelines.set(key, hit);
     return hit;
   }
-}
-
-/** Where compiled line `n` comes from: the family file (past the enables and the common prelude) or the prelude. */
-function sourceLine(spec: KernelSpec, n: number): string {
-  let line = n - (spec.enables?.length ?? 0);
-  if (spec.code.startsWith(COMMON_PREFIX)) {
-    if (line <= COMMON_LINES) return `kernels/lib/common.wgsl line ${line}`;
-    line -= COMMON_LINES;
-  }
-  const text = spec.code.split('\n')[n - 1 - (spec.enables?.length ?? 0)]?.trim();
-  return `line ${line}${text ? ` (${text.length > 80 ? `${text.slice(0, 77)}...` : text})` : ''}`;
 }

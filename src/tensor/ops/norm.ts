@@ -7,8 +7,8 @@ import { gpu, f32 } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor, numel } from '../tensor.js';
 
-const gnSource = withCommon(gnFamily);
-const lnSource = withCommon(lnFamily);
+const gnSource = withCommon(gnFamily, 'wgSum');
+const lnSource = withCommon(lnFamily, 'wgSum');
 
 const WG = 256;
 
