@@ -56,7 +56,7 @@ fn sumsq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var i = t; i < p.n; i += NT) {
     let y = sg[i] * sg[i] - c;
     let u = s + y;
-    c = (u - s) - y;
+    c = (u * kahan_one(nwg) - s) - y;
     s = u;
   }
   partials[p.slot * NT + t] = s;
@@ -67,13 +67,13 @@ fn sumsq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 @group(0) @binding(2) var<storage, read_write> fnorm: array<f32>;
 
 @compute @workgroup_size(1)
-fn finish_norm() {
+fn finish_norm(@builtin(num_workgroups) nwg: vec3<u32>) {
   var s = 0.0;
   var c = 0.0;
   for (var i = 0u; i < p.n; i++) {
     let y = fp[i] - c;
     let u = s + y;
-    c = (u - s) - y;
+    c = (u * kahan_one(nwg) - s) - y;
     s = u;
   }
   fnorm[0] = sqrt(s);

@@ -75,7 +75,7 @@ fn dpo_loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
     for (var k = 0u; k < p.P; k++) {
       let v = softplus(-pair(k).x) - c;
       let t = s + v;
-      c = (t - s) - v;
+      c = (t * kahan_one(nwg) - s) - v;
       s = t;
     }
     loss[0] = s / f32(p.P);

@@ -35,7 +35,7 @@ fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var i = 0u; i < len; i++) {
     let v = sx[base + i] - c;
     let t = s + v;
-    c = (t - s) - v;
+    c = (t * kahan_one(nwg) - s) - v;
     s = t;
   }
   let mean = s / f32(len);
@@ -45,7 +45,7 @@ fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
     let d = sx[base + i] - mean;
     let v = d * d - c;
     let t = s + v;
-    c = (t - s) - v;
+    c = (t * kahan_one(nwg) - s) - v;
     s = t;
   }
   smean[b] = mean;

@@ -62,7 +62,7 @@ fn mean_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
   for (var k = 0u; k < len; k++) {
     let v = src[base + k] - c;
     let t = s + v;
-    c = (t - s) - v;
+    c = (t * kahan_one(nwg) - s) - v;
     s = t;
   }
   dst[plane] = s / f32(len);

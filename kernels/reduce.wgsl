@@ -13,7 +13,7 @@ struct Params { outer: u32, len: u32, inner: u32, _pad: u32 }
 
 @compute @workgroup_size(WG)
 fn reduce_axis(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let o = (wg.x + wg.y * nwg.x) * WG + lid;
+  let o = linear_id(wg, nwg, lid);
   if (o >= p.outer * p.inner) { return; }
   let base = (o / p.inner) * p.len * p.inner + o % p.inner;
   if (OP == 2u) {
@@ -22,13 +22,13 @@ fn reduce_axis(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     y[o] = m;
     return;
   }
-  // Kahan-compensated sum: long axes (a 4096-pixel spatial mean) stay accurate in f32.
+  // Kahan-compensated sum: long axes (a 4096-pixel spatial mean) stay accurate in f32 (see kahan_one).
   var s = 0.0;
   var c = 0.0;
   for (var k = 0u; k < p.len; k++) {
     let v = x[base + k * p.inner] - c;
     let t = s + v;
-    c = (t - s) - v;
+    c = (t * kahan_one(nwg) - s) - v;
     s = t;
   }
   y[o] = select(s, s / f32(p.len), OP == 1u);

@@ -1,11 +1,14 @@
 // Reductions over an axis (sum, mean, max) and sumToShape (the backward of broadcasting).
-import source from '../../../kernels/reduce.wgsl';
+import family from '../../../kernels/reduce.wgsl';
 import { ShapeError } from '../../gpu/errors.js';
 import { gpu } from '../../gpu/runtime.js';
+import { withCommon } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor, numel } from '../tensor.js';
 import { affine, equal, expandTo, mul } from './elementwise.js';
 import { reshape } from './layout.js';
+
+const source = withCommon(family);
 
 const WG = 256;
 const OPS = { sum: 0, mean: 1, max: 2 } as const;
