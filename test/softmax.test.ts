@@ -1,3 +1,4 @@
+import { poison } from './ref/poison.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { setupGpu, relL2, randn64, f32round } from './helpers.js';
 import { softmaxRef } from './ref/linalg.js';
@@ -17,9 +18,11 @@ describe('softmax', () => {
     const rows = 3 * 7, len = 77;
     const x = f32round(randn64(gen, rows * len, 3).map((v, i) => v + (i % 5 === 0 ? 80 : 0)));
     const t = Tensor.fromArray(x, [3, 7, len]);
+    poison([3, 7, len]); // outputs start as NaN: every element must be written
     const y = await softmax(t).toArray();
     expect(y.every(Number.isFinite)).toBe(true);
     expect(relL2(y, softmaxRef(x, rows, len))).toBeLessThan(1e-6);
+    poison([3, 7, len]);
     const ly = await logSoftmax(t).toArray();
     expect(relL2(ly, softmaxRef(x, rows, len, true))).toBeLessThan(1e-6);
     // each row sums to 1
