@@ -4,13 +4,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { setupGpu } from './helpers.js';
 import { Gpu, foldWorkgroups, gpu, f32 } from '../src/gpu/runtime.js';
 import { acquireDevice } from '../src/gpu/device.js';
-import { DeviceLostError, KernelError, LimitError } from '../src/gpu/errors.js';
+import { DeviceLostError, KernelError, LimitError, NonFiniteError } from '../src/gpu/errors.js';
 import { sizeClass } from '../src/gpu/pool.js';
 import { withCommon } from '../src/gpu/wgsl.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { Generator } from '../src/tensor/random.js';
 import { fromHalfBits, toHalfBits } from '../src/tensor/half.js';
-import { exp, fill } from '../src/tensor/ops/elementwise.js';
+import { exp, fill, log } from '../src/tensor/ops/elementwise.js';
 
 beforeAll(setupGpu);
 
@@ -144,6 +144,22 @@ describe('gpu runtime', () => {
     const varc = a.reduce((s, v) => s + (v - mean) ** 2, 0) / a.length;
     expect(Math.abs(mean)).toBeLessThan(0.05);
     expect(Math.abs(varc - 1)).toBeLessThan(0.05);
+  });
+
+  it('the NaN/Inf check names the first op that produced one (LPO_CHECK_FINITE)', async () => {
+    gpu().checkFinite = true;
+    try {
+      const x = Tensor.fromArray([1, -1, 2], [3]);
+      const y = log(x); // NaN at index 1
+      const z = exp(y); // carries it on
+      const err = await z.toArray().then(() => null, (e: unknown) => e);
+      expect(err).toBeInstanceOf(NonFiniteError);
+      expect((err as Error).message).toMatch(/op 'log \[3\]' is the first to produce NaN\/Inf \(1 later op too\)/);
+      const fine = exp(Tensor.fromArray([1, 2], [2]));
+      expect(Array.from(await fine.toArray()).every(Number.isFinite)).toBe(true); // flags were reset
+    } finally {
+      gpu().checkFinite = false;
+    }
   });
 
   it('params that are not u32 are refused with the kernel named', () => {

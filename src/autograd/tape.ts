@@ -3,6 +3,7 @@
 // Layering note: ops in src/tensor record onto this tape, and the tape accumulates gradients with
 // the tensor layer's `add` op, so the two layers know each other (as tfjs-core's engine and ops do).
 import { LpoError, ShapeError } from '../gpu/errors.js';
+import { gpu } from '../gpu/runtime.js';
 import { Tensor, keep } from '../tensor/tensor.js';
 import { add, onesLike } from '../tensor/ops/elementwise.js';
 
@@ -76,6 +77,7 @@ export function withTape<T>(tape: Tape, fn: () => T): T {
  * until backward has used them. Returns `output`.
  */
 export function record(name: string, inputs: readonly Tensor[], output: Tensor, saved: readonly Tensor[], backward: BackwardFn): Tensor {
+  gpu().checkOutput(name, output); // a no-op unless the NaN/Inf debug check is on
   if (!isGradEnabled() || !inputs.some((t) => t.requiresGrad)) return output;
   output.requiresGrad = true;
   const node: TapeNode = { name, inputs: [...inputs], outputId: output.id, saved: saved.map((t) => keep(t.retain())), backward };

@@ -32,3 +32,6 @@ export class LimitError extends LpoError {}
 
 /** Shapes or dtypes that an op cannot take. */
 export class ShapeError extends LpoError {}
+
+/** A NaN or ±Inf appeared in an op's output (LPO_CHECK_FINITE=1 names the first op). */
+export class NonFiniteError extends LpoError {}

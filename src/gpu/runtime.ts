@@ -4,6 +4,7 @@ import { acquireDevice, type AcquiredDevice, type DeviceOptions } from './device
 import { DeviceLostError, KernelError, LimitError, LpoError } from './errors.js';
 import { BufferPool } from './pool.js';
 import { PipelineCache, type KernelSpec } from './pipelines.js';
+import { FiniteChecker } from './finite.js';
 
 /** A float parameter in a uniform block (plain numbers are u32). */
 export interface F32 { f32: number }
@@ -62,6 +63,7 @@ export class Gpu {
   private nextBufferId = 1;
   private profiling: { querySet: GPUQuerySet; names: string[]; results: Map<string, KernelTiming>; pending: Promise<void>[] } | null = null;
   readonly debugSync = process.env.LPO_DEBUG_SYNC === '1';
+  private finite: FiniteChecker | null = null;
   // dawn.node builds a fresh limits object on every `device.limits` read: cache what the hot path needs.
   private readonly maxWorkgroupsPerDim: number;
 
@@ -72,12 +74,25 @@ export class Gpu {
     this.pipelines = new PipelineCache(this.device, { f16: acquired.hasF16, subgroups: acquired.hasSubgroups });
     this.paramBuffer = this.device.createBuffer({ size: this.paramData.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'params' });
     this.device.lost.then((info) => { this.lostReason = `${info.reason}: ${info.message}`; });
+    if (process.env.LPO_CHECK_FINITE === '1') this.finite = new FiniteChecker(this);
     this.device.addEventListener('uncapturederror', (ev) => {
       this.uncaptured.push((ev as GPUUncapturedErrorEvent).error.message);
     });
   }
 
   get summary() { return this.acquired.summary; }
+
+  /** Debug: check every op's output for NaN/Inf (see src/gpu/finite.ts). Also LPO_CHECK_FINITE=1. */
+  get checkFinite(): boolean { return this.finite !== null; }
+  set checkFinite(on: boolean) {
+    if (on && !this.finite) this.finite = new FiniteChecker(this);
+    if (!on) this.finite = null;
+  }
+
+  /** Called by every op on its result: queues the finite check when it is on. */
+  checkOutput(op: string, t: { buffer: GPUBuffer; size: number; shape: readonly number[]; dtype: string }): void {
+    if (this.finite && t.dtype === 'f32') this.finite.check(`${op} [${t.shape.join(', ')}]`, t.buffer, t.size);
+  }
   get isSoftware(): boolean { return this.acquired.summary.isSoftware; }
 
   private checkAlive(): void {
@@ -241,6 +256,7 @@ export class Gpu {
       throw new KernelError(label, uncaptured.join(' | '));
     }
     this.checkAlive();
+    await this.finite?.throwIfFlagged();
   }
 
   /** Writes host data into a buffer in stream order. */
