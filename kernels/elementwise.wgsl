@@ -10,7 +10,7 @@ struct Params {
   rank: u32,       // broadcast rank (binary only)
   alpha: f32,      // unary parameter (scale, power, ...)
   beta: f32,       // unary parameter (shift)
-  // binary broadcasting: output shape and per-operand strides (0 on broadcast dims), rank ≤ 6
+  // binary broadcasting: output shape and per-operand strides (0 on broadcast dims), rank ≤ 8
   shape: array<vec4<u32>, 2>,
   a_strides: array<vec4<u32>, 2>,
   b_strides: array<vec4<u32>, 2>,

@@ -121,11 +121,11 @@ fn bwd_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
     let d = rdy[base + i];
     let v1 = d - c1;
     let t1 = s1 + v1;
-    c1 = (t1 - s1) - v1;
+    c1 = (t1 * kahan_one(nwg) - s1) - v1;
     s1 = t1;
     let v2 = d * (rx[base + i] - mean) * rstd - c2;
     let t2 = s2 + v2;
-    c2 = (t2 - s2) - v2;
+    c2 = (t2 * kahan_one(nwg) - s2) - v2;
     s2 = t2;
   }
   rsdy[nc] = s1;

@@ -6,6 +6,7 @@ import * as E from '../src/tensor/ops/elementwise.js';
 import { mean, sum } from '../src/tensor/ops/reduce.js';
 import { gradcheck } from '../src/autograd/gradcheck.js';
 import { backward, noGrad, requireGrad } from '../src/autograd/tape.js';
+import { clipGradNorm } from '../src/optim/adamw.js';
 
 beforeAll(setupGpu);
 
@@ -41,6 +42,25 @@ describe('autograd', () => {
     backward(sum(E.mul(x, x), 0)); // 2x
     backward(sum(E.scale(x, 3), 0)); // + 3
     expect(Array.from(await x.grad!.toArray())).toEqual([5, 7, 9]);
+  });
+
+  it('a second backward through a freed graph is an error, not a silent no-op', async () => {
+    const p = requireGrad(Tensor.fromArray([1, 2], [2]));
+    const l1 = sum(E.square(p), 0);
+    const l2 = sum(E.square(p), 0);
+    backward(l1);
+    expect(() => backward(l2)).toThrow(/graph was already freed/);
+    expect(Array.from(await p.grad!.toArray())).toEqual([2, 4]);
+  });
+
+  it('clipping scales a gradient buffer shared by two leaves once', async () => {
+    const p1 = requireGrad(Tensor.fromArray([1, 2], [2]));
+    const p2 = requireGrad(Tensor.fromArray([3, 4], [2]));
+    backward(sum(E.add(p1, p2), 0)); // both leaves get dy (ones): global norm 2
+    const norm = await clipGradNorm([p1, p2], 1);
+    expect(await norm.item()).toBeCloseTo(2, 5);
+    // torch's rule: scale by max_norm / (norm + 1e-6)
+    for (const g of [await p1.grad!.toArray(), await p2.grad!.toArray()]) for (const v of g) expect(v).toBeCloseTo(1 / (2 + 1e-6), 6);
   });
 
   it('noGrad records nothing', async () => {

@@ -116,6 +116,12 @@ export function backward(root: Tensor, upstream?: Tensor, opts: BackwardOptions 
     accumulateLeaf(root, seed);
     return;
   }
+  if (!tape.nodes.includes(root.node)) {
+    seed.dispose();
+    // backward() frees the whole tape (a forward's unused branches must not pile up), so a second loss
+    // from the same forward has lost its graph: say so instead of silently computing nothing.
+    throw new LpoError("backward(): this tensor's graph was already freed by an earlier backward(); sum the losses first, or pass { retainGraph: true } to the earlier call");
+  }
   const grads = new Map<number, Tensor>([[root.id, seed]]);
 
   noGrad(() => {

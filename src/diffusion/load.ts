@@ -10,6 +10,7 @@ import { UNet2DConditionModel } from '../nn/unet.js';
 import { AutoencoderKL } from '../nn/vae.js';
 import type { UNet2DConditionConfigJson } from '../nn/unet_config.js';
 import type { AutoencoderKLConfigJson } from '../nn/vae.js';
+import { ZeroInitGenerator } from '../nn/init.js';
 import { DDIMScheduler } from './ddim.js';
 import { StableDiffusionPipeline } from './pipeline.js';
 
@@ -42,26 +43,38 @@ export async function loadStableDiffusion(dir: string, opts: LoadPipelineOptions
     const scheduler = DDIMScheduler.fromConfig(sched.config!);
     const tokenizer = tokenizerFrom(dir, model.components.get('tokenizer'));
 
-    const te = need('text_encoder');
-    log(`text_encoder: ${te.weightsPath}`);
-    const textEncoder = new CLIPTextModel(parseCLIPTextConfig(te.config!));
-    await loadStateDict(textEncoder, te.weights!, keyOptionsFor('text_encoder'));
+    // Zero init: each strict load overwrites every parameter, so no random draws are wasted. A failed
+    // load frees what was built before it.
+    const gen = new ZeroInitGenerator();
+    const built: { dispose(): void }[] = [];
+    try {
+      const te = need('text_encoder');
+      log(`text_encoder: ${te.weightsPath}`);
+      const textEncoder = new CLIPTextModel(parseCLIPTextConfig(te.config!), { gen });
+      built.push(textEncoder);
+      await loadStateDict(textEncoder, te.weights!, keyOptionsFor('text_encoder'));
 
-    const un = need('unet');
-    log(`unet: ${un.weightsPath}`);
-    const unet = new UNet2DConditionModel(un.config as unknown as UNet2DConditionConfigJson);
-    await loadStateDict(unet, un.weights!, keyOptionsFor('unet'));
+      const un = need('unet');
+      log(`unet: ${un.weightsPath}`);
+      const unet = new UNet2DConditionModel(un.config as unknown as UNet2DConditionConfigJson, { gen });
+      built.push(unet);
+      await loadStateDict(unet, un.weights!, keyOptionsFor('unet'));
 
-    const va = need('vae');
-    log(`vae: ${va.weightsPath}`);
-    const vae = new AutoencoderKL(va.config as unknown as AutoencoderKLConfigJson);
-    await loadStateDict(vae, va.weights!, keyOptionsFor('vae'));
+      const va = need('vae');
+      log(`vae: ${va.weightsPath}`);
+      const vae = new AutoencoderKL(va.config as unknown as AutoencoderKLConfigJson, { gen });
+      built.push(vae);
+      await loadStateDict(vae, va.weights!, keyOptionsFor('vae'));
 
-    const ss = (un.config as { sample_size?: number | number[] }).sample_size;
-    return new StableDiffusionPipeline({
-      tokenizer, textEncoder, unet, vae, scheduler,
-      sampleSize: Array.isArray(ss) ? ss[0] : ss ?? 64,
-    });
+      const ss = (un.config as { sample_size?: number | number[] }).sample_size;
+      return new StableDiffusionPipeline({
+        tokenizer, textEncoder, unet, vae, scheduler,
+        sampleSize: Array.isArray(ss) ? ss[0] : ss ?? 64,
+      });
+    } catch (e) {
+      for (const m of built) m.dispose();
+      throw e;
+    }
   } finally {
     await model.close();
   }

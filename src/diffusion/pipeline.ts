@@ -169,25 +169,23 @@ export class StableDiffusionPipeline {
     if (negEmbeds && negEmbeds.shape.join() !== promptEmbeds.shape.join()) {
       throw new ShapeError(`generate: negative embeddings [${negEmbeds.shape}] and prompt embeddings [${promptEmbeds.shape}] differ`);
     }
-    const context = negEmbeds ? concat([negEmbeds, promptEmbeds], 0) : promptEmbeds.retain();
-
     const f = this.vaeScaleFactor;
     const C = this.unet.config.inChannels;
-    let latents: Tensor;
-    if (o.latents) {
-      const s = o.latents.shape;
-      if (s.length !== 4 || s[0] !== B || s[1] !== C) throw new ShapeError(`generate: latents must be [${B}, ${C}, h, w], got [${s}]`);
-      latents = o.latents.retain();
-    } else {
-      const base = this.sampleSize * f;
-      const H = o.height ?? base;
-      const W = o.width ?? base;
-      if (H % f || W % f) throw new ShapeError(`generate: height and width must be multiples of ${f}, got ${H}x${W}`);
-      latents = Tensor.randn([B, C, H / f, W / f], gen, this.scheduler.initNoiseSigma);
-    }
-
     const timesteps = this.scheduler.setTimesteps(steps);
+    const context = negEmbeds ? concat([negEmbeds, promptEmbeds], 0) : promptEmbeds.retain();
+    let latents: Tensor | null = null;
     try {
+      if (o.latents) {
+        const s = o.latents.shape;
+        if (s.length !== 4 || s[0] !== B || s[1] !== C) throw new ShapeError(`generate: latents must be [${B}, ${C}, h, w], got [${s}]`);
+        latents = o.latents.retain();
+      } else {
+        const base = this.sampleSize * f;
+        const H = o.height ?? base;
+        const W = o.width ?? base;
+        if (H % f || W % f) throw new ShapeError(`generate: height and width must be multiples of ${f}, got ${H}x${W}`);
+        latents = Tensor.randn([B, C, H / f, W / f], gen, this.scheduler.initNoiseSigma);
+      }
       for (let i = 0; i < timesteps.length; i++) {
         const t = timesteps[i];
         const eps = this.guidedNoise(latents, t, context, g);
@@ -201,10 +199,14 @@ export class StableDiffusionPipeline {
           await o.onStep({ step: i, total: timesteps.length, timestep: t, latents });
         }
       }
+      const images = o.outputType === 'latent' ? undefined : this.decodeLatents(latents);
+      return { images, latents, promptEmbeds, negativePromptEmbeds: negEmbeds, timesteps };
+    } catch (e) {
+      // A failed step (bad shapes, a lost device, an onStep that throws) frees what the run made.
+      for (const t of [latents, promptEmbeds, negEmbeds]) t?.dispose();
+      throw e;
     } finally {
       context.dispose();
     }
-    const images = o.outputType === 'latent' ? undefined : this.decodeLatents(latents);
-    return { images, latents, promptEmbeds, negativePromptEmbeds: negEmbeds, timesteps };
   }
 }

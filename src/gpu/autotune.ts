@@ -204,8 +204,8 @@ export async function timeDispatches(device: GPUDevice, dispatches: TimedDispatc
     enc.copyBufferToBuffer(qbuf, 0, rb, 0, 16 * reps);
     device.queue.submit([enc.finish()]);
     scopes = 0;
-    const verr = await device.popErrorScope();
-    const merr = await device.popErrorScope();
+    // Pop both scopes before awaiting: an allocation elsewhere in between would land in the outer one.
+    const [verr, merr] = await Promise.all([device.popErrorScope(), device.popErrorScope()]);
     if (verr || merr) throw new Error((verr ?? merr)!.message);
     await rb.mapAsync(GPUMapMode.READ);
     const t = new BigUint64Array(rb.getMappedRange().slice(0));

@@ -277,6 +277,7 @@ export class Gpu {
     try {
       await staging.mapAsync(GPUMapMode.READ);
     } catch (e) {
+      staging.destroy();
       await this.throwPendingErrors();
       throw new LpoError(`readback failed: ${(e as Error).message}`);
     }

@@ -292,17 +292,19 @@ export async function loadComponent<M extends Loadable & { dispose(): void }>(
   const config = readJson(path.join(folder, 'config.json'));
   const w = findWeights(folder, opts.preferFp16);
   if (!w) throw new DiffusersError(`${what}: no weights (.safetensors) in ${folder}`);
-  const model = build(config);
-  const file = await openWeights(w.path);
+  const file = await openWeights(w.path); // a corrupt file fails here, before any GPU memory is taken
   try {
-    await loadStateDict(model, file, opts.keys);
-  } catch (e) {
-    model.dispose();
-    throw e;
+    const model = build(config);
+    try {
+      await loadStateDict(model, file, opts.keys);
+    } catch (e) {
+      model.dispose();
+      throw e;
+    }
+    return model;
   } finally {
     await file.close();
   }
-  return model;
 }
 
 export function readJson(file: string): Record<string, unknown> {

@@ -138,9 +138,12 @@ export function gradNorm(params: readonly Tensor[]): Tensor {
  */
 export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor {
   const norm = gradNorm(params);
+  // Leaves can share one gradient buffer (add(p1, p2) hands both the same dy): scale each buffer once.
+  const scaled = new Set<GPUBuffer>();
   for (const p of params) {
     const g = p.grad;
-    if (!g || g.size === 0) continue;
+    if (!g || g.size === 0 || scaled.has(g.buffer)) continue;
+    scaled.add(g.buffer);
     gpu().dispatch({
       kernel: { name: 'adamw.clip', code: source, entry: 'clip', constants: { WG } },
       buffers: [norm.buffer, g.buffer],

@@ -176,8 +176,9 @@ function collect(x: unknown, into: Set<Tensor>): void {
 }
 
 /**
- * Runs `fn` and disposes every tensor created inside it except those it returns (TF.js's tidy).
- * Storage still referenced elsewhere (the tape, a view) stays alive through its refcount.
+ * Runs `fn` and disposes every tensor created inside it except those it returns (TF.js's tidy); if fn
+ * throws, everything it created is disposed. Storage still referenced elsewhere (the tape, a view)
+ * stays alive through its refcount.
  */
 export function tidy<T extends Kept | void>(fn: () => T): T {
   const scope = new Set<Tensor>();
@@ -185,6 +186,10 @@ export function tidy<T extends Kept | void>(fn: () => T): T {
   let out: T;
   try {
     out = fn();
+  } catch (e) {
+    // A failed computation frees what it made (an error path must not leak GPU memory).
+    for (const t of scope) t.dispose();
+    throw e;
   } finally {
     scopes.pop();
   }

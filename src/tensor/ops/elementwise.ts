@@ -4,7 +4,7 @@ import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError } from '../../gpu/errors.js';
 import { gpu, f32, type Param } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, tidy } from '../tensor.js';
 import { sumToShape } from './reduce.js';
 
 const source = withCommon(family);
@@ -97,7 +97,7 @@ function broadcastStrides(shape: readonly number[], outShape: readonly number[])
   return strides;
 }
 
-/** Drops leading output dims of size 1 and merges nothing else: rank ≤ 8 for the kernel. */
+/** One launch of the binary kernel; broadcasting is done by strides (rank ≤ 8). */
 function launchBinary(op: keyof typeof RAW_BINARY, a: Tensor, b: Tensor, out: Tensor): void {
   const same = a.shape.join() === out.shape.join() && b.shape.join() === out.shape.join();
   const shape = [...out.shape];
@@ -118,31 +118,31 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
   const out = Tensor.empty(broadcastShapes(a.shape, b.shape, op));
   if (out.size) launchBinary(op, a, b, out);
   const reduceTo = (g: Tensor, t: Tensor) => (g.shape.join() === t.shape.join() ? g : sumToShape(g, t.shape));
+  // Each gradient is built in a tidy scope: its intermediates are freed, only the gradient survives.
+  const grad = (fn: () => Tensor) => () => tidy(fn);
   return record(op, [a, b], out, op === 'add' || op === 'sub' ? [] : [a, b], (dy, saved) => {
     switch (op) {
       case 'add':
-        return [() => reduceTo(dy, a), () => reduceTo(dy, b)];
+        return [grad(() => reduceTo(dy, a)), grad(() => reduceTo(dy, b))];
       case 'sub':
-        return [() => reduceTo(dy, a), () => reduceTo(neg(dy), b)];
+        return [grad(() => reduceTo(dy, a)), grad(() => reduceTo(neg(dy), b))];
       case 'mul': {
         const [sa, sb] = saved;
-        return [() => reduceTo(binary('mul', dy, sb), a), () => reduceTo(binary('mul', dy, sa), b)];
+        return [grad(() => reduceTo(binary('mul', dy, sb), a)), grad(() => reduceTo(binary('mul', dy, sa), b))];
       }
       case 'div': {
         const [sa, sb] = saved;
         // d(a/b)/db = -a/b² = -(a/b)/b
         return [
-          () => reduceTo(binary('div', dy, sb), a),
-          () => reduceTo(neg(binary('div', binary('mul', dy, binary('div', sa, sb)), sb)), b),
+          grad(() => reduceTo(binary('div', dy, sb), a)),
+          grad(() => reduceTo(neg(binary('div', binary('mul', dy, binary('div', sa, sb)), sb)), b)),
         ];
       }
       default: {
         // max/min: the gradient goes to the operand that was picked (a on ties).
         const [sa, sb] = saved;
-        const pick = binary(op, sa, sb);
-        const isA = equal(pick, sa);
-        pick.dispose();
-        return [() => reduceTo(binary('mul', dy, isA), a), () => reduceTo(binary('mul', dy, affine(isA, -1, 1)), b)];
+        const pickedA = () => equal(binary(op, sa, sb), sa);
+        return [grad(() => reduceTo(binary('mul', dy, pickedA()), a)), grad(() => reduceTo(binary('mul', dy, affine(pickedA(), -1, 1)), b))];
       }
     }
   });
