@@ -49,8 +49,9 @@ fn bias_at(row: u32) -> f32 {
 // ---------------------------------------------------------------- lavapipe: register-blocked, no barriers
 
 @compute @workgroup_size(WG)
-fn fwd_rb(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let col = wg.x * WG + lid;
+fn fwd_rb(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let cx = wg.x + wg.z * nwg.x; // column tiles fold into x·z past 65,535
+  let col = cx * WG + lid;
   let r0 = wg.y * OB;
   if (col >= p.ncols) { return; }
   let ohw = p.oh * p.ow;
@@ -84,8 +85,9 @@ fn fwd_rb(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
 }
 
 @compute @workgroup_size(WG)
-fn dx_rb(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let col = wg.x * WG + lid;
+fn dx_rb(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let cx = wg.x + wg.z * nwg.x; // column tiles fold into x·z past 65,535
+  let col = cx * WG + lid;
   let r0 = wg.y * OB;
   if (col >= p.ncols) { return; }
   let hw = p.h * p.w;
@@ -122,8 +124,9 @@ fn dx_rb(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
 }
 
 @compute @workgroup_size(WG)
-fn dw_rb(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let col = wg.x * WG + lid;
+fn dw_rb(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let cx = wg.x + wg.z * nwg.x; // column tiles fold into x·z past 65,535
+  let col = cx * WG + lid;
   let r0 = wg.y * OB;
   if (col >= p.ncols) { return; }
   let kk = KH * KW;
@@ -234,11 +237,12 @@ fn dst_index(row: u32, col: u32) -> u32 {
 }
 
 @compute @workgroup_size(256)
-fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let cx = wg.x + wg.z * nwg.x; // column tiles fold into x·z past 65,535
   let tx = lid % 16u; // columns tx*4 .. tx*4+3
   let ty = lid / 16u; // rows ty*4 .. ty*4+3
   let row0 = wg.y * BM;
-  let col0 = wg.x * BN;
+  let col0 = cx * BN;
   var acc: array<vec4<f32>, 4>;
   // Loader coordinates: A as [BM rows][BK] with k fastest (weights are k-contiguous in MODE 0),
   // B as [BK][BN] with columns fastest (pixels are contiguous in x and dy).
@@ -304,9 +308,10 @@ fn store8(r0: u32, live: bool, idx0: u32, rstride: u32, lo: vec4<f32>, hi: vec4<
 }
 
 @compute @workgroup_size(WG)
-fn fwd_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
-  let live = wg.x * WG + lid < p.ncols;
-  let col = min(wg.x * WG + lid, p.ncols - 1u);
+fn fwd_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
+  let cx = wg.x + wg.z * nwg.x; // column tiles fold into x·z past 65,535
+  let live = cx * WG + lid < p.ncols;
+  let col = min(cx * WG + lid, p.ncols - 1u);
   let r0 = wg.y * 8u;
   let ohw = p.oh * p.ow;
   let n = col / ohw;
@@ -351,9 +356,10 @@ fn dw_at(k: u32, c: u32) -> f32 {
 }
 
 @compute @workgroup_size(WG)
-fn dx_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
-  let live = wg.x * WG + lid < p.ncols;
-  let col = min(wg.x * WG + lid, p.ncols - 1u);
+fn dx_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
+  let cx = wg.x + wg.z * nwg.x; // column tiles fold into x·z past 65,535
+  let live = cx * WG + lid < p.ncols;
+  let col = min(cx * WG + lid, p.ncols - 1u);
   let r0 = wg.y * 8u;
   let hw = p.h * p.w;
   let n = col / hw;
@@ -382,9 +388,10 @@ fn dx_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
 // dw: k = (n, oy, ox) walked with counters (no runtime divisions); row operand dy[n, o, oy, ox] for
 // o = row (contiguous in k within an image), column operand x at tap (c, ky, kx) = col.
 @compute @workgroup_size(WG)
-fn dw_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
-  let live = wg.x * WG + lid < p.ncols;
-  let col = min(wg.x * WG + lid, p.ncols - 1u);
+fn dw_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
+  let cx = wg.x + wg.z * nwg.x; // column tiles fold into x·z past 65,535
+  let live = cx * WG + lid < p.ncols;
+  let col = min(cx * WG + lid, p.ncols - 1u);
   let r0 = wg.y * 8u;
   let kk = KH * KW;
   let c = col / kk;

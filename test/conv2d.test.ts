@@ -88,3 +88,22 @@ describe('conv2d', () => {
     [x, w, w2].forEach((t) => t.dispose());
   });
 });
+
+describe('conv2d past 65,535 column tiles', () => {
+  it('folds the grid (1×1 conv over 2,100×2,100 pixels: 68,907 tiles of 64) and writes every output', async () => {
+    const H = 2100, W = 2100;
+    const gen = new Generator(31);
+    const xh = new Float32Array(2 * H * W);
+    for (let i = 0; i < xh.length; i++) xh[i] = 0.5 + gen.uniform();
+    const x = Tensor.fromArray(xh, [1, 2, H, W]);
+    const w = Tensor.fromArray([0.75, -1.25], [1, 2, 1, 1]);
+    const b = Tensor.fromArray([0.5], [1]);
+    for (const variant of ['sg', 'tiled'] as const) {
+      poison([1, 1, H, W]);
+      const y = await conv2d(x, w, b, { variant }).toArray();
+      let worst = 0;
+      for (let i = 0; i < H * W; i++) worst = Math.max(worst, Math.abs(y[i] - (0.75 * xh[i] - 1.25 * xh[H * W + i] + 0.5)));
+      expect(worst, variant).toBeLessThan(1e-5);
+    }
+  });
+});

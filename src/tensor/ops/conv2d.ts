@@ -1,7 +1,7 @@
 // conv2d (NCHW, groups = 1) as implicit GEMMs: forward, dx and dw kernels; dbias via the reduce op.
 import source from '../../../kernels/conv2d.wgsl';
 import { ShapeError } from '../../gpu/errors.js';
-import { gpu } from '../../gpu/runtime.js';
+import { foldWorkgroups, gpu } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
 import { sum } from './reduce.js';
@@ -57,6 +57,12 @@ export function resolveConv2dVariant(v?: Conv2dVariant): Conv2dVariant {
 }
 
 /** Launches one implicit GEMM of the family (mode 0 forward, 1 dx, 2 dw). */
+/** Column tiles beyond 65,535 fold into x·z (the kernels rebuild the tile index as x + z·nx). */
+function foldColumns(tiles: number, rows: number): [number, number, number] {
+  const [x, z] = foldWorkgroups(tiles);
+  return [x, rows, z];
+}
+
 function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, bias: Tensor | null, dst: Tensor, variant: Conv2dVariant): void {
   const m = mode === 1 ? g.c : g.o;
   const ncols = mode === 0 ? g.n * g.oh * g.ow : mode === 1 ? g.n * g.h * g.w : g.c * g.kh * g.kw;
@@ -69,12 +75,12 @@ function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, bias: 
     const sg = variant === 'sg';
     gpu().dispatch({
       kernel: { name: `conv2d.${entry}`, code: sg ? SG_SOURCE : COMMON, entry, constants: { ...constants, WG: WG_RB }, enables: sg ? ['subgroups'] : undefined },
-      buffers, params, workgroups: [Math.ceil(ncols / WG_RB), Math.ceil(m / OB), 1],
+      buffers, params, workgroups: foldColumns(Math.ceil(ncols / WG_RB), Math.ceil(m / OB)),
     });
   } else {
     gpu().dispatch({
       kernel: { name: `conv2d.tiled${mode}`, code: COMMON, entry: 'tiled', constants },
-      buffers, params, workgroups: [Math.ceil(ncols / BN), Math.ceil(m / BM), 1],
+      buffers, params, workgroups: foldColumns(Math.ceil(ncols / BN), Math.ceil(m / BM)),
     });
   }
 }
