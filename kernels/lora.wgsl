@@ -12,12 +12,8 @@
 //                   then walks its span 8 columns at a time with u·Bᵀ in the epilogue. Extra work ≈
 //                   R/span. Any R (ranks past 64 are added in further read-modify-write passes).
 // Both write u [M, R] to `fu` as well when p.write_u != 0 (the backward's dB needs it).
-// Backward never forms dW (W is frozen):
-//   g  = scale·dy·B [M, R]          (lora_gdown)
-//   dx = dy·W + g·A                 (lora_dx, one launch)
-//   dA = gᵀ·x                       (lora_dA)
-//   dB = scale·dyᵀ·u                (lora_dB; u from the forward, or lora_down if it was not kept)
-// Backward kernels: one invocation per output element with a serial loop (no barriers).
+// The backward (src/tensor/ops/lora.ts) is dense products on the matmul kernels and never forms dW:
+// g = scale·dy·B, dx = dy·W + g·A, dA = gᵀ·x, dB = scale·dyᵀ·u.
 
 override WG: u32 = 256u;
 override HAS_BIAS: bool = false;
@@ -243,89 +239,4 @@ fn lora_fwd_tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocatio
       }
     }
   }
-}
-
-// ------------------------------------------------------------------------------------ backward
-// u[m, r] = Σ_k x[m, k] A[r, k] (only when the forward did not keep u)
-@group(0) @binding(1) var<storage, read> dx_: array<f32>;
-@group(0) @binding(2) var<storage, read> da_: array<f32>;
-@group(0) @binding(3) var<storage, read_write> du_: array<f32>;
-
-@compute @workgroup_size(WG)
-fn lora_down(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = linear_id(wg, nwg, lid);
-  if (i >= p.M * p.R) { return; }
-  let m = i / p.R;
-  let r = i % p.R;
-  var s = 0.0;
-  for (var k = 0u; k < p.K; k++) { s += dx_[m * p.K + k] * da_[r * p.K + k]; }
-  du_[i] = s;
-}
-
-// g[m, r] = scale·Σ_o dy[m, o] B[o, r]
-@group(0) @binding(1) var<storage, read> gdy: array<f32>;
-@group(0) @binding(2) var<storage, read> gB: array<f32>;
-@group(0) @binding(3) var<storage, read_write> gg: array<f32>;
-
-@compute @workgroup_size(WG)
-fn lora_gdown(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = linear_id(wg, nwg, lid);
-  if (i >= p.M * p.R) { return; }
-  let m = i / p.R;
-  let r = i % p.R;
-  var s = 0.0;
-  for (var o = 0u; o < p.N; o++) { s += gdy[m * p.N + o] * gB[o * p.R + r]; }
-  gg[i] = p.scale * s;
-}
-
-// dx[m, k] = Σ_o dy[m, o] W[o, k] + Σ_r g[m, r] A[r, k]
-@group(0) @binding(1) var<storage, read> xdy: array<f32>;
-@group(0) @binding(2) var<storage, read> xw: array<f32>;
-@group(0) @binding(3) var<storage, read> xg: array<f32>;
-@group(0) @binding(4) var<storage, read> xa: array<f32>;
-@group(0) @binding(5) var<storage, read_write> xdx: array<f32>;
-
-@compute @workgroup_size(WG)
-fn lora_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = linear_id(wg, nwg, lid);
-  if (i >= p.M * p.K) { return; }
-  let m = i / p.K;
-  let k = i % p.K;
-  var s = 0.0;
-  for (var o = 0u; o < p.N; o++) { s += xdy[m * p.N + o] * xw[o * p.K + k]; }
-  var t = 0.0;
-  for (var r = 0u; r < p.R; r++) { t += xg[m * p.R + r] * xa[r * p.K + k]; }
-  xdx[i] = s + t;
-}
-
-// dA[r, k] = Σ_m g[m, r] x[m, k]
-@group(0) @binding(1) var<storage, read> ag: array<f32>;
-@group(0) @binding(2) var<storage, read> ax: array<f32>;
-@group(0) @binding(3) var<storage, read_write> ada: array<f32>;
-
-@compute @workgroup_size(WG)
-fn lora_dA(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = linear_id(wg, nwg, lid);
-  if (i >= p.R * p.K) { return; }
-  let r = i / p.K;
-  let k = i % p.K;
-  var s = 0.0;
-  for (var m = 0u; m < p.M; m++) { s += ag[m * p.R + r] * ax[m * p.K + k]; }
-  ada[i] = s;
-}
-
-// dB[o, r] = scale·Σ_m dy[m, o] u[m, r]
-@group(0) @binding(1) var<storage, read> bdy: array<f32>;
-@group(0) @binding(2) var<storage, read> bu: array<f32>;
-@group(0) @binding(3) var<storage, read_write> bdb: array<f32>;
-
-@compute @workgroup_size(WG)
-fn lora_dB(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = linear_id(wg, nwg, lid);
-  if (i >= p.N * p.R) { return; }
-  let o = i / p.R;
-  let r = i % p.R;
-  var s = 0.0;
-  for (var m = 0u; m < p.M; m++) { s += bdy[m * p.N + o] * bu[m * p.R + r]; }
-  bdb[i] = p.scale * s;
 }

@@ -10,6 +10,7 @@ import * as E from '../src/tensor/ops/elementwise.js';
 import { sumAll } from '../src/tensor/ops/reduce.js';
 import { backward, requireGrad, zeroGrad } from '../src/autograd/tape.js';
 import { CLIPTextModel } from '../src/nn/clip.js';
+import { loraLinear } from '../src/tensor/ops/lora.js';
 import { ShapeError } from '../src/gpu/errors.js';
 
 beforeAll(setupGpu);
@@ -29,6 +30,19 @@ describe('no leaks', () => {
       zeroGrad([a, b]);
       expect(await inUse(), f.name).toBe(before);
     }
+  });
+
+  it('the LoRA backward frees its intermediates (g, u recomputation, views)', async () => {
+    const x = Tensor.fromArray(Float32Array.from({ length: 6 * 5 }, (_, i) => Math.sin(i)), [2, 3, 5]);
+    const W = Tensor.fromArray(Float32Array.from({ length: 4 * 5 }, (_, i) => Math.cos(i)), [4, 5]);
+    const A = requireGrad(Tensor.fromArray(Float32Array.from({ length: 2 * 5 }, (_, i) => 0.1 * i), [2, 5]));
+    const B = requireGrad(Tensor.fromArray(Float32Array.from({ length: 4 * 2 }, (_, i) => 0.2 - 0.05 * i), [4, 2]));
+    const before = await inUse();
+    const loss = tidy(() => sumAll(loraLinear(x, W, null, A, B, 0.5)));
+    backward(loss);
+    loss.dispose();
+    zeroGrad([A, B]);
+    expect(await inUse()).toBe(before);
   });
 
   it('tidy frees what a failing computation made', async () => {

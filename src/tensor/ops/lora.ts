@@ -4,12 +4,13 @@ import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError } from '../../gpu/errors.js';
 import { gpu, f32, type Dispatch } from '../../gpu/runtime.js';
 import { isGradEnabled, record } from '../../autograd/tape.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, tidy } from '../tensor.js';
 import { sum } from './reduce.js';
+import { matmul } from './matmul.js';
+import { add, affine } from './elementwise.js';
 
 const source = withCommon(family);
 
-const WG = 256;
 const ROWS_WG = 64;
 const TILE_M = 64;
 const TILE_N = 128;
@@ -65,16 +66,6 @@ export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null | undefined, A
     );
   }
   const M = x.size / Math.max(K, 1);
-  const params = [M, N, K, R, f32(scale), 0, 0, 0];
-  const run = (name: string, entry: string, buffers: GPUBuffer[], count: number) => {
-    if (count === 0) return;
-    gpu().dispatch({
-      kernel: { name: `lora.${name}`, code: source, entry, constants: { WG } },
-      buffers,
-      params,
-      workgroups: Math.ceil(count / WG),
-    });
-  };
 
   // The forward keeps u = x·Aᵀ for dB when B will get a gradient.
   const keepU = isGradEnabled() && B.requiresGrad && M * R > 0;
@@ -111,49 +102,27 @@ export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null | undefined, A
   }
 
   const inputs = b ? [x, W, b, A, B] : [x, W, A, B];
+  // Backward on top of matmul, so it runs on the tuned GEMMs of either target (the products are dense:
+  // dy·W alone is as large as the forward). g = scale·dy·B feeds dx and dA: made once, freed by the last.
   const out = record('loraLinear', inputs, y, u ? [x, W, A, B, u] : [x, W, A, B], (dy, [sx, sW, sA, sB, su]) => {
-    // g = scale·dy·B feeds dx and dA; made once by whichever needs it first, freed by the last.
     const needA = A.requiresGrad;
     let g: Tensor | null = null;
-    const getG = () => {
-      if (!g) {
-        g = Tensor.empty([M, R]);
-        run('gdown', 'lora_gdown', [dy.buffer, sB.buffer, g.buffer], M * R);
-      }
-      return g;
-    };
+    const getG = () => (g ??= tidy(() => affine(matmul(dy.view([M, N]), sB), scale, 0)));
     const dxThunk = () => {
-      const dx = Tensor.empty(x.shape);
       const gg = getG();
-      run('dx', 'lora_dx', [dy.buffer, sW.buffer, gg.buffer, sA.buffer, dx.buffer], M * K);
+      const dx = tidy(() => add(matmul(dy.view([M, N]), sW), matmul(gg, sA)).view(x.shape));
       if (!needA) gg.dispose();
       return dx;
     };
     const dAThunk = () => {
-      const dA = Tensor.empty(A.shape);
       const gg = getG();
-      run('dA', 'lora_dA', [gg.buffer, sx.buffer, dA.buffer], R * K);
+      const dA = tidy(() => matmul(gg, sx.view([M, K]), { transA: true }));
       gg.dispose();
       return dA;
     };
-    const dBThunk = () => {
-      const dB = Tensor.empty(B.shape);
-      // u from the forward; recomputed only if B was not trainable then (or M·R = 0).
-      let uu = su;
-      if (!uu) {
-        uu = Tensor.empty([M, R]);
-        run('down', 'lora_down', [sx.buffer, sA.buffer, uu.buffer], M * R);
-      }
-      run('dB', 'lora_dB', [dy.buffer, uu.buffer, dB.buffer], N * R);
-      if (uu !== su) uu.dispose();
-      return dB;
-    };
-    const dbThunk = () => {
-      const d2 = dy.view([M, N]);
-      const db = sum(d2, 0);
-      d2.dispose();
-      return db;
-    };
+    // u from the forward; recomputed only if B was not trainable then.
+    const dBThunk = () => tidy(() => affine(matmul(dy.view([M, N]), su ?? matmul(sx.view([M, K]), sA, { transB: true }), { transA: true }), scale, 0));
+    const dbThunk = () => tidy(() => sum(dy.view([M, N]), 0));
     return b ? [dxThunk, null, dbThunk, dAThunk, dBThunk] : [dxThunk, null, dAThunk, dBThunk];
   });
   u?.dispose();
