@@ -51,15 +51,10 @@ override NT: u32 = 256u;
 fn sumsq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let t = linear_id(wg, nwg, lid);
   if (t >= NT) { return; }
-  var s = 0.0;
-  var c = 0.0;
-  for (var i = t; i < p.n; i += NT) {
-    let y = sg[i] * sg[i] - c;
-    let u = s + y;
-    c = (u * kahan_one(nwg) - s) - y;
-    s = u;
-  }
-  partials[p.slot * NT + t] = s;
+  let one = kahan_one(nwg);
+  var acc = vec2<f32>(0.0);
+  for (var i = t; i < p.n; i += NT) { acc = kahan_add(acc, sg[i] * sg[i], one); }
+  partials[p.slot * NT + t] = acc.x;
 }
 
 // norm = sqrt(Σ partials): one invocation, serial (deterministic).
@@ -68,15 +63,10 @@ fn sumsq(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 
 @compute @workgroup_size(1)
 fn finish_norm(@builtin(num_workgroups) nwg: vec3<u32>) {
-  var s = 0.0;
-  var c = 0.0;
-  for (var i = 0u; i < p.n; i++) {
-    let y = fp[i] - c;
-    let u = s + y;
-    c = (u * kahan_one(nwg) - s) - y;
-    s = u;
-  }
-  fnorm[0] = sqrt(s);
+  let one = kahan_one(nwg);
+  var acc = vec2<f32>(0.0);
+  for (var i = 0u; i < p.n; i++) { acc = kahan_add(acc, fp[i], one); }
+  fnorm[0] = sqrt(acc.x);
 }
 
 // g *= min(max_norm / (norm + 1e-6), 1)  (torch.nn.utils.clip_grad_norm_)

@@ -12,7 +12,7 @@ struct Params { n: u32, _p0: u32, _p1: u32, _p2: u32 }
 
 @compute @workgroup_size(WG)
 fn to_f16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = (wg.x + wg.y * nwg.x) * WG + lid;
+  let i = linear_id(wg, nwg, lid);
   if (i >= p.n) { return; }
   // Values beyond f16's range become ±inf (IEEE rounding of the conversion), as torch's .half() does.
   let v = hx[i];
@@ -24,7 +24,7 @@ fn to_f16(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
 
 @compute @workgroup_size(WG)
 fn to_f32(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = (wg.x + wg.y * nwg.x) * WG + lid;
+  let i = linear_id(wg, nwg, lid);
   if (i >= p.n) { return; }
   fy[i] = f32(fx[i]);
 }

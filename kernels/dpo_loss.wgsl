@@ -70,15 +70,10 @@ fn dpo_loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
   grad[2u * p.P + i] = -g * a.in_l;
   grad[3u * p.P + i] = g * a.in_l;
   if (i == 0u) {
-    var s = 0.0;
-    var c = 0.0;
-    for (var k = 0u; k < p.P; k++) {
-      let v = softplus(-pair(k).x) - c;
-      let t = s + v;
-      c = (t * kahan_one(nwg) - s) - v;
-      s = t;
-    }
-    loss[0] = s / f32(p.P);
+    let one = kahan_one(nwg);
+    var acc = vec2<f32>(0.0);
+    for (var k = 0u; k < p.P; k++) { acc = kahan_add(acc, softplus(-pair(k).x), one); }
+    loss[0] = acc.x / f32(p.P);
   }
 }
 

@@ -30,24 +30,16 @@ fn stats(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
   if (b >= p.n * p.groups) { return; }
   let len = p.cg * p.s;
   let base = b * len;
-  var s = 0.0;
-  var c = 0.0;
-  for (var i = 0u; i < len; i++) {
-    let v = sx[base + i] - c;
-    let t = s + v;
-    c = (t * kahan_one(nwg) - s) - v;
-    s = t;
-  }
-  let mean = s / f32(len);
-  s = 0.0;
-  c = 0.0;
+  let one = kahan_one(nwg);
+  var acc = vec2<f32>(0.0);
+  for (var i = 0u; i < len; i++) { acc = kahan_add(acc, sx[base + i], one); }
+  let mean = acc.x / f32(len);
+  acc = vec2<f32>(0.0);
   for (var i = 0u; i < len; i++) {
     let d = sx[base + i] - mean;
-    let v = d * d - c;
-    let t = s + v;
-    c = (t * kahan_one(nwg) - s) - v;
-    s = t;
+    acc = kahan_add(acc, d * d, one);
   }
+  let s = acc.x;
   smean[b] = mean;
   srstd[b] = inverseSqrt(s / f32(len) + p.eps);
 }
@@ -113,23 +105,16 @@ fn bwd_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
   let mean = rmean[b];
   let rstd = rrstd[b];
   let base = nc * p.s;
-  var s1 = 0.0;
-  var c1 = 0.0;
-  var s2 = 0.0;
-  var c2 = 0.0;
+  let one = kahan_one(nwg);
+  var a1 = vec2<f32>(0.0);
+  var a2 = vec2<f32>(0.0);
   for (var i = 0u; i < p.s; i++) {
     let d = rdy[base + i];
-    let v1 = d - c1;
-    let t1 = s1 + v1;
-    c1 = (t1 * kahan_one(nwg) - s1) - v1;
-    s1 = t1;
-    let v2 = d * (rx[base + i] - mean) * rstd - c2;
-    let t2 = s2 + v2;
-    c2 = (t2 * kahan_one(nwg) - s2) - v2;
-    s2 = t2;
+    a1 = kahan_add(a1, d, one);
+    a2 = kahan_add(a2, d * (rx[base + i] - mean) * rstd, one);
   }
-  rsdy[nc] = s1;
-  rsdyx[nc] = s2;
+  rsdy[nc] = a1.x;
+  rsdyx[nc] = a2.x;
 }
 
 @compute @workgroup_size(WG)

@@ -27,7 +27,7 @@ struct PermuteParams {
 
 @compute @workgroup_size(WG)
 fn permute(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = (wg.x + wg.y * nwg.x) * WG + lid;
+  let i = linear_id(wg, nwg, lid);
   if (i >= pp.n) { return; }
   var rem = i;
   var src = 0u;
@@ -56,7 +56,7 @@ struct AxisParams {
 
 @compute @workgroup_size(WG)
 fn copy_axis(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let t = (wg.x + wg.y * nwg.x) * WG + lid;
+  let t = linear_id(wg, nwg, lid);
   let block = ap.count * ap.inner;
   if (t >= ap.outer * block) { return; }
   let o = t / block;

@@ -55,7 +55,7 @@ fn touch_bias() -> f32 {
 // ---------------------------------------------------------------------------------------- naive
 @compute @workgroup_size(WG)
 fn naive(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = (wg.x + wg.y * nwg.x) * WG + lid;
+  let i = linear_id(wg, nwg, lid);
   let mn = p.M * p.N;
   if (i >= mn * p.batch) { return; }
   let bt = i / mn;
@@ -364,7 +364,7 @@ fn gemm4x4(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index
 // scratch buffer at both @binding(1) and @binding(2) (read-only).
 @compute @workgroup_size(WG)
 fn splitk_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let i = (wg.x + wg.y * nwg.x) * WG + lid;
+  let i = linear_id(wg, nwg, lid);
   let mn = p.M * p.N;
   if (i >= mn * p.batch) { return; }
   let bt = i / mn;

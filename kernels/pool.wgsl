@@ -57,15 +57,10 @@ fn mean_fwd(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
   if (plane >= p.planes) { return; }
   let len = p.h * p.w;
   let base = plane * len;
-  var s = 0.0;
-  var c = 0.0;
-  for (var k = 0u; k < len; k++) {
-    let v = src[base + k] - c;
-    let t = s + v;
-    c = (t * kahan_one(nwg) - s) - v;
-    s = t;
-  }
-  dst[plane] = s / f32(len);
+  let one = kahan_one(nwg);
+  var acc = vec2<f32>(0.0);
+  for (var k = 0u; k < len; k++) { acc = kahan_add(acc, src[base + k], one); }
+  dst[plane] = acc.x / f32(len);
 }
 
 @compute @workgroup_size(WG)

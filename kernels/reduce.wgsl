@@ -22,14 +22,9 @@ fn reduce_axis(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
     y[o] = m;
     return;
   }
-  // Kahan-compensated sum: long axes (a 4096-pixel spatial mean) stay accurate in f32 (see kahan_one).
-  var s = 0.0;
-  var c = 0.0;
-  for (var k = 0u; k < p.len; k++) {
-    let v = x[base + k * p.inner] - c;
-    let t = s + v;
-    c = (t * kahan_one(nwg) - s) - v;
-    s = t;
-  }
-  y[o] = select(s, s / f32(p.len), OP == 1u);
+  // Kahan-compensated sum: long axes (a 4096-pixel spatial mean) stay accurate in f32.
+  let one = kahan_one(nwg);
+  var acc = vec2<f32>(0.0);
+  for (var k = 0u; k < p.len; k++) { acc = kahan_add(acc, x[base + k * p.inner], one); }
+  y[o] = select(acc.x, acc.x / f32(p.len), OP == 1u);
 }

@@ -9,16 +9,12 @@ struct Params { rows: u32, len: u32, _p0: u32, _p1: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-fn row_id(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
-  return (wg.x + wg.y * nwg.x) * WG + lid;
-}
-
 @group(0) @binding(1) var<storage, read> x: array<f32>;
 @group(0) @binding(2) var<storage, read_write> y: array<f32>;
 
 @compute @workgroup_size(WG)
 fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let r = row_id(wg, nwg, lid);
+  let r = linear_id(wg, nwg, lid);
   if (r >= p.rows) { return; }
   let base = r * p.len;
   var m = x[base];
@@ -42,7 +38,7 @@ fn forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
 // log-softmax: dx = dy − exp(y) · Σ dy
 @compute @workgroup_size(WG)
 fn backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let r = row_id(wg, nwg, lid);
+  let r = linear_id(wg, nwg, lid);
   if (r >= p.rows) { return; }
   let base = r * p.len;
   var s = 0.0;

@@ -29,9 +29,16 @@ fn tanh_(x: f32) -> f32 {
   return sign(x) * (1.0 - e) / (1.0 + e);
 }
 
-// 1.0, computed from a value the compiler cannot see when it builds the shader. Kahan sums multiply by it
-// (c = (t·one − s) − v): Mesa's NIR treats float ops as reassociable and folds (s + v) − s to v, which
-// silently turns Kahan into a plain sum (measured on lavapipe: 5.7e-6 vs 3.4e-8 relative error over 1e5 values).
+// Kahan-compensated summation: acc = (sum, compensation); start from vec2(0.0), read acc.x.
+// `one` is 1.0 computed from a value the compiler cannot see when it builds the shader (kahan_one(nwg)):
+// Mesa's NIR treats float ops as reassociable and folds (s + v) − s to v, which silently turns Kahan into
+// a plain sum (measured on lavapipe: 5.7e-6 vs 3.4e-8 relative error over 1e5 values).
 fn kahan_one(nwg: vec3<u32>) -> f32 {
   return f32(min(nwg.x, 1u));
+}
+
+fn kahan_add(acc: vec2<f32>, x: f32, one: f32) -> vec2<f32> {
+  let v = x - acc.y;
+  let t = acc.x + v;
+  return vec2<f32>(t, (t * one - acc.x) - v);
 }

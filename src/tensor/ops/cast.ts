@@ -1,10 +1,13 @@
 // f32 ↔ f16 casts (kernels/cast.wgsl; adapters with 'shader-f16' only). Differentiable: the gradient
 // is cast back to the input's dtype.
-import source from '../../../kernels/cast.wgsl';
+import family from '../../../kernels/cast.wgsl';
+import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError } from '../../gpu/errors.js';
 import { gpu } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
+
+const source = withCommon(family);
 
 const WG = 256;
 

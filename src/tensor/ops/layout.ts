@@ -1,6 +1,15 @@
-// Layout ops that move no data: reshape (a view recorded on the tape).
+// Layout ops: reshape (a view recorded on the tape, no copy) and the copies of kernels/layout.wgsl:
+// permute/transpose, slice, concat, chunk. The copies move 4-byte elements bit for bit, so f32 and i32
+// tensors both work; only f32 results take part in autograd.
+import family from '../../../kernels/layout.wgsl';
+import { ShapeError } from '../../gpu/errors.js';
+import { gpu } from '../../gpu/runtime.js';
+import { withCommon } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, numel } from '../tensor.js';
+import { zeros } from './elementwise.js';
+
+const layoutSource = withCommon(family);
 
 /** Same storage, new shape (one -1 allowed); differentiable. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -9,24 +18,18 @@ export function reshape(x: Tensor, shape: readonly number[]): Tensor {
 }
 
 // ------------------------------------------------------------------------------------------------
-// Copies (kernels/layout.wgsl): permute/transpose, slice, concat, chunk. They move 4-byte elements
-// bit for bit, so f32 and i32 tensors both work; only f32 results take part in autograd.
-import layoutSource from '../../../kernels/layout.wgsl';
-import { ShapeError as LayoutShapeError } from '../../gpu/errors.js';
-import { gpu as currentGpu } from '../../gpu/runtime.js';
-import { numel } from '../tensor.js';
-import { zeros } from './elementwise.js';
+// Copies
 
 const LAYOUT_WG = 256;
 const MAX_PERMUTE_RANK = 8;
 
 function fourByte(op: string, ...ts: Tensor[]): void {
-  for (const t of ts) if (t.dtype === 'f16') throw new LayoutShapeError(`${op}: f16 tensors are not supported (cast to f32 first)`);
+  for (const t of ts) if (t.dtype === 'f16') throw new ShapeError(`${op}: f16 tensors are not supported (cast to f32 first)`);
 }
 
 function normalizeAxis(axis: number, rank: number, op: string): number {
   const a = axis < 0 ? axis + rank : axis;
-  if (!Number.isInteger(a) || a < 0 || a >= rank) throw new LayoutShapeError(`${op}: axis ${axis} out of range for rank ${rank}`);
+  if (!Number.isInteger(a) || a < 0 || a >= rank) throw new ShapeError(`${op}: axis ${axis} out of range for rank ${rank}`);
   return a;
 }
 
@@ -36,9 +39,9 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
   const rank = x.rank;
   const d = dims.map((v) => (v < 0 ? v + rank : v));
   if (d.length !== rank || new Set(d).size !== rank || d.some((v) => !Number.isInteger(v) || v < 0 || v >= rank)) {
-    throw new LayoutShapeError(`permute: dims [${dims}] is not a permutation of the ${rank} axes of [${x.shape}]`);
+    throw new ShapeError(`permute: dims [${dims}] is not a permutation of the ${rank} axes of [${x.shape}]`);
   }
-  if (rank > MAX_PERMUTE_RANK) throw new LayoutShapeError(`permute: rank ${rank} > ${MAX_PERMUTE_RANK} is not supported`);
+  if (rank > MAX_PERMUTE_RANK) throw new ShapeError(`permute: rank ${rank} > ${MAX_PERMUTE_RANK} is not supported`);
   const outShape = d.map((v) => x.shape[v]);
   const identity = d.every((v, i) => v === i);
   let y: Tensor;
@@ -51,7 +54,7 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
       let s = 1;
       for (let i = rank - 1; i >= 0; i--) { inStrides[i] = s; s *= x.shape[i]; }
       const pad = (v: number[]) => [...v, ...new Array<number>(MAX_PERMUTE_RANK - v.length).fill(0)];
-      currentGpu().dispatch({
+      gpu().dispatch({
         kernel: { name: 'layout.permute', code: layoutSource, entry: 'permute', constants: { WG: LAYOUT_WG } },
         buffers: [x.buffer, y.buffer],
         params: [y.size, rank, 0, 0, ...pad(outShape), ...pad(d.map((v) => inStrides[v]))],
@@ -80,7 +83,7 @@ function copyAxis(src: Tensor, srcStart: number, dst: Tensor, dstStart: number, 
   const inner = numel(src.shape.slice(axis + 1));
   const n = outer * count * inner;
   if (n === 0) return;
-  currentGpu().dispatch({
+  gpu().dispatch({
     kernel: { name: 'layout.copy_axis', code: layoutSource, entry: 'copy_axis', constants: { WG: LAYOUT_WG } },
     buffers: [src.buffer, dst.buffer],
     params: [outer, inner, count, src.shape[axis], srcStart, dst.shape[axis], dstStart, 0],
@@ -95,7 +98,7 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
   const len = x.shape[a];
   const s = start < 0 ? Math.max(0, start + len) : Math.min(start, len);
   const e = end === undefined ? len : end < 0 ? Math.max(0, end + len) : Math.min(end, len);
-  if (!Number.isInteger(s) || !Number.isInteger(e)) throw new LayoutShapeError(`slice: start/end must be integers, got ${start}, ${end}`);
+  if (!Number.isInteger(s) || !Number.isInteger(e)) throw new ShapeError(`slice: start/end must be integers, got ${start}, ${end}`);
   const count = Math.max(0, e - s);
   const outShape = x.shape.map((d, i) => (i === a ? count : d));
   const y = Tensor.empty(outShape, x.dtype);
@@ -111,13 +114,13 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
 
 /** Concatenation along `axis`; every other dimension must match. */
 export function concat(tensors: readonly Tensor[], axis: number): Tensor {
-  if (tensors.length === 0) throw new LayoutShapeError('concat: needs at least one tensor');
+  if (tensors.length === 0) throw new ShapeError('concat: needs at least one tensor');
   fourByte('concat', ...tensors);
   const first = tensors[0];
   const a = normalizeAxis(axis, first.rank, 'concat');
   for (const t of tensors) {
     if (t.dtype !== first.dtype || t.rank !== first.rank || t.shape.some((d, i) => i !== a && d !== first.shape[i])) {
-      throw new LayoutShapeError(`concat: shapes ${tensors.map((q) => `[${q.shape}]${q.dtype}`).join(', ')} differ off axis ${axis}`);
+      throw new ShapeError(`concat: shapes ${tensors.map((q) => `[${q.shape}]${q.dtype}`).join(', ')} differ off axis ${axis}`);
     }
   }
   const total = tensors.reduce((s, t) => s + t.shape[a], 0);
@@ -139,7 +142,7 @@ export function concat(tensors: readonly Tensor[], axis: number): Tensor {
 /** Splits `axis` into n pieces of ceil(len / n) (the last may be smaller), like torch.chunk. */
 export function chunk(x: Tensor, n: number, axis: number): Tensor[] {
   const a = normalizeAxis(axis, x.rank, 'chunk');
-  if (!Number.isInteger(n) || n < 1) throw new LayoutShapeError(`chunk: n must be a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1) throw new ShapeError(`chunk: n must be a positive integer, got ${n}`);
   const len = x.shape[a];
   const size = Math.ceil(len / n);
   const out: Tensor[] = [];

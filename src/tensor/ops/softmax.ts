@@ -1,9 +1,12 @@
 // Softmax and log-softmax over the last axis (one invocation per row; kernels/softmax.wgsl).
-import source from '../../../kernels/softmax.wgsl';
+import family from '../../../kernels/softmax.wgsl';
+import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError } from '../../gpu/errors.js';
 import { gpu } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
+
+const source = withCommon(family);
 
 const WG = 64;
 
