@@ -1,16 +1,12 @@
+import { poison } from './ref/poison.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { setupGpu, relL2, randNonZero, randn64, f32round } from './helpers.js';
 import { Generator } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
-import { fill } from '../src/tensor/ops/elementwise.js';
 import { AdamW, clipGradNorm, gradNorm } from '../src/optim/adamw.js';
 import { AdamWRef, l2 } from './ref/adamw.js';
 
 beforeAll(setupGpu);
-
-function poison(...shapes: number[][]): void {
-  shapes.map((s) => fill(s, NaN)).forEach((t) => t.dispose());
-}
 
 const SHAPES = [[7, 13], [1000], [3], [5, 1, 9]];
 

@@ -1,23 +1,15 @@
+import { allFinite, poison } from './ref/poison.js';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { setupGpu, relL2, randn64, f32round } from './helpers.js';
 import { Generator } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { gpu } from '../src/gpu/runtime.js';
-import { fill } from '../src/tensor/ops/elementwise.js';
 import { attention, attentionConfig, dkdvSplit } from '../src/tensor/ops/attention.js';
 import { gradcheck } from '../src/autograd/gradcheck.js';
 import { backward, requireGrad } from '../src/autograd/tape.js';
 import { attentionRef, attentionBackwardRef } from './ref/attention.js';
 
 beforeAll(setupGpu);
-
-/** Leaves NaN-filled buffers of these shapes in the pool, so the op's outputs start poisoned. */
-function poison(...shapes: number[][]): void {
-  const ts = shapes.map((s) => fill(s, NaN));
-  ts.forEach((t) => t.dispose());
-}
-
-const allFinite = (a: ArrayLike<number>) => Array.prototype.every.call(a, (x: number) => Number.isFinite(x));
 
 interface Case { B: number; Lq: number; Lk: number; H: number; d: number; causal?: boolean; scale?: number }
 
