@@ -1,5 +1,6 @@
 // Public API of lpo-wgsl.
 export * from './gpu/errors.js';
+export * from './errors.js';
 export { initGpu, gpu, Gpu, f32, i32, type Dispatch, type KernelTiming } from './gpu/runtime.js';
 export type { KernelSpec } from './gpu/pipelines.js';
 export type { PoolStats } from './gpu/pool.js';

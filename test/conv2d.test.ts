@@ -7,7 +7,7 @@ import { poison, allFinite } from './ref/poison.js';
 import { conv2d, type Conv2dVariant } from '../src/tensor/ops/conv2d.js';
 import { gradcheck } from '../src/autograd/gradcheck.js';
 import { backward, requireGrad } from '../src/autograd/tape.js';
-import { ShapeError } from '../src/gpu/errors.js';
+import { ShapeError } from '../src/errors.js';
 import { gpu } from '../src/gpu/runtime.js';
 
 beforeAll(setupGpu);

@@ -11,7 +11,7 @@ import { sumAll } from '../src/tensor/ops/reduce.js';
 import { backward, requireGrad, zeroGrad } from '../src/autograd/tape.js';
 import { CLIPTextModel } from '../src/nn/clip.js';
 import { loraLinear } from '../src/tensor/ops/lora.js';
-import { ShapeError } from '../src/gpu/errors.js';
+import { ShapeError } from '../src/errors.js';
 
 beforeAll(setupGpu);
 

@@ -7,7 +7,7 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { avgPool2d, spatialMean, upsampleNearest2x } from '../src/tensor/ops/pool.js';
 import { gradcheck } from '../src/autograd/gradcheck.js';
 import { backward, requireGrad } from '../src/autograd/tape.js';
-import { ShapeError } from '../src/gpu/errors.js';
+import { ShapeError } from '../src/errors.js';
 
 beforeAll(setupGpu);
 

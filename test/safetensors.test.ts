@@ -11,7 +11,7 @@ import {
   writeSafetensorsSync,
 } from '../src/io/safetensors.js';
 import { toHalfBits } from '../src/tensor/half.js';
-import { LpoError } from '../src/gpu/errors.js';
+import { LpoError } from '../src/errors.js';
 
 const GOLDEN = path.resolve(__dirname, 'fixtures/golden');
 let dir: string;

@@ -4,7 +4,7 @@
 // float64 on the host, so only f's own f32 rounding enters the differences. Each checked element
 // must satisfy |numeric − analytic| ≤ atol + rtol·|numeric|; a random-direction check covers the
 // elements not sampled.
-import { ShapeError } from '../gpu/errors.js';
+import { DTypeError } from '../errors.js';
 import { Tensor, tidyAsync } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { backward, noGrad, requireGrad } from './tape.js';
@@ -57,7 +57,7 @@ export async function gradcheck(fn: (...xs: Tensor[]) => Tensor, inputs: Tensor[
   // Output shape and projection.
   const probe = fresh();
   const y0 = noGrad(() => fn(...probe));
-  if (y0.dtype !== 'f32') throw new ShapeError('gradcheck: fn must return an f32 tensor');
+  if (y0.dtype !== 'f32') throw new DTypeError('gradcheck: fn must return an f32 tensor');
   const w = Float64Array.from(gen.normalArray(y0.size));
   const yShape = y0.shape;
   y0.dispose();

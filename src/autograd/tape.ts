@@ -2,7 +2,7 @@
 //
 // Layering note: ops in src/tensor record onto this tape, and the tape accumulates gradients with
 // the tensor layer's `add` op, so the two layers know each other (as tfjs-core's engine and ops do).
-import { LpoError, ShapeError } from '../gpu/errors.js';
+import { LpoError, ShapeError } from '../errors.js';
 import { gpu } from '../gpu/runtime.js';
 import { Tensor, keep } from '../tensor/tensor.js';
 import { add, onesLike } from '../tensor/ops/elementwise.js';

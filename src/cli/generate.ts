@@ -1,6 +1,6 @@
 // `lpo generate`: text-to-image from a diffusers Stable Diffusion folder (CFG + DDIM), written as PNG.
 import { existsSync, statSync } from 'node:fs';
-import { LpoError } from '../gpu/errors.js';
+import { LpoError } from '../errors.js';
 import { initGpu } from '../gpu/runtime.js';
 import { writePng } from '../io/image.js';
 import { loadStableDiffusion } from '../diffusion/load.js';

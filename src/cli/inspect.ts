@@ -1,7 +1,7 @@
 // `lpo inspect <file.safetensors | model folder>`: tensors, dtypes, shapes, parameter and byte totals, metadata,
 // and for a diffusers folder each component's class, config and weights.
 import * as fs from 'node:fs';
-import { LpoError } from '../gpu/errors.js';
+import { LpoError } from '../errors.js';
 import type { TensorInfo } from '../io/safetensors.js';
 import { openDiffusersModel, openWeights, type WeightsReader } from '../io/diffusers.js';
 

@@ -1,6 +1,6 @@
 #!/usr/bin/env node
 // The `lpo` command line. Subcommands live in their own files; this dispatches and prints errors.
-import { LpoError } from '../gpu/errors.js';
+import { LpoError } from '../errors.js';
 
 type Command = (args: string[]) => Promise<number | void>;
 const commands: Record<string, () => Promise<Command>> = {

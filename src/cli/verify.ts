@@ -1,6 +1,6 @@
 // `lpo verify-reference <folder>`: checks our components against a golden reference folder, driven by its
 // manifest.json (sections, files with sha256, tensors, tolerance guidance). Prints one table row per result.
-import { LpoError } from '../gpu/errors.js';
+import { LpoError } from '../errors.js';
 import { SECTION_RUNNERS } from '../verify/registry.js';
 import { formatReport, verifyReference } from '../verify/run.js';
 

@@ -5,7 +5,7 @@
 // broadcasting GPU elementwise ops, so it is differentiable with respect to the model output (LPO needs
 // ∂ log π / ∂ ε̂). STEP-DPO-REFS §2.3–2.4 and LPO-SPEC §4.1, §5.1 give the formulas.
 import { readFileSync } from 'node:fs';
-import { LpoError, ShapeError } from '../gpu/errors.js';
+import { LpoError, ShapeError } from '../errors.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { add, maximum, minimum, mul, scale, square, sub } from '../tensor/ops/elementwise.js';

@@ -2,7 +2,7 @@
 // into a StableDiffusionPipeline with our models. Weights are loaded by key name with strict checks.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LpoError } from '../gpu/errors.js';
+import { LpoError } from '../errors.js';
 import { openDiffusersModel, loadStateDict, keyOptionsFor, type Component } from '../io/diffusers.js';
 import { CLIPTokenizer } from '../io/tokenizer.js';
 import { CLIPTextModel, parseCLIPTextConfig } from '../nn/clip.js';

@@ -4,7 +4,7 @@
 // eps = eps_u + g·(eps_c − eps_u); x = ddim.step(eps, t, x, η). Finally
 // image = clamp(vae.decode(x / scaling_factor)/2 + 0.5, 0, 1).
 // Written against small structural interfaces so any text encoder / U-Net / VAE with these methods plugs in.
-import { LpoError, ShapeError } from '../gpu/errors.js';
+import { LpoError, ShapeError } from '../errors.js';
 import { gpu } from '../gpu/runtime.js';
 import { noGradAsync } from '../autograd/tape.js';
 import { Tensor, tidy } from '../tensor/tensor.js';

@@ -8,7 +8,7 @@
 // - betas = lin**2 (x·x in float32), alphas = 1 − betas (float32);
 // - cumprod accumulates in float64 (torch's CPU accumulation type for float) and rounds each output to float32.
 // This reproduces diffusers 0.27's alphas_cumprod for SD1.5's config bit for bit.
-import { LpoError } from '../gpu/errors.js';
+import { LpoError } from '../errors.js';
 
 export type BetaSchedule = 'linear' | 'scaled_linear' | 'squaredcos_cap_v2';
 export type PredictionType = 'epsilon' | 'v_prediction' | 'sample';

@@ -1,11 +1,5 @@
-// Typed errors. Each names what went wrong and what to do, so the CLI can print one clear line.
-
-export class LpoError extends Error {
-  constructor(message: string) {
-    super(message);
-    this.name = new.target.name;
-  }
-}
+// Device errors: what only the GPU runtime raises. Argument, shape and file errors live in src/errors.ts.
+import { LpoError } from '../errors.js';
 
 /** No WebGPU adapter or device could be obtained. */
 export class NoAdapterError extends LpoError {}
@@ -29,9 +23,6 @@ export class DeviceLostError extends LpoError {}
 
 /** A request exceeds an adapter limit (buffer size, workgroups). */
 export class LimitError extends LpoError {}
-
-/** Shapes or dtypes that an op cannot take. */
-export class ShapeError extends LpoError {}
 
 /** A NaN or ±Inf appeared in an op's output (LPO_CHECK_FINITE=1 names the first op). */
 export class NonFiniteError extends LpoError {}

@@ -1,7 +1,8 @@
 // The GPU runtime: one device, its buffer pool and pipeline cache, and a command stream that
 // batches many dispatches into one compute pass and one submission.
 import { acquireDevice, type AcquiredDevice, type DeviceOptions } from './device.js';
-import { DeviceLostError, KernelError, LimitError, LpoError } from './errors.js';
+import { LpoError } from '../errors.js';
+import { DeviceLostError, KernelError, LimitError } from './errors.js';
 import { BufferPool } from './pool.js';
 import { PipelineCache, type KernelSpec } from './pipelines.js';
 import { FiniteChecker } from './finite.js';

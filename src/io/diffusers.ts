@@ -10,7 +10,7 @@
 // Sharded weights (`*.safetensors.index.json` + shards) are read through one reader with the same interface.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { LpoError } from '../gpu/errors.js';
+import { LpoError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 import { StateDictError, type ShapeMismatch, type StateDictReader, type LoadReport } from '../nn/module.js';
 import { SafetensorsError, SafetensorsFile, type ReadTensorOptions, type SafetensorsDType, type TensorInfo } from './safetensors.js';

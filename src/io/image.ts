@@ -2,7 +2,7 @@
 // Quantisation follows diffusers' numpy_to_pil: clamp to [0, 1], ×255, round half to even, uint8.
 import * as fs from 'node:fs';
 import pngjs from 'pngjs';
-import { LpoError } from '../gpu/errors.js';
+import { LpoError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 
 /** An image array with a shape or values that cannot be written, or a file that is not a readable PNG. */

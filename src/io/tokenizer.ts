@@ -9,7 +9,7 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { LpoError } from '../gpu/errors.js';
+import { LpoError } from '../errors.js';
 import { htmlUnescape } from './html-entities.js';
 
 /** The vocabulary file is missing or malformed. */

@@ -1,5 +1,5 @@
 // diffusers' Attention (to_q/to_k/to_v/to_out.0) and GEGLU FeedForward (ff.net.0.proj, ff.net.2).
-import { ShapeError } from '../gpu/errors.js';
+import { ShapeError } from '../errors.js';
 import { Generator } from '../tensor/random.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { add, scale } from '../tensor/ops/elementwise.js';

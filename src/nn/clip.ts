@@ -1,5 +1,5 @@
 // transformers' CLIPTextModel (SD1.x text encoder): pre-LN blocks, causal mask, no padding mask.
-import { LpoError, ShapeError } from '../gpu/errors.js';
+import { LpoError, ShapeError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { add, gelu, quickGelu } from '../tensor/ops/elementwise.js';

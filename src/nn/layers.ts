@@ -1,6 +1,6 @@
 // Basic layers with torch key names: Conv2d, Embedding, Dropout (identity); re-exports
 // Linear/LoRA, GroupNorm/LayerNorm and Attention/FeedForward so `nn/layers.js` is the one import for layers.
-import { ShapeError } from '../gpu/errors.js';
+import { ShapeError, DTypeError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { conv2d, type Padding2d } from '../tensor/ops/conv2d.js';
@@ -60,7 +60,7 @@ export class Embedding extends Module {
   }
 
   forward(ids: Tensor): Tensor {
-    if (ids.dtype !== 'i32') throw new ShapeError(`Embedding: ids must be i32, got ${ids.dtype}`);
+    if (ids.dtype !== 'i32') throw new DTypeError(`Embedding: ids must be i32, got ${ids.dtype}`);
     return embedding(ids, this.weight);
   }
 }

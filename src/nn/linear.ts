@@ -1,5 +1,5 @@
 // Linear and LoRA layers (torch.nn.Linear; PEFT's lora_A/lora_B key names).
-import { ShapeError } from '../gpu/errors.js';
+import { ShapeError, ArgumentError } from '../errors.js';
 import { gpu } from '../gpu/runtime.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
@@ -70,7 +70,7 @@ export class LoRALinear extends Module {
   constructor(readonly base: Linear, opts: LoRAOptions) {
     super();
     const { rank } = opts;
-    if (!Number.isInteger(rank) || rank < 1) throw new ShapeError(`LoRALinear: rank must be a positive integer, got ${rank}`);
+    if (!Number.isInteger(rank) || rank < 1) throw new ArgumentError(`LoRALinear: rank must be a positive integer, got ${rank}`);
     this.rank = rank;
     this.alpha = opts.alpha ?? rank;
     this.scale = this.alpha / rank;

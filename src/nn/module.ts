@@ -1,5 +1,5 @@
 // Module: named parameters and children with PyTorch state_dict key names, loading and freezing.
-import { LpoError, ShapeError } from '../gpu/errors.js';
+import { LpoError, ShapeError, DTypeError } from '../errors.js';
 import { gpu } from '../gpu/runtime.js';
 import { Tensor, keep, numel } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
@@ -220,7 +220,7 @@ export class Module {
       } else {
         const v = source.get(k)!;
         if (v instanceof Tensor) {
-          if (v.dtype !== p.dtype) throw new ShapeError(`loadStateDict: '${k}' is ${v.dtype}, the parameter is ${p.dtype}`);
+          if (v.dtype !== p.dtype) throw new DTypeError(`loadStateDict: '${k}' is ${v.dtype}, the parameter is ${p.dtype}`);
           if (v !== p) gpu().copy(v.buffer, 0, p.buffer, 0, p.bytes);
         } else p.write(v);
       }

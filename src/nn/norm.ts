@@ -1,5 +1,5 @@
 // GroupNorm and LayerNorm modules (torch key names: weight, bias).
-import { ShapeError } from '../gpu/errors.js';
+import { ShapeError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { groupNorm, layerNorm } from '../tensor/ops/norm.js';
 import { Module } from './module.js';

@@ -1,6 +1,6 @@
 // diffusers' ResnetBlock2D, Downsample2D and Upsample2D (key names: norm1, conv1, time_emb_proj, norm2,
 // conv2, conv_shortcut; downsamplers.N.conv; upsamplers.N.conv).
-import { ShapeError } from '../gpu/errors.js';
+import { ShapeError } from '../errors.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { add, scale, silu } from '../tensor/ops/elementwise.js';

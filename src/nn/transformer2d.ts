@@ -1,5 +1,5 @@
 // diffusers' Transformer2DModel (continuous input) and BasicTransformerBlock, as SD1.x/SD2.x U-Nets use them.
-import { ShapeError } from '../gpu/errors.js';
+import { ShapeError } from '../errors.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { add } from '../tensor/ops/elementwise.js';

@@ -1,5 +1,5 @@
 // diffusers' UNet2DConditionModel (SD1.x / SD2.x layout) built from its config.json, with diffusers' key names.
-import { ShapeError } from '../gpu/errors.js';
+import { ShapeError } from '../errors.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { ZeroInitGenerator } from './init.js';

@@ -1,6 +1,6 @@
 // diffusers' U-Net blocks of the SD1.x/SD2.x layout: CrossAttnDownBlock2D, DownBlock2D, UNetMidBlock2DCrossAttn,
 // UpBlock2D, CrossAttnUpBlock2D (children resnets / attentions / downsamplers / upsamplers).
-import { ShapeError } from '../gpu/errors.js';
+import { ShapeError } from '../errors.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { concat } from '../tensor/ops/layout.js';

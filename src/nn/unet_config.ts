@@ -1,5 +1,5 @@
 // UNet2DConditionModel config (diffusers config.json), normalised to per-block lists.
-import { LpoError } from '../gpu/errors.js';
+import { LpoError } from '../errors.js';
 
 /** The subset of diffusers' UNet2DConditionModel config this implementation understands (SD1.x / SD2.x). */
 export interface UNet2DConditionConfigJson {

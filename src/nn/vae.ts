@@ -1,6 +1,6 @@
 // diffusers' AutoencoderKL (SD1.x/SD2.x VAE) built from its config.json, with diffusers' key names; also
 // accepts the legacy mid-block attention names (query/key/value/proj_attn) of older checkpoints.
-import { LpoError, ShapeError } from '../gpu/errors.js';
+import { LpoError, ShapeError } from '../errors.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { ZeroInitGenerator } from './init.js';

@@ -2,7 +2,7 @@
 // kernel per parameter buffer; global gradient norm and clipping on the GPU. See kernels/adamw.wgsl.
 import family from '../../kernels/adamw.wgsl';
 import { withCommon } from '../gpu/wgsl.js';
-import { LpoError, ShapeError } from '../gpu/errors.js';
+import { LpoError, ShapeError, DTypeError } from '../errors.js';
 import { gpu, f32, type Param } from '../gpu/runtime.js';
 import { Tensor, keep } from '../tensor/tensor.js';
 import { zeros } from '../tensor/ops/elementwise.js';
@@ -30,7 +30,7 @@ function uni(n: number, fields: Partial<Record<'decay' | 'beta1' | 'beta2' | 'st
 }
 
 function checkF32(op: string, t: Tensor): void {
-  if (t.dtype !== 'f32') throw new ShapeError(`${op}: parameters and gradients must be f32, got ${t.dtype} [${t.shape}]`);
+  if (t.dtype !== 'f32') throw new DTypeError(`${op}: parameters and gradients must be f32, got ${t.dtype} [${t.shape}]`);
 }
 
 export class AdamW {

@@ -1,5 +1,5 @@
 // Tensor: a shape, a dtype and contiguous row-major GPU storage shared by views.
-import { ShapeError, LpoError } from '../gpu/errors.js';
+import { ShapeError, LpoError, DTypeError } from '../errors.js';
 import { gpu } from '../gpu/runtime.js';
 import { floatsToHalf, halfToFloats } from './half.js';
 import { Generator } from './random.js';
@@ -110,7 +110,7 @@ export class Tensor {
   }
 
   async toInt32Array(): Promise<Int32Array> {
-    if (this.dtype !== 'i32') throw new ShapeError(`toInt32Array() on a ${this.dtype} tensor`);
+    if (this.dtype !== 'i32') throw new DTypeError(`toInt32Array() on a ${this.dtype} tensor`);
     if (this.size === 0) return new Int32Array(0);
     return new Int32Array(await gpu().read(this.buffer, this.bytes));
   }

@@ -3,7 +3,7 @@ import { createHash } from 'node:crypto';
 import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join, resolve } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { LpoError } from '../gpu/errors.js';
+import { LpoError } from '../errors.js';
 
 /** The reference folder is missing, incomplete or corrupted. */
 export class ReferenceDataError extends LpoError {}

@@ -1,5 +1,5 @@
 // Raw little-endian tensor bytes → float32 or int32 values (F16 via a lookup table, BF16, F64, integer dtypes).
-import { LpoError } from '../../gpu/errors.js';
+import { LpoError } from '../../errors.js';
 import { DTYPE_SIZES, INT_DTYPES, type SafetensorsDType } from './dtypes.js';
 
 let halfTable: Float32Array | null = null;

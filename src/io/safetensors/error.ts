@@ -1,5 +1,5 @@
 // The error every malformed safetensors file, span or value raises.
-import { LpoError } from '../../gpu/errors.js';
+import { LpoError } from '../../errors.js';
 
 /** A header, a span or a value that breaks the format. Names the file and, where there is one, the tensor. */
 export class SafetensorsError extends LpoError {

@@ -2,7 +2,7 @@
 // backward recomputes the scores blockwise). See kernels/attention.wgsl.
 import family from '../../../kernels/attention.wgsl';
 import { withCommon } from '../../gpu/wgsl.js';
-import { ShapeError } from '../../gpu/errors.js';
+import { ShapeError, DTypeError } from '../../errors.js';
 import { gpu, f32 } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
@@ -83,7 +83,7 @@ export function dkdvSplit(B: number, H: number, Lq: number, Lk: number): number 
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, heads: number, opts: AttentionOptions = {}): Tensor {
   for (const [n, t] of [['q', q], ['k', k], ['v', v]] as const) {
-    if (t.dtype !== 'f32') throw new ShapeError(`attention: ${n} must be f32, got ${t.dtype}`);
+    if (t.dtype !== 'f32') throw new DTypeError(`attention: ${n} must be f32, got ${t.dtype}`);
     if (t.rank !== 3) throw new ShapeError(`attention: ${n} must be [B, L, H·d], got [${t.shape}]`);
   }
   const [B, Lq, C] = q.shape;

@@ -2,7 +2,7 @@
 // is cast back to the input's dtype.
 import family from '../../../kernels/cast.wgsl';
 import { withCommon } from '../../gpu/wgsl.js';
-import { ShapeError } from '../../gpu/errors.js';
+import { ArgumentError, DTypeError } from '../../errors.js';
 import { gpu } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
@@ -17,10 +17,10 @@ export function canCastF16(): boolean {
 }
 
 export function cast(x: Tensor, dtype: 'f16' | 'f32'): Tensor {
-  if (x.dtype === 'i32') throw new ShapeError('cast: i32 tensors are not supported');
-  if (dtype !== 'f16' && dtype !== 'f32') throw new ShapeError(`cast: unknown dtype '${dtype as string}'`);
+  if (x.dtype === 'i32') throw new DTypeError('cast: i32 tensors are not supported');
+  if (dtype !== 'f16' && dtype !== 'f32') throw new ArgumentError(`cast: unknown dtype '${dtype as string}'`);
   if (x.dtype === dtype) return record('cast', [x], x.retain(), [], (dy) => [() => dy.retain()]);
-  if (!canCastF16()) throw new ShapeError("cast: this adapter lacks 'shader-f16'");
+  if (!canCastF16()) throw new DTypeError("cast: this adapter lacks 'shader-f16'");
   const y = Tensor.empty(x.shape, dtype);
   if (y.size > 0) {
     gpu().dispatch({

@@ -1,6 +1,6 @@
 // conv2d (NCHW, groups = 1) as implicit GEMMs: forward, dx and dw kernels; dbias via the reduce op.
 import source from '../../../kernels/conv2d.wgsl';
-import { ShapeError } from '../../gpu/errors.js';
+import { ShapeError, ArgumentError, DTypeError } from '../../errors.js';
 import { foldWorkgroups, gpu } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
@@ -28,13 +28,13 @@ const SG_SOURCE = source;
 /** Normalises a padding spec to [top, bottom, left, right]. */
 export function normPadding(pad: Padding2d | undefined, op = 'conv2d'): [number, number, number, number] {
   const p: number[] = pad === undefined ? [0, 0, 0, 0] : typeof pad === 'number' ? [pad, pad, pad, pad] : pad.length === 2 ? [pad[0], pad[0], pad[1], pad[1]] : [...pad];
-  if (p.length !== 4 || p.some((v) => !Number.isInteger(v) || v < 0)) throw new ShapeError(`${op}: padding ${JSON.stringify(pad)} must be n, [ph, pw] or [top, bottom, left, right] of non-negative integers`);
+  if (p.length !== 4 || p.some((v) => !Number.isInteger(v) || v < 0)) throw new ArgumentError(`${op}: padding ${JSON.stringify(pad)} must be n, [ph, pw] or [top, bottom, left, right] of non-negative integers`);
   return p as [number, number, number, number];
 }
 
 function normStride(s: number | [number, number] | undefined): [number, number] {
   const v: [number, number] = s === undefined ? [1, 1] : typeof s === 'number' ? [s, s] : [s[0], s[1]];
-  if (v.some((x) => !Number.isInteger(x) || x < 1)) throw new ShapeError(`conv2d: stride ${JSON.stringify(s)} must be positive integers`);
+  if (v.some((x) => !Number.isInteger(x) || x < 1)) throw new ArgumentError(`conv2d: stride ${JSON.stringify(s)} must be positive integers`);
   return v;
 }
 
@@ -91,7 +91,7 @@ function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, bias: 
  * downsamplers need (right/bottom by 1, stride 2).
  */
 export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
-  for (const t of [x, w, bias]) if (t && t.dtype !== 'f32') throw new ShapeError(`conv2d: expects f32 tensors, got ${t.dtype}`);
+  for (const t of [x, w, bias]) if (t && t.dtype !== 'f32') throw new DTypeError(`conv2d: expects f32 tensors, got ${t.dtype}`);
   if (x.rank !== 4 || w.rank !== 4) throw new ShapeError(`conv2d: x [${x.shape}] must be [N,C,H,W] and w [${w.shape}] [O,C,kh,kw]`);
   const [n, c, h, wd] = x.shape;
   const [o, wc, kh, kw] = w.shape;

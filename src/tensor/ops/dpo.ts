@@ -1,7 +1,7 @@
 // Step-DPO loss with clamped likelihood ratios (SPO/LPO, LPO-SPEC §5.2). See kernels/dpo_loss.wgsl.
 import family from '../../../kernels/dpo_loss.wgsl';
 import { withCommon } from '../../gpu/wgsl.js';
-import { ShapeError } from '../../gpu/errors.js';
+import { ShapeError, ArgumentError, DTypeError } from '../../errors.js';
 import { gpu, f32 } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
@@ -19,13 +19,13 @@ export function stepDpoLoss(logpPolicyW: Tensor, logpRefW: Tensor, logpPolicyL: 
   const ins = [logpPolicyW, logpRefW, logpPolicyL, logpRefL];
   const P = logpPolicyW.size;
   for (const t of ins) {
-    if (t.dtype !== 'f32') throw new ShapeError(`stepDpoLoss: log-probabilities must be f32, got ${t.dtype}`);
+    if (t.dtype !== 'f32') throw new DTypeError(`stepDpoLoss: log-probabilities must be f32, got ${t.dtype}`);
     if (t.rank !== 1 || t.size !== P) {
       throw new ShapeError(`stepDpoLoss: inputs must all be [P]; got [${ins.map((x) => `[${x.shape}]`).join(', ')}]`);
     }
   }
   if (P === 0) throw new ShapeError('stepDpoLoss: no pairs');
-  if (!(eps > 0 && eps < 1)) throw new ShapeError(`stepDpoLoss: eps ${eps} must lie in (0, 1)`);
+  if (!(eps > 0 && eps < 1)) throw new ArgumentError(`stepDpoLoss: eps ${eps} must lie in (0, 1)`);
   const loss = Tensor.empty([]);
   const grad = Tensor.empty([4, P]);
   const params = [P, f32(beta), f32(1 - eps), f32(1 + eps), f32(Math.log(1 - eps)), f32(Math.log(1 + eps)), 0, 0];

@@ -1,7 +1,7 @@
 // Elementwise ops: unary (with gradients), broadcasting binary, fill.
 import family from '../../../kernels/elementwise.wgsl';
 import { withCommon } from '../../gpu/wgsl.js';
-import { ShapeError } from '../../gpu/errors.js';
+import { ShapeError, DTypeError } from '../../errors.js';
 import { gpu, f32, type Param } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor, tidy } from '../tensor.js';
@@ -13,7 +13,7 @@ const WG = 256;
 const MAX_RANK = 8;
 
 function requireF32(op: string, ...ts: Tensor[]): void {
-  for (const t of ts) if (t.dtype !== 'f32') throw new ShapeError(`${op}: expects f32 tensors, got ${t.dtype} (cast first)`);
+  for (const t of ts) if (t.dtype !== 'f32') throw new DTypeError(`${op}: expects f32 tensors, got ${t.dtype} (cast first)`);
 }
 
 export const UNARY = {

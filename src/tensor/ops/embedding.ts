@@ -1,7 +1,7 @@
 // Embedding lookup (token ids → rows of a table) with a deterministic scatter-add backward.
 import family from '../../../kernels/embedding.wgsl';
 import { withCommon } from '../../gpu/wgsl.js';
-import { ShapeError } from '../../gpu/errors.js';
+import { ShapeError, DTypeError } from '../../errors.js';
 import { gpu } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
@@ -16,7 +16,7 @@ const WG = 256;
  * (and no gradient). The gradient flows to the table only; repeated ids accumulate.
  */
 export function embedding(ids: Tensor, table: Tensor): Tensor {
-  if (ids.dtype !== 'i32') throw new ShapeError(`embedding: ids must be i32, got ${ids.dtype} [${ids.shape}]`);
+  if (ids.dtype !== 'i32') throw new DTypeError(`embedding: ids must be i32, got ${ids.dtype} [${ids.shape}]`);
   if (table.dtype !== 'f32' || table.rank !== 2) throw new ShapeError(`embedding: table must be f32 [V, D], got ${table.dtype} [${table.shape}]`);
   const [V, D] = table.shape;
   const N = ids.size;

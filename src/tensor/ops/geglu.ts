@@ -2,7 +2,7 @@
 // gate second). One launch forward, one backward. See kernels/geglu.wgsl.
 import family from '../../../kernels/geglu.wgsl';
 import { withCommon } from '../../gpu/wgsl.js';
-import { ShapeError } from '../../gpu/errors.js';
+import { ShapeError, DTypeError } from '../../errors.js';
 import { gpu } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
@@ -23,7 +23,7 @@ function launch(entry: 'geglu_forward' | 'geglu_backward', buffers: GPUBuffer[],
 
 /** out = value · gelu(gate) with [value | gate] = h split in half along the last dim: [..., 2·D] → [..., D]. */
 export function geglu(h: Tensor): Tensor {
-  if (h.dtype !== 'f32') throw new ShapeError(`geglu: h must be f32, got ${h.dtype}`);
+  if (h.dtype !== 'f32') throw new DTypeError(`geglu: h must be f32, got ${h.dtype}`);
   const last = h.shape[h.rank - 1];
   if (h.rank < 1 || last % 2 !== 0) throw new ShapeError(`geglu: h [${h.shape}] must be [..., 2·D] (an even last dim)`);
   const D = last / 2;

@@ -2,7 +2,7 @@
 // permute/transpose, slice, concat, chunk. The copies move 4-byte elements bit for bit, so f32 and i32
 // tensors both work; only f32 results take part in autograd.
 import family from '../../../kernels/layout.wgsl';
-import { ShapeError } from '../../gpu/errors.js';
+import { ShapeError, ArgumentError, DTypeError } from '../../errors.js';
 import { gpu } from '../../gpu/runtime.js';
 import { withCommon } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
@@ -24,7 +24,7 @@ const LAYOUT_WG = 256;
 const MAX_PERMUTE_RANK = 8;
 
 function fourByte(op: string, ...ts: Tensor[]): void {
-  for (const t of ts) if (t.dtype === 'f16') throw new ShapeError(`${op}: f16 tensors are not supported (cast to f32 first)`);
+  for (const t of ts) if (t.dtype === 'f16') throw new DTypeError(`${op}: f16 tensors are not supported (cast to f32 first)`);
 }
 
 function normalizeAxis(axis: number, rank: number, op: string): number {
@@ -98,7 +98,7 @@ export function slice(x: Tensor, axis: number, start: number, end?: number): Ten
   const len = x.shape[a];
   const s = start < 0 ? Math.max(0, start + len) : Math.min(start, len);
   const e = end === undefined ? len : end < 0 ? Math.max(0, end + len) : Math.min(end, len);
-  if (!Number.isInteger(s) || !Number.isInteger(e)) throw new ShapeError(`slice: start/end must be integers, got ${start}, ${end}`);
+  if (!Number.isInteger(s) || !Number.isInteger(e)) throw new ArgumentError(`slice: start/end must be integers, got ${start}, ${end}`);
   const count = Math.max(0, e - s);
   const outShape = x.shape.map((d, i) => (i === a ? count : d));
   const y = Tensor.empty(outShape, x.dtype);
@@ -142,7 +142,7 @@ export function concat(tensors: readonly Tensor[], axis: number): Tensor {
 /** Splits `axis` into n pieces of ceil(len / n) (the last may be smaller), like torch.chunk. */
 export function chunk(x: Tensor, n: number, axis: number): Tensor[] {
   const a = normalizeAxis(axis, x.rank, 'chunk');
-  if (!Number.isInteger(n) || n < 1) throw new ShapeError(`chunk: n must be a positive integer, got ${n}`);
+  if (!Number.isInteger(n) || n < 1) throw new ArgumentError(`chunk: n must be a positive integer, got ${n}`);
   const len = x.shape[a];
   const size = Math.ceil(len / n);
   const out: Tensor[] = [];

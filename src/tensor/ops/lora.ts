@@ -1,7 +1,7 @@
 // LoRA linear: x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ with W frozen (no dW ever). See kernels/lora.wgsl.
 import family from '../../../kernels/lora.wgsl';
 import { withCommon } from '../../gpu/wgsl.js';
-import { ShapeError } from '../../gpu/errors.js';
+import { ShapeError, DTypeError } from '../../errors.js';
 import { gpu, f32, type Dispatch } from '../../gpu/runtime.js';
 import { isGradEnabled, record } from '../../autograd/tape.js';
 import { Tensor, tidy } from '../tensor.js';
@@ -51,7 +51,7 @@ function rowsSpan(M: number, N: number, R: number): { span: number; spans: numbe
  */
 export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null | undefined, A: Tensor, B: Tensor, scale: number): Tensor {
   for (const [n, t] of [['x', x], ['W', W], ['A', A], ['B', B], ['b', b]] as const) {
-    if (t && t.dtype !== 'f32') throw new ShapeError(`loraLinear: ${n} must be f32, got ${t.dtype}`);
+    if (t && t.dtype !== 'f32') throw new DTypeError(`loraLinear: ${n} must be f32, got ${t.dtype}`);
   }
   if (x.rank < 1 || W.rank !== 2 || A.rank !== 2 || B.rank !== 2) {
     throw new ShapeError(`loraLinear: need x [..., in], W [out, in], A [r, in], B [out, r]; got x [${x.shape}], W [${W.shape}], A [${A.shape}], B [${B.shape}]`);

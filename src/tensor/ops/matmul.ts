@@ -14,7 +14,8 @@
 // split count of forced gemm variants.
 import family from '../../../kernels/matmul.wgsl';
 import { withCommon } from '../../gpu/wgsl.js';
-import { LimitError, ShapeError } from '../../gpu/errors.js';
+import { ShapeError, ArgumentError, DTypeError } from '../../errors.js';
+import { LimitError } from '../../gpu/errors.js';
 import { foldWorkgroups, gpu, type Dispatch, type Gpu } from '../../gpu/runtime.js';
 import { Autotuner, buildPipeline, hashString, timeDispatches, tuneCacheFile, type TimedDispatch } from '../../gpu/autotune.js';
 import { isGradEnabled, record } from '../../autograd/tape.js';
@@ -66,7 +67,7 @@ const SG_SOURCE = `${COMMON}\n${SUBGROUP_SECTION}`;
 function envVariant(): MatmulVariant | undefined {
   const env = process.env.LPO_MATMUL_VARIANT;
   if (!env) return undefined;
-  if (!(VARIANTS as readonly string[]).includes(env)) throw new ShapeError(`LPO_MATMUL_VARIANT=${env}: expected one of ${VARIANTS.join('|')}`);
+  if (!(VARIANTS as readonly string[]).includes(env)) throw new ArgumentError(`LPO_MATMUL_VARIANT=${env}: expected one of ${VARIANTS.join('|')}`);
   return env as MatmulVariant;
 }
 
@@ -145,7 +146,7 @@ export function configId(c: MatmulConfig): string {
 }
 export function parseConfigId(id: string): MatmulConfig {
   const [v, ...rest] = id.split('/');
-  if (!(VARIANTS as readonly string[]).includes(v)) throw new ShapeError(`matmul config '${id}': unknown variant '${v}'`);
+  if (!(VARIANTS as readonly string[]).includes(v)) throw new ArgumentError(`matmul config '${id}': unknown variant '${v}'`);
   const c: MatmulConfig = { variant: v as MatmulVariant, splitK: 1, bk: 8 };
   for (const r of rest) {
     if (/^s\d+$/.test(r)) c.splitK = Number(r.slice(1));
@@ -404,10 +405,10 @@ export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
   const bias = opts.bias;
   const desc = () => `a [${a.shape}]${transA ? 'ᵀ' : ''} · b [${b.shape}]${transB ? 'ᵀ' : ''}${bias ? ` + bias [${bias.shape}]` : ''}`;
   for (const t of bias ? [a, b, bias] : [a, b]) {
-    if (t.dtype !== 'f32') throw new ShapeError(`matmul: expects f32 tensors, got ${t.dtype} in ${desc()} (cast first)`);
+    if (t.dtype !== 'f32') throw new DTypeError(`matmul: expects f32 tensors, got ${t.dtype} in ${desc()} (cast first)`);
   }
   if (a.rank < 2 || b.rank < 2) throw new ShapeError(`matmul: both operands need rank ≥ 2, got ${desc()}`);
-  if (!(act in ACT)) throw new ShapeError(`matmul: unknown activation '${act}'`);
+  if (!(act in ACT)) throw new ArgumentError(`matmul: unknown activation '${act}'`);
   const [M, K] = dims(a, transA);
   const [Kb, N] = dims(b, transB);
   if (K !== Kb) throw new ShapeError(`matmul: inner dimensions differ (${K} vs ${Kb}) in ${desc()}`);

@@ -2,7 +2,7 @@
 import gnFamily from '../../../kernels/groupnorm.wgsl';
 import lnFamily from '../../../kernels/layernorm.wgsl';
 import { withCommon } from '../../gpu/wgsl.js';
-import { ShapeError } from '../../gpu/errors.js';
+import { ShapeError, DTypeError } from '../../errors.js';
 import { gpu, f32 } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor, numel } from '../tensor.js';
@@ -13,7 +13,7 @@ const lnSource = withCommon(lnFamily, 'wgSum');
 const WG = 256;
 
 function requireF32(op: string, ...ts: (Tensor | null | undefined)[]): void {
-  for (const t of ts) if (t && t.dtype !== 'f32') throw new ShapeError(`${op}: expects f32 tensors, got ${t.dtype}`);
+  for (const t of ts) if (t && t.dtype !== 'f32') throw new DTypeError(`${op}: expects f32 tensors, got ${t.dtype}`);
 }
 
 /** Kernel variant: 'wg' reduces with a workgroup per row (GPUs), 'serial' one invocation per row (lavapipe). */

@@ -1,7 +1,7 @@
 // Pooling and resampling: avgPool2d, spatialMean (global mean over H·W), upsampleNearest2x.
 import family from '../../../kernels/pool.wgsl';
 import { withCommon } from '../../gpu/wgsl.js';
-import { ShapeError } from '../../gpu/errors.js';
+import { ShapeError, ArgumentError, DTypeError } from '../../errors.js';
 import { gpu } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
@@ -11,7 +11,7 @@ const source = withCommon(family);
 const WG = 256;
 
 function check4d(op: string, x: Tensor): [number, number, number, number] {
-  if (x.dtype !== 'f32') throw new ShapeError(`${op}: expects an f32 tensor, got ${x.dtype}`);
+  if (x.dtype !== 'f32') throw new DTypeError(`${op}: expects an f32 tensor, got ${x.dtype}`);
   if (x.rank !== 4) throw new ShapeError(`${op}: x [${x.shape}] must be [N, C, H, W]`);
   return x.shape as unknown as [number, number, number, number];
 }
@@ -35,7 +35,7 @@ export function avgPool2d(x: Tensor, kernel: number | [number, number], stride?:
   const [n, c, h, w] = check4d('avgPool2d', x);
   const [kh, kw] = pair(kernel);
   const [sh, sw] = pair(stride ?? kernel);
-  if ([kh, kw, sh, sw].some((v) => !Number.isInteger(v) || v < 1)) throw new ShapeError(`avgPool2d: kernel ${kernel} and stride ${stride} must be positive integers`);
+  if ([kh, kw, sh, sw].some((v) => !Number.isInteger(v) || v < 1)) throw new ArgumentError(`avgPool2d: kernel ${kernel} and stride ${stride} must be positive integers`);
   if (kh > h || kw > w) throw new ShapeError(`avgPool2d: kernel ${kh}x${kw} larger than x [${x.shape}]`);
   const g: PoolGeom = { planes: n * c, h, w, oh: Math.floor((h - kh) / sh) + 1, ow: Math.floor((w - kw) / sw) + 1, kh, kw, sh, sw };
   const y = Tensor.empty([n, c, g.oh, g.ow]);

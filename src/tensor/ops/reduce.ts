@@ -1,6 +1,6 @@
 // Reductions over an axis (sum, mean, max) and sumToShape (the backward of broadcasting).
 import family from '../../../kernels/reduce.wgsl';
-import { ShapeError } from '../../gpu/errors.js';
+import { ShapeError } from '../../errors.js';
 import { gpu } from '../../gpu/runtime.js';
 import { withCommon } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';

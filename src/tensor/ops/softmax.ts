@@ -1,7 +1,7 @@
 // Softmax and log-softmax over the last axis (one invocation per row; kernels/softmax.wgsl).
 import family from '../../../kernels/softmax.wgsl';
 import { withCommon } from '../../gpu/wgsl.js';
-import { ShapeError } from '../../gpu/errors.js';
+import { ShapeError, DTypeError } from '../../errors.js';
 import { gpu } from '../../gpu/runtime.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
@@ -21,7 +21,7 @@ function launch(entry: 'forward' | 'backward', log: boolean, buffers: GPUBuffer[
 
 function softmaxImpl(x: Tensor, axis: number, log: boolean): Tensor {
   const op = log ? 'logSoftmax' : 'softmax';
-  if (x.dtype !== 'f32') throw new ShapeError(`${op}: expects f32, got ${x.dtype} (cast first)`);
+  if (x.dtype !== 'f32') throw new DTypeError(`${op}: expects f32, got ${x.dtype} (cast first)`);
   if (x.rank < 1) throw new ShapeError(`${op}: needs rank ≥ 1, got a scalar`);
   if (axis !== -1 && axis !== x.rank - 1) throw new ShapeError(`${op}: only the last axis is supported (got axis ${axis} of [${x.shape}]); transpose first`);
   const len = x.shape[x.rank - 1];
