@@ -26,22 +26,23 @@ describe.skipIf(!DIR)('CLIPTextModel vs transformers (golden text_encoder)', () 
     const outputs = await SafetensorsFile.open(join(DIR!, 'outputs.safetensors'));
     const ids = await inputs.readInt32('input_ids');
     const [b, len] = inputs.info('input_ids').shape;
-    const out = model.forward({ data: ids, shape: [b, len] });
+    const out = model.forward({ data: ids, shape: [b, len] }, { outputHiddenStates: true });
+    const hidden = out.hiddenStates!;
     const results: Record<string, Float32Array> = {
       last_hidden_state: await out.lastHiddenState.toArray(),
-      pooler_output: await out.pooledOutput.toArray(),
+      pooler_output: await out.poolerOutput.toArray(),
     };
-    expect(out.hiddenStates.length).toBe(3);
-    for (let i = 0; i < out.hiddenStates.length; i++) results[`hidden_states.${i}`] = await out.hiddenStates[i].toArray();
+    expect(hidden.length).toBe(3);
+    for (let i = 0; i < hidden.length; i++) results[`hidden_states.${i}`] = await hidden[i].toArray();
     expect(out.lastHiddenState.shape).toEqual([b, len, 16]);
-    expect(out.pooledOutput.shape).toEqual([b, 16]);
+    expect(out.poolerOutput.shape).toEqual([b, 16]);
 
     const errs: Record<string, number> = {};
     for (const [k, v] of Object.entries(results)) errs[k] = relL2(v, await outputs.readF32(k));
     console.log('CLIP text encoder relL2 vs golden:', JSON.stringify(errs));
     for (const [k, e] of Object.entries(errs)) expect(e, k).toBeLessThan(1e-4);
 
-    [out.lastHiddenState, out.pooledOutput, ...out.hiddenStates].forEach((t) => t.dispose());
+    [out.lastHiddenState, out.poolerOutput, ...hidden].forEach((t) => t.dispose());
     await inputs.close();
     await outputs.close();
     model.dispose();
@@ -88,7 +89,7 @@ describe('CLIPTextModel gradients', () => {
     const wL = Tensor.fromArray(gen.normalArray(2 * 7 * 8), [2, 7, 8]);
     const loss = () => tidy(() => {
       const o = model.forward(ids, { outputHiddenStates: false });
-      return add(sumAll(mul(o.pooledOutput, wP)), sumAll(mul(o.lastHiddenState, wL)));
+      return add(sumAll(mul(o.poolerOutput, wP)), sumAll(mul(o.lastHiddenState, wL)));
     });
     const l = loss();
     backward(l);

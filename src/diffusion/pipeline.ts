@@ -20,7 +20,7 @@ export interface PromptTokenizer {
 export interface TextEncoderLike {
   forward(ids: readonly (readonly number[])[], opts?: { outputHiddenStates?: boolean }): {
     lastHiddenState: Tensor;
-    pooledOutput?: Tensor;
+    poolerOutput?: Tensor;
     hiddenStates?: Tensor[];
   };
 }
@@ -116,7 +116,7 @@ export class StableDiffusionPipeline {
   encodePrompt(prompts: readonly string[]): Tensor {
     const ids = prompts.map((p) => this.tokenizer.encode(p));
     const out = this.textEncoder.forward(ids, { outputHiddenStates: false });
-    out.pooledOutput?.dispose();
+    out.poolerOutput?.dispose();
     for (const h of out.hiddenStates ?? []) if (h !== out.lastHiddenState) h.dispose();
     return out.lastHiddenState;
   }

@@ -133,14 +133,17 @@ class CLIPTextEmbeddings extends Module {
 export interface CLIPTextOutput {
   /** [B, L, D], after final_layer_norm (the U-Net's context). */
   lastHiddenState: Tensor;
-  /** [B, D]: lastHiddenState at the first EOS (argmax of the ids) of each row. */
-  pooledOutput: Tensor;
-  /** Embeddings, then each layer's output, before the final norm (num_hidden_layers + 1 tensors). */
-  hiddenStates: Tensor[];
+  /** [B, D]: lastHiddenState at the first EOS (argmax of the ids) of each row (transformers' `pooler_output`). */
+  poolerOutput: Tensor;
+  /**
+   * Embeddings, then each layer's output, before the final norm (num_hidden_layers + 1 tensors); only with
+   * `outputHiddenStates: true` (transformers' `hidden_states`, None by default there too).
+   */
+  hiddenStates?: Tensor[];
 }
 
 export interface CLIPForwardOptions {
-  /** Keep hiddenStates (default true); otherwise it is empty and the layer outputs are freed. */
+  /** Return every layer's output as `hiddenStates` (default false, as in transformers: the layer outputs are freed). */
   outputHiddenStates?: boolean;
 }
 
@@ -185,7 +188,7 @@ export class CLIPTextModel extends Module {
     const { data, shape } = hostIds(inputIds);
     const [b, len] = shape;
     if (len > this.config.max_position_embeddings) throw new ShapeError(`CLIPTextModel: ${len} tokens > max_position_embeddings ${this.config.max_position_embeddings}`);
-    const keepHidden = opts.outputHiddenStates ?? true;
+    const keepHidden = opts.outputHiddenStates ?? false;
     const ids = Tensor.fromArray(data, shape, 'i32');
     let h = this.textModel.child<CLIPTextEmbeddings>('embeddings').forward(ids);
     ids.dispose();
@@ -199,7 +202,7 @@ export class CLIPTextModel extends Module {
     const last = this.textModel.child<LayerNorm>('final_layer_norm').forward(h);
     if (!keepHidden) h.dispose();
 
-    // pooled = last[b, argmax(ids[b])], gathered as rows of the [B·L, D] view.
+    // pooler = last[b, argmax(ids[b])], gathered as rows of the [B·L, D] view.
     const rows = new Int32Array(b);
     for (let i = 0; i < b; i++) {
       let best = 0;
@@ -208,10 +211,10 @@ export class CLIPTextModel extends Module {
     }
     const flat = reshape(last, [b * len, this.config.hidden_size]);
     const idx = Tensor.fromArray(rows, [b], 'i32');
-    const pooledOutput = embedding(idx, flat);
+    const poolerOutput = embedding(idx, flat);
     flat.dispose();
     idx.dispose();
-    return { lastHiddenState: last, pooledOutput, hiddenStates: keepHidden ? hiddenStates : [] };
+    return keepHidden ? { lastHiddenState: last, poolerOutput, hiddenStates } : { lastHiddenState: last, poolerOutput };
   }
 
   /** Reads `config.json` and the weights (`model.safetensors`, `.fp16` variants, shards) of a transformers folder. */

@@ -8,13 +8,14 @@ export const textEncoderRunner: SectionRunner = {
   async run(ctx) {
     const model = await textEncoderOf(ctx);
     const ids = await ctx.tensor('input_ids');
-    const out = model.forward({ data: ids.data, shape: [ids.shape[0], ids.shape[1]] });
-    const all = [out.lastHiddenState, out.pooledOutput, ...out.hiddenStates];
+    const out = model.forward({ data: ids.data, shape: [ids.shape[0], ids.shape[1]] }, { outputHiddenStates: true });
+    const hidden = out.hiddenStates ?? [];
+    const all = [out.lastHiddenState, out.poolerOutput, ...hidden];
     for (const [name] of ctx.outputs()) {
       let m: RegExpMatchArray | null;
       const t = name === 'last_hidden_state' ? out.lastHiddenState
-        : name === 'pooler_output' ? out.pooledOutput
-        : (m = name.match(/^hidden_states\.(\d+)$/)) ? out.hiddenStates[Number(m[1])] : undefined;
+        : name === 'pooler_output' ? out.poolerOutput
+        : (m = name.match(/^hidden_states\.(\d+)$/)) ? hidden[Number(m[1])] : undefined;
       if (t) await ctx.produce(name, await t.toArray(), t.shape);
     }
     for (const t of new Set(all)) t.dispose();
