@@ -1,5 +1,5 @@
 // diffusers' UNet2DConditionModel (SD1.x / SD2.x layout) built from its config.json, with diffusers' key names.
-import { ShapeError } from '../errors.js';
+import { LpoError, ShapeError } from '../errors.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { ZeroInitGenerator } from './init.js';
@@ -77,11 +77,19 @@ export function stageEndIndices(layersPerBlock: readonly number[]): number[] {
 export class UNet2DConditionModel extends Module {
   readonly config: UNetConfig;
 
-  /** Builds the model with random (torch-default-like) weights; load real ones with loadStateDict/fromPretrained. */
-  constructor(config: UNet2DConditionConfigJson | UNetConfig, opts: { gen?: Generator } = {}) {
+  /** False when built with `upBlocks: false` (the LRM's truncated U-Net: conv_in, time embedding, down and mid blocks). */
+  readonly hasUpBlocks: boolean;
+
+  /**
+   * Builds the model with random (torch-default-like) weights; load real ones with loadStateDict/fromPretrained.
+   * `upBlocks: false` leaves out up_blocks, conv_norm_out and conv_out (never allocated): only
+   * `forward(..., { stopAfterMid: true })` works then.
+   */
+  constructor(config: UNet2DConditionConfigJson | UNetConfig, opts: { gen?: Generator; upBlocks?: boolean } = {}) {
     super();
     const c = 'blockOutChannels' in config ? (config as UNetConfig) : parseUNetConfig(config as UNet2DConditionConfigJson);
     this.config = c;
+    this.hasUpBlocks = opts.upBlocks ?? true;
     const gen = opts.gen;
     const nb = c.blockOutChannels.length;
     const c0 = c.blockOutChannels[0];
@@ -110,6 +118,7 @@ export class UNet2DConditionModel extends Module {
       { heads: c.numAttentionHeads[nb - 1], crossAttentionDim: c.crossAttentionDim[nb - 1], transformerLayers: c.transformerLayersPerBlock[nb - 1], useLinearProjection: c.useLinearProjection },
     ));
 
+    if (!this.hasUpBlocks) return;
     const rev = [...c.blockOutChannels].reverse();
     const revHeads = [...c.numAttentionHeads].reverse();
     const revLayers = [...c.layersPerBlock].reverse();
@@ -139,7 +148,7 @@ export class UNet2DConditionModel extends Module {
    * keeps only its inputs for backward and recomputes its activations there (training memory ∝ depth, not size).
    */
   enableGradientCheckpointing(on = true): this {
-    for (const b of [...this.downBlocks, this.midBlock, ...this.upBlocks]) b.gradientCheckpointing = on;
+    for (const b of [...this.downBlocks, this.midBlock, ...(this.hasUpBlocks ? this.upBlocks : [])]) b.gradientCheckpointing = on;
     return this;
   }
 
@@ -199,6 +208,7 @@ export class UNet2DConditionModel extends Module {
     if (ts.length !== B) throw new ShapeError(`UNet2DConditionModel: ${ts.length} timesteps for batch ${B}`);
     const features = !!opts.returnFeatures;
     const toMid = !!opts.stopAfterMid;
+    if (!toMid && !this.hasUpBlocks) throw new LpoError('UNet2DConditionModel: built without up blocks (upBlocks: false); call forward with { stopAfterMid: true }');
 
     return tidyObject(() => {
       const c0 = c.blockOutChannels[0];
