@@ -1,0 +1,107 @@
+// Trainer checkpoints: a folder with the LoRA (a diffusers-loadable file), the AdamW state and the trainer's
+// position, written through a temporary folder renamed into place (a crash never leaves a half checkpoint).
+//
+//   lora.safetensors       the adapters (src/nn/lora_io.ts format)
+//   optimizer.safetensors  `<lora key>.exp_avg` / `.exp_avg_sq` per factor; step counts in __metadata__
+//   state.json             iteration, data position, seed, optimizer steps, the run's config
+//
+// The trainer's randomness is derived from (seed, iteration) (prompts.ts derivedGenerator), so the seed and the
+// iteration are its whole RNG state: resuming reproduces the uninterrupted run exactly.
+import { existsSync, readFileSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { FileFormatError } from '../errors.js';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
+import { writeFolderAtomically } from '../lrm/io.js';
+import { loraLayers } from '../nn/lora.js';
+import { loadLoRA, loraKey, saveLoRA } from '../nn/lora_io.js';
+import type { Module } from '../nn/module.js';
+import type { AdamW } from '../optim/adamw.js';
+import type { Tensor } from '../tensor/tensor.js';
+import type { DataPosition } from './prompts.js';
+
+export const CHECKPOINT_VERSION = 1;
+
+export interface TrainerState {
+  version: number;
+  algo: 'lpo' | 'grpo';
+  /** Iterations completed (the next one to run has this index). */
+  iteration: number;
+  /** Where the next iteration's prompts come from. */
+  position: DataPosition;
+  optimizerSteps: number;
+  seed: number;
+  /** How the RNG state is kept: 'derived(seed, iteration)'. */
+  rng: string;
+  /** The run's settings that must match on resume (see trainer.ts resumeKey). */
+  config: Record<string, unknown>;
+  /** Number of prompts in the prompt file (a different file cannot continue the same schedule). */
+  numPrompts: number;
+}
+
+/** The factors with their file keys, in the optimizer's parameter order. */
+function namedFactors(model: Module): [string, Tensor][] {
+  return loraLayers(model).flatMap(([p, l]) => [[loraKey(p, 'A'), l.loraA], [loraKey(p, 'B'), l.loraB]] as [string, Tensor][]);
+}
+
+export async function saveCheckpoint(dir: string, model: Module, optimizer: AdamW, state: TrainerState): Promise<void> {
+  await writeFolderAtomically(dir, async (tmp) => {
+    await saveLoRA(model, join(tmp, 'lora.safetensors'));
+    const tensors: Record<string, TensorToWrite> = {};
+    const steps: Record<string, number> = {};
+    for (const [key, p] of namedFactors(model)) {
+      const st = optimizer.moments(p);
+      steps[key] = optimizer.stepCount(p);
+      if (!st) continue;
+      tensors[`${key}.exp_avg`] = { dtype: 'F32', shape: p.shape, data: await st.m.toArray() };
+      tensors[`${key}.exp_avg_sq`] = { dtype: 'F32', shape: p.shape, data: await st.v.toArray() };
+    }
+    await writeSafetensors(join(tmp, 'optimizer.safetensors'), tensors, { format: 'lpo-adamw', steps: JSON.stringify(steps) });
+    writeFileSync(join(tmp, 'state.json'), `${JSON.stringify(state, null, 1)}\n`);
+  });
+}
+
+export function readTrainerState(dir: string): TrainerState {
+  const file = join(dir, 'state.json');
+  if (!existsSync(file)) throw new FileFormatError(file, 'is missing: not a trainer checkpoint folder');
+  let s: TrainerState;
+  try {
+    s = JSON.parse(readFileSync(file, 'utf8'));
+  } catch (e) {
+    throw new FileFormatError(file, `is not valid JSON: ${(e as Error).message}`);
+  }
+  if (s.version !== CHECKPOINT_VERSION) throw new FileFormatError(file, `checkpoint version ${s.version}, this build reads ${CHECKPOINT_VERSION}`);
+  for (const k of ['iteration', 'optimizerSteps', 'seed', 'numPrompts'] as const) {
+    if (!Number.isInteger(s[k]) || s[k] < 0) throw new FileFormatError(file, `'${k}' must be a non-negative integer`);
+  }
+  if (!s.position || !Number.isInteger(s.position.epoch) || !Number.isInteger(s.position.batch)) throw new FileFormatError(file, "'position' must be { epoch, batch }");
+  return s;
+}
+
+/** Loads the LoRA and the optimizer state of a checkpoint into an adapted model and its AdamW; returns the state. */
+export async function loadCheckpoint(dir: string, model: Module, optimizer: AdamW): Promise<TrainerState> {
+  const state = readTrainerState(dir);
+  await loadLoRA(model, join(dir, 'lora.safetensors'));
+  const file = join(dir, 'optimizer.safetensors');
+  const f = SafetensorsFile.openSync(file);
+  try {
+    let steps: Record<string, number>;
+    try {
+      steps = JSON.parse(f.metadata.steps ?? '');
+    } catch {
+      throw new FileFormatError(file, '__metadata__ has no valid "steps" entry');
+    }
+    for (const [key, p] of namedFactors(model)) {
+      const n = steps[key];
+      if (!Number.isInteger(n)) throw new FileFormatError(file, `no step count for '${key}'`);
+      if (n === 0) continue;
+      for (const k of [`${key}.exp_avg`, `${key}.exp_avg_sq`]) {
+        if (!f.has(k)) throw new FileFormatError(file, `'${k}' is missing`);
+        if (f.info(k).shape.join() !== p.shape.join()) throw new FileFormatError(file, `'${k}' has shape [${f.info(k).shape}], the parameter [${p.shape}]`);
+      }
+      optimizer.setState(p, n, f.readF32Sync(`${key}.exp_avg`), f.readF32Sync(`${key}.exp_avg_sq`));
+    }
+  } finally {
+    f.closeSync();
+  }
+  return state;
+}
