@@ -123,38 +123,48 @@ export function backward(root: Tensor, upstream?: Tensor, opts: BackwardOptions 
     throw new LpoError("backward(): this tensor's graph was already freed by an earlier backward(); sum the losses first, or pass { retainGraph: true } to the earlier call");
   }
   const grads = new Map<number, Tensor>([[root.id, seed]]);
-
-  noGrad(() => {
-    for (let i = tape.nodes.length - 1; i >= 0; i--) {
-      const node = tape.nodes[i];
-      const dy = grads.get(node.outputId);
-      if (!dy) continue;
-      grads.delete(node.outputId);
-      const thunks = node.backward(dy, node.saved);
-      node.inputs.forEach((input, j) => {
-        const thunk = thunks[j];
-        if (!input.requiresGrad || !thunk) return;
-        let g = thunk();
-        if (g === dy || node.saved.includes(g)) g = g.retain();
-        if (g.shape.join() !== input.shape.join()) {
-          throw new ShapeError(`backward of '${node.name}': gradient [${g.shape}] for input ${j} of shape [${input.shape}]`);
-        }
-        if (input.node === null) accumulateLeaf(input, g);
-        else {
-          const prev = grads.get(input.id);
-          if (prev) {
-            grads.set(input.id, add(prev, g));
-            prev.dispose();
+  let inFlight: Tensor | null = null; // the dy of the node being processed (out of `grads`)
+  try {
+    noGrad(() => {
+      for (let i = tape.nodes.length - 1; i >= 0; i--) {
+        const node = tape.nodes[i];
+        const dy = grads.get(node.outputId);
+        if (!dy) continue;
+        grads.delete(node.outputId);
+        inFlight = dy;
+        const thunks = node.backward(dy, node.saved);
+        node.inputs.forEach((input, j) => {
+          const thunk = thunks[j];
+          if (!input.requiresGrad || !thunk) return;
+          let g = thunk();
+          if (g === dy || node.saved.includes(g)) g = g.retain();
+          if (g.shape.join() !== input.shape.join()) {
             g.dispose();
-          } else grads.set(input.id, g);
-        }
-      });
-      dy.dispose();
-      if (!opts.retainGraph) releaseSaved(node);
-    }
-  });
-  for (const g of grads.values()) g.dispose();
-  if (!opts.retainGraph) tape.clear();
+            throw new ShapeError(`backward of '${node.name}': gradient [${g.shape}] for input ${j} of shape [${input.shape}]`);
+          }
+          if (input.node === null) accumulateLeaf(input, g);
+          else {
+            const prev = grads.get(input.id);
+            if (prev) {
+              grads.set(input.id, add(prev, g));
+              prev.dispose();
+              g.dispose();
+            } else grads.set(input.id, g);
+          }
+        });
+        inFlight = null;
+        dy.dispose();
+        if (!opts.retainGraph) releaseSaved(node);
+      }
+    });
+  } finally {
+    // Also when a backward rule throws: the pending gradients are freed, and a graph that was partly consumed
+    // (saved tensors released node by node) is dropped, so the next forward/backward starts clean. Leaf
+    // gradients already accumulated stay (as in PyTorch). With retainGraph nothing was released: the tape stays.
+    (inFlight as Tensor | null)?.dispose();
+    for (const g of grads.values()) g.dispose();
+    if (!opts.retainGraph) tape.clear();
+  }
 }
 
 function accumulateLeaf(leaf: Tensor, g: Tensor): void {

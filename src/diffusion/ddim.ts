@@ -23,6 +23,7 @@ export interface StepOptions {
   eta?: number;
   /** z for x' = μ + σ_t z (same shape as the sample); drawn from `generator` when absent and η > 0. */
   varianceNoise?: Tensor;
+  /** Source of z; default the scheduler's own `generator` (seeded 0). */
   generator?: Generator;
 }
 
@@ -81,6 +82,12 @@ export class DDIMScheduler {
   readonly initNoiseSigma = 1;
   numInferenceSteps: number | null = null;
   timesteps: number[] = [];
+  /**
+   * Draws the variance noise when a step gets neither `varianceNoise` nor `generator`: seeded 0 per scheduler,
+   * so a default run is reproducible (as torch's default generator is at start-up) and two schedulers do not
+   * share a stream. Pass a generator (or reseed this one) to choose the noise.
+   */
+  readonly generator = new Generator(0);
 
   /** From a SchedulerConfig or a parsed diffusers scheduler_config.json object. */
   constructor(config: SchedulerConfig | Record<string, unknown>) {
@@ -248,7 +255,7 @@ export class DDIMScheduler {
       prev = observed.view(observed.shape); // detached
     } else if (eta > 0) {
       prev = tidy(() => {
-        const z = opts.varianceNoise ?? Tensor.randn(sample.shape, opts.generator ?? defaultGenerator());
+        const z = opts.varianceNoise ?? Tensor.randn(sample.shape, opts.generator ?? this.generator);
         return add(out.mu, scaleBatch(z, stdDevT));
       });
     } else {
@@ -320,12 +327,6 @@ export function ddimLogProbRef(prevSample: ArrayLike<number>, mean: ArrayLike<nu
     out[b] = acc / D;
   }
   return out;
-}
-
-let defaultGen: Generator | null = null;
-function defaultGenerator(): Generator {
-  defaultGen ??= new Generator((Math.random() * 2 ** 32) >>> 0);
-  return defaultGen;
 }
 
 function sameShape(op: string, a: Tensor, b: Tensor, an: string, bn: string): void {

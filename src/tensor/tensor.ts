@@ -201,13 +201,20 @@ export function tidy<T extends Kept | void>(fn: () => T): T {
   return out;
 }
 
-/** Async variant of tidy for code that awaits inside. */
+/**
+ * Async variant of tidy for code that awaits inside; like tidy, a rejected `fn` frees everything it created.
+ * Scopes form one stack, so tidyAsync calls must not interleave (await one before starting another).
+ */
 export async function tidyAsync<T>(fn: () => Promise<T>): Promise<T> {
   const scope = new Set<Tensor>();
   scopes.push(scope);
   let out: T;
   try {
     out = await fn();
+  } catch (e) {
+    // An error path must not leak GPU memory (as in tidy).
+    for (const t of scope) t.dispose();
+    throw e;
   } finally {
     scopes.splice(scopes.lastIndexOf(scope), 1);
   }
