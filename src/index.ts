@@ -29,14 +29,12 @@ export {
 } from './io/safetensors.js';
 export { CLIPTokenizer, TokenizerError, cleanText, fixText, bytesToUnicode, findAsset, BOS_ID, EOS_ID, PAD_ID, MAX_LENGTH } from './io/tokenizer.js';
 export { htmlUnescape } from './io/html-entities.js';
-export {
-  openDiffusersModel, openWeights, findWeights, ShardedSafetensors, MappedWeights, DiffusersError, checkStateDict, assertStateDict,
-  loadStateDict, vaeLegacyRename, keyOptionsFor, DEFAULT_IGNORE,
-  type DiffusersModel, type Component, type OpenModelOptions, type WeightsReader, type KeyMapOptions, type StateDictReport, type Loadable,
-} from './io/diffusers.js';
+export { openDiffusersModel, type DiffusersModel, type Component, type OpenModelOptions } from './io/diffusers.js';
+export { openWeights, findWeights, readJson, ShardedSafetensors, DiffusersError, type WeightsReader } from './io/weights.js';
+export { fromPretrained, loadModel, loadWeights, saveWeights, savePretrained, type FromPretrainedOptions, type ModelClass, type PretrainedOptions, type SaveOptions, type ConfigurableModel } from './io/pretrained.js';
 export { encodePng, decodePng, writePng, readPng, writePngTensor, ImageError, toByte, type DecodedImage, type ImageLayout } from './io/image.js';
 export { checkpoint } from './autograd/checkpoint.js';
-export { Module, ModuleList, StateDictError, manualSeed, type StateDictReader, type StateDictSource, type ShapeMismatch, type LoadOptions, type LoadReport } from './nn/module.js';
+export { Module, ModuleList, StateDictError, manualSeed, type StateDictReader, type StateDictSource, type ShapeMismatch, type StateDictReport, type CheckpointKeys, type LoadOptions, type LoadReport } from './nn/module.js';
 export { Linear, LoRALinear, injectLoRA, Conv2d, GroupNorm, LayerNorm, Embedding, Dropout, Attention, FeedForward, GEGLU, type Projection } from './nn/layers.js';
 export { CLIPTextModel, parseCLIPTextConfig, type CLIPTextConfig, type CLIPTextOutput, type CLIPForwardOptions, type TokenIds } from './nn/clip.js';
 export {
@@ -48,11 +46,9 @@ export { ResnetBlock2D, Downsample2D, Upsample2D, type ResnetBlock2DOptions } fr
 export { Transformer2DModel, BasicTransformerBlock, type Transformer2DModelOptions, type BasicTransformerBlockOptions } from './nn/transformer2d.js';
 export {
   AutoencoderKL, DiagonalGaussianDistribution, Encoder as VAEEncoder, Decoder as VAEDecoder, DownEncoderBlock2D, UpDecoderBlock2D, VAEMidBlock2D,
-  vaeAttention, parseVAEConfig, SD15_VAE_CONFIG, VAE_NORM_EPS, type AutoencoderKLConfigJson, type VAEConfig, type VAEFeatures, type EncodeOptions,
+  vaeAttention, parseVAEConfig, vaeConfigToJson, vaeLegacyRename, SD15_VAE_CONFIG, VAE_NORM_EPS, type AutoencoderKLConfigJson, type VAEConfig, type VAEFeatures, type EncodeOptions,
 } from './nn/vae.js';
-export { StableDiffusionPipeline, type GenerateOptions, type GenerateResult, type PipelineComponents, type StepInfo } from './diffusion/pipeline.js';
-export { loadStableDiffusion, type LoadPipelineOptions } from './diffusion/load.js';
-export { ZeroInitGenerator } from './nn/init.js';
+export { StableDiffusionPipeline, type PipelineLoadOptions, type GenerateOptions, type GenerateResult, type PipelineComponents, type StepInfo } from './diffusion/pipeline.js';
 export { attention, attentionConfig, dkdvSplit, ATTENTION_MAX_HEAD_DIM, type AttentionOptions } from './tensor/ops/attention.js';
 export { loraLinear, loraConfig, resolveLoraVariant, LORA_TILED_MAX_RANK, type LoraVariant } from './tensor/ops/lora.js';
 export { geglu } from './tensor/ops/geglu.js';

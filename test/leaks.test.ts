@@ -10,6 +10,7 @@ import * as E from '../src/tensor/ops/elementwise.js';
 import { sumAll } from '../src/tensor/ops/reduce.js';
 import { backward, requireGrad, zeroGrad } from '../src/autograd/tape.js';
 import { CLIPTextModel } from '../src/nn/clip.js';
+import '../src/io/pretrained.js'; // links the models' fromPretrained to io (the package entry does this)
 import { loraLinear } from '../src/tensor/ops/lora.js';
 import { ShapeError } from '../src/errors.js';
 

@@ -111,7 +111,7 @@ describe('Module', () => {
     const e = err as StateDictError;
     expect(e.missing.sort()).toEqual(['encoder.layers.1.bias', 'scale']);
     expect(e.unexpected).toEqual(['encoder.layers.2.weight']);
-    expect(e.mismatched).toEqual([{ key: 'final.weight', expected: [3, 2], got: [2, 3] }]);
+    expect(e.wrongShape).toEqual([{ key: 'final.weight', expected: [3, 2], got: [2, 3] }]);
     expect(e.message).toMatch(/missing keys: .*encoder\.layers\.1\.bias/);
     expect(e.message).toMatch(/unexpected keys: encoder\.layers\.2\.weight/);
     expect(e.message).toMatch(/wrong shapes: final\.weight \[2,3\] \(expected \[3,2\]\)/);

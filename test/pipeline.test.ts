@@ -1,7 +1,8 @@
 // StableDiffusionPipeline: (1) the CFG/DDIM/decode logic with tiny stand-in models against a float64 host
-// computation; (2) the golden diffusers run (pipeline/) with this folder's real tokenizer, text encoder,
-// U-Net and VAE.
-import { existsSync, readFileSync } from 'node:fs';
+// computation; (2) the golden diffusers run (pipeline/) with the golden text encoder, U-Net and VAE loaded by
+// StableDiffusionPipeline.fromPretrained from a diffusers folder.
+import { existsSync, mkdtempSync, readFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { setupGpu, relL2 } from './helpers.js';
@@ -12,10 +13,7 @@ import { add, affine, scale } from '../src/tensor/ops/elementwise.js';
 import { reshape, slice } from '../src/tensor/ops/layout.js';
 import { DDIMScheduler } from '../src/diffusion/ddim.js';
 import { StableDiffusionPipeline, type StepInfo } from '../src/diffusion/pipeline.js';
-import { CLIPTokenizer } from '../src/io/tokenizer.js';
-import { CLIPTextModel } from '../src/nn/clip.js';
-import { UNet2DConditionModel } from '../src/nn/unet.js';
-import { AutoencoderKL } from '../src/nn/vae.js';
+import { makeSdFolder } from './ref/sd_folder.js';
 
 const ROOT = resolve(__dirname, '..');
 const GOLDEN = [join(ROOT, 'test/fixtures/golden'), resolve(ROOT, '../shared/golden')].find((d) => existsSync(join(d, 'pipeline/pipeline.json')))!;
@@ -126,13 +124,8 @@ describe('StableDiffusionPipeline vs golden diffusers (pipeline/)', () => {
     const pj = JSON.parse(readFileSync(join(GOLDEN, 'pipeline/pipeline.json'), 'utf8'));
     const inp = readSafetensors(join(GOLDEN, 'pipeline/inputs.safetensors'));
     const out = readSafetensors(join(GOLDEN, 'pipeline/outputs.safetensors'));
-    const pipe = new StableDiffusionPipeline({
-      tokenizer: CLIPTokenizer.fromFile(),
-      textEncoder: await CLIPTextModel.fromPretrained(join(GOLDEN, 'text_encoder')),
-      unet: await UNet2DConditionModel.fromPretrained(join(GOLDEN, 'unet')),
-      vae: await AutoencoderKL.fromPretrained(join(GOLDEN, 'vae')),
-      scheduler: DDIMScheduler.fromFile(join(GOLDEN, 'ddim')),
-    });
+    // Loaded the way users load a diffusers folder (model_index.json + component folders).
+    const pipe = await StableDiffusionPipeline.fromPretrained(makeSdFolder(mkdtempSync(join(tmpdir(), 'lpo-sd-')), GOLDEN));
     const lat = inp.get('latents')!;
     const steps: Float32Array[] = [];
     const res = await pipe.generate({
@@ -150,5 +143,6 @@ describe('StableDiffusionPipeline vs golden diffusers (pipeline/)', () => {
     steps.forEach((s, i) => { errs[`step.${i}.latents`] = relL2(s, out.get(`step.${i}.latents`)!.data); });
     console.log(Object.entries(errs).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(', '));
     for (const [k, v] of Object.entries(errs)) expect(v, k).toBeLessThan(1e-4);
+    pipe.dispose();
   });
 });

@@ -14,7 +14,8 @@ import { Generator } from '../src/tensor/random.js';
 import { mul } from '../src/tensor/ops/elementwise.js';
 import { sumAll } from '../src/tensor/ops/reduce.js';
 import { injectLoRA } from '../src/nn/linear.js';
-import type { WeightsReader } from '../src/io/diffusers.js';
+import type { WeightsReader } from '../src/io/weights.js';
+import '../src/io/pretrained.js'; // links the models' fromPretrained to io (the package entry does this)
 import { UNet2DConditionModel, parseUNetConfig, stageEndIndices, timestepEmbedding, SD15_UNET_CONFIG } from '../src/nn/unet.js';
 
 const GOLDEN = ['test/fixtures/golden/unet', '/work/shared/golden/unet'].find((d) => fs.existsSync(path.join(d, 'outputs.safetensors')))!;
@@ -35,7 +36,7 @@ beforeAll(async () => {
   outputs = SafetensorsFile.openSync(path.join(GOLDEN, 'outputs.safetensors'));
   skips = SafetensorsFile.openSync(path.join(GOLDEN, 'down_block_res_samples.safetensors'));
   unet = new UNet2DConditionModel(config);
-  await unet.loadSafetensors(weights);
+  await unet.loadStateDict(weights);
 });
 
 afterAll(() => {
@@ -93,7 +94,7 @@ describe('UNet2DConditionModel', () => {
 
   it('has exactly the golden checkpoint keys and shapes', () => {
     const r = unet.checkStateDict(weights);
-    expect(r).toEqual({ missing: [], unexpected: [], mismatched: [], ignored: [] });
+    expect(r).toEqual({ missing: [], unexpected: [], wrongShape: [], ignored: [] });
     expect(unet.stateDict().size).toBe(208);
     expect(unet.numParameters()).toBe(542116);
   });
@@ -201,12 +202,12 @@ describe('UNet2DConditionModel', () => {
   it('loading names a missing key, an unexpected key and a wrong-shaped tensor', async () => {
     const m = new UNet2DConditionModel(config);
     const missing = 'mid_block.attentions.0.transformer_blocks.0.attn2.to_k.weight';
-    await expect(m.loadSafetensors(tamper(weights, { drop: missing }))).rejects.toThrow(new RegExp(`missing keys: .*${missing.replace(/\./g, '\\.')}`));
-    await expect(m.loadSafetensors(tamper(weights, { rename: ['conv_in.bias', 'conv_in.b'] }))).rejects.toThrow(/unexpected keys: conv_in\.b\b/);
+    await expect(m.loadStateDict(tamper(weights, { drop: missing }))).rejects.toThrow(new RegExp(`missing keys: .*${missing.replace(/\./g, '\\.')}`));
+    await expect(m.loadStateDict(tamper(weights, { rename: ['conv_in.bias', 'conv_in.b'] }))).rejects.toThrow(/unexpected keys: conv_in\.b\b/);
     const wrong = 'up_blocks.1.resnets.0.conv1.weight';
-    const err = await m.loadSafetensors(tamper(weights, { shape: [wrong, [32, 81, 3, 3]] })).catch((e) => e);
+    const err = await m.loadStateDict(tamper(weights, { shape: [wrong, [32, 81, 3, 3]] })).catch((e: unknown) => e as Error);
     expect(err).toBeInstanceOf(StateDictError);
-    expect(String(err.message)).toContain(`${wrong} [32,81,3,3] (expected [32,80,3,3])`);
+    expect(String((err as Error).message)).toContain(`${wrong} [32,81,3,3] (expected [32,80,3,3])`);
     m.dispose();
   });
 
@@ -234,7 +235,7 @@ describe('UNet2DConditionModel backward', () => {
 
   it('LoRA on the attention projections: only the factors get gradients', async () => {
     const m = new UNet2DConditionModel(config);
-    await m.loadSafetensors(weights);
+    await m.loadStateDict(weights);
     const names = injectLoRA(m, /attn[12]\.(to_q|to_k|to_v|to_out\.0)$/, { rank: 2, gen: new Generator(3) });
     expect(names.length).toBe(4 * 2 * 4); // 4 transformers (down 0, mid, up 1 ×2) × attn1/attn2 × q,k,v,out
     // lora_B starts at zero: the output is the base model's.

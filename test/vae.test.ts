@@ -9,7 +9,8 @@ import { Generator } from '../src/tensor/random.js';
 import { noGrad } from '../src/autograd/tape.js';
 import { SafetensorsFile } from '../src/io/safetensors.js';
 import { StateDictError } from '../src/nn/module.js';
-import type { WeightsReader } from '../src/io/diffusers.js';
+import type { WeightsReader } from '../src/io/weights.js';
+import '../src/io/pretrained.js'; // links the models' fromPretrained to io (the package entry does this)
 import { AutoencoderKL, parseVAEConfig, type VAEFeatures } from '../src/nn/vae.js';
 
 const GOLDEN = ['test/fixtures/golden/vae', '/work/shared/golden/vae'].find((d) => fs.existsSync(path.join(d, 'outputs.safetensors')))!;
@@ -30,7 +31,7 @@ beforeAll(async () => {
   inputs = SafetensorsFile.openSync(path.join(GOLDEN, 'inputs.safetensors'));
   outputs = SafetensorsFile.openSync(path.join(GOLDEN, 'outputs.safetensors'));
   vae = new AutoencoderKL(config);
-  await vae.loadSafetensors(weights);
+  await vae.loadStateDict(weights);
   vae.freeze();
 });
 
@@ -78,7 +79,7 @@ describe('AutoencoderKL', () => {
     expect(c.scalingFactor).toBe(0.18215);
     expect(vae.scalingFactor).toBe(0.18215);
     expect(vae.downsampleFactor).toBe(2);
-    expect(vae.checkStateDict(weights)).toEqual({ missing: [], unexpected: [], mismatched: [], ignored: [] });
+    expect(vae.checkStateDict(weights)).toEqual({ missing: [], unexpected: [], wrongShape: [], ignored: [] });
     expect(vae.stateDict().size).toBe(124);
     expect(vae.numParameters()).toBe(167959);
   });
@@ -136,7 +137,7 @@ describe('AutoencoderKL', () => {
   it('accepts the legacy attention names (query/key/value/proj_attn) and gives the same model', async () => {
     const m = new AutoencoderKL(config);
     m.freeze();
-    const r = await m.loadSafetensors(union([weights, legacy], (k) => CURRENT_ATTN.test(k)));
+    const r = await m.loadStateDict(union([weights, legacy], (k) => CURRENT_ATTN.test(k)));
     expect(r.loaded).toBe(124);
     for (const [k, p] of m.stateDict()) expect(relL2(await p.toArray(), weights.readF32Sync(k)), k).toBe(0);
     const z = input('latent');
@@ -150,16 +151,16 @@ describe('AutoencoderKL', () => {
   it('loading names a missing key and a wrong-shaped tensor', async () => {
     const m = new AutoencoderKL(config);
     const missing = 'decoder.up_blocks.1.resnets.0.conv_shortcut.weight';
-    await expect(m.loadSafetensors(union([weights], (k) => k === missing))).rejects.toThrow(new RegExp(`missing keys: .*${missing.replace(/\./g, '\\.')}`));
+    await expect(m.loadStateDict(union([weights], (k) => k === missing))).rejects.toThrow(new RegExp(`missing keys: .*${missing.replace(/\./g, '\\.')}`));
     // a legacy name given in addition to the current one is a duplicate, not silently dropped
-    await expect(m.loadSafetensors(union([weights, legacy]))).rejects.toThrow(StateDictError);
+    await expect(m.loadStateDict(union([weights, legacy]))).rejects.toThrow(StateDictError);
     const bad = union([weights]);
     const wrong = 'encoder.conv_out.weight';
     const info = bad.info;
     bad.info = (k: string) => (k === wrong ? { ...info(k), shape: [4, 32, 3, 3] } : info(k));
-    const err = await m.loadSafetensors(bad).catch((e) => e);
+    const err = await m.loadStateDict(bad).catch((e: unknown) => e as Error);
     expect(err).toBeInstanceOf(StateDictError);
-    expect(String(err.message)).toContain(`${wrong} [4,32,3,3] (expected [8,32,3,3])`);
+    expect(String((err as Error).message)).toContain(`${wrong} [4,32,3,3] (expected [8,32,3,3])`);
     m.dispose();
   });
 

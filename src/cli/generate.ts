@@ -3,7 +3,7 @@ import { existsSync, statSync } from 'node:fs';
 import { LpoError } from '../errors.js';
 import { initGpu } from '../gpu/runtime.js';
 import { writePng } from '../io/image.js';
-import { loadStableDiffusion } from '../diffusion/load.js';
+import { StableDiffusionPipeline } from '../diffusion/pipeline.js';
 
 export class GenerateUsageError extends LpoError {}
 
@@ -76,7 +76,7 @@ export async function generate(args: string[]): Promise<number> {
   const err = process.stderr;
   const t0 = Date.now();
   err.write(`loading ${a.model}\n`);
-  const pipe = await loadStableDiffusion(a.model, { preferFp16: a.fp16 });
+  const pipe = await StableDiffusionPipeline.fromPretrained(a.model, { preferFp16: a.fp16 });
   err.write(`loaded in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   const t1 = Date.now();
   const res = await pipe.generate({

@@ -3,7 +3,8 @@
 import * as fs from 'node:fs';
 import { LpoError } from '../errors.js';
 import type { TensorInfo } from '../io/safetensors.js';
-import { openDiffusersModel, openWeights, type WeightsReader } from '../io/diffusers.js';
+import { openDiffusersModel } from '../io/diffusers.js';
+import { openWeights, type WeightsReader } from '../io/weights.js';
 
 /** Bad command-line arguments. */
 export class UsageError extends LpoError {}

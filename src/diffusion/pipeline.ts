@@ -4,6 +4,8 @@
 // eps = eps_u + g·(eps_c − eps_u); x = ddim.step(eps, t, x, η). Finally
 // image = clamp(vae.decode(x / scaling_factor)/2 + 0.5, 0, 1).
 // Written against small structural interfaces so any text encoder / U-Net / VAE with these methods plugs in.
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
 import { LpoError, ShapeError } from '../errors.js';
 import { gpu } from '../gpu/runtime.js';
 import { noGradAsync } from '../autograd/tape.js';
@@ -11,7 +13,15 @@ import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { add, affine, div, maximum, minimum, scale, sub } from '../tensor/ops/elementwise.js';
 import { concat, slice } from '../tensor/ops/layout.js';
-import type { DDIMScheduler } from './ddim.js';
+import { DDIMScheduler } from './ddim.js';
+import { openDiffusersModel } from '../io/diffusers.js';
+import { fromPretrained, type ModelClass } from '../io/pretrained.js';
+import { CLIPTokenizer } from '../io/tokenizer.js';
+import { DiffusersError } from '../io/weights.js';
+import { CLIPTextModel } from '../nn/clip.js';
+import type { Module } from '../nn/module.js';
+import { UNet2DConditionModel } from '../nn/unet.js';
+import { AutoencoderKL } from '../nn/vae.js';
 
 export interface PromptTokenizer {
   encode(text: string): number[];
@@ -43,6 +53,13 @@ export interface PipelineComponents {
   scheduler: DDIMScheduler;
   /** The U-Net config's sample_size (latent pixels; 64 for SD1.5): the default image size is this × the VAE factor. */
   sampleSize?: number;
+}
+
+export interface PipelineLoadOptions {
+  /** Use the `.fp16` weights when a component has both. */
+  preferFp16?: boolean;
+  /** Called with a short line per model as it loads. */
+  log?: (msg: string) => void;
 }
 
 export interface StepInfo {
@@ -105,6 +122,46 @@ export class StableDiffusionPipeline {
     this.unet = c.unet;
     this.vae = c.vae;
     this.scheduler = c.scheduler;
+  }
+
+  /**
+   * diffusers' StableDiffusionPipeline.from_pretrained: a Stable Diffusion folder (model_index.json, tokenizer/,
+   * text_encoder/, unet/, vae/, scheduler/), each model loaded strictly by io's fromPretrained (the one loading
+   * route), the scheduler a DDIM built from the folder's scheduler config. A failure frees the models already loaded.
+   */
+  static async fromPretrained(dir: string, opts: PipelineLoadOptions = {}): Promise<StableDiffusionPipeline> {
+    const log = opts.log ?? (() => {});
+    const folder = await openDiffusersModel(dir, { preferFp16: opts.preferFp16, openWeights: false });
+    await folder.close(); // nothing was opened: the components are only located
+    const sched = folder.get('scheduler');
+    if (!sched.config) throw new DiffusersError(sched.dir, 'component \'scheduler\' has no scheduler_config.json');
+    const scheduler = DDIMScheduler.fromConfig(sched.config);
+    const tok = folder.components.get('tokenizer');
+    const merges = tok ? ['merges.txt', 'bpe_simple_vocab_16e6.txt.gz'].map((f) => join(tok.dir, f)).find((p) => existsSync(p)) : undefined;
+    if (tok && !merges) throw new DiffusersError(tok.dir, 'the tokenizer folder has no merges.txt');
+    const tokenizer = CLIPTokenizer.fromFile(merges);
+    const loaded: Module[] = [];
+    const load = async <M extends Module>(cls: ModelClass<M>, name: string): Promise<M> => {
+      const c = folder.get(name);
+      log(`${name}: ${c.weightsPath}`);
+      const m = await fromPretrained(cls, c.dir, { preferFp16: opts.preferFp16 });
+      loaded.push(m);
+      return m;
+    };
+    try {
+      const textEncoder = await load(CLIPTextModel, 'text_encoder');
+      const unet = await load(UNet2DConditionModel, 'unet');
+      const vae = await load(AutoencoderKL, 'vae');
+      return new StableDiffusionPipeline({ tokenizer, textEncoder, unet, vae, scheduler, sampleSize: unet.config.sampleSize });
+    } catch (e) {
+      for (const m of loaded) m.dispose();
+      throw e;
+    }
+  }
+
+  /** Frees the models' parameters (those that can be freed); the pipeline cannot be used afterwards. */
+  dispose(): void {
+    for (const m of [this.textEncoder, this.unet, this.vae] as { dispose?: () => void }[]) m.dispose?.();
   }
 
   /** 2^(len(vae.block_out_channels) − 1): 8 for SD. */

@@ -6,9 +6,9 @@ import { add, gelu, quickGelu } from '../tensor/ops/elementwise.js';
 import { attention } from '../tensor/ops/attention.js';
 import { embedding } from '../tensor/ops/embedding.js';
 import { reshape } from '../tensor/ops/layout.js';
-import { loadComponent } from '../io/diffusers.js';
-import { ZeroInitGenerator } from './init.js';
 import { Module, ModuleList, initGenerator } from './module.js';
+import type { CheckpointKeys } from './state_dict.js';
+import { PretrainedModel } from './pretrained.js';
 import { Linear, type Projection } from './linear.js';
 import { Embedding } from './layers.js';
 import { LayerNorm } from './norm.js';
@@ -114,9 +114,9 @@ class CLIPTextEmbeddings extends Module {
     this.registerModule('position_embedding', new Embedding(cfg.max_position_embeddings, cfg.hidden_size, { gen, std: 0.02 }));
   }
 
-  /** The `position_ids` buffer (arange) that older checkpoints store: accepted and ignored. */
-  protected override ignoredKey(key: string): boolean {
-    return key === 'position_ids';
+  /** The `position_ids` buffer (arange) that older transformers checkpoints store: accepted and ignored. */
+  protected override checkpointKeys(): CheckpointKeys {
+    return { ignore: (key) => key === 'position_ids' };
   }
 
   forward(ids: Tensor): Tensor {
@@ -163,7 +163,7 @@ function hostIds(ids: TokenIds): { data: Int32Array; shape: [number, number] } {
 }
 
 /** Root module: every key sits under `text_model.`, as in transformers' checkpoints. */
-export class CLIPTextModel extends Module {
+export class CLIPTextModel extends PretrainedModel {
   readonly config: CLIPTextConfig;
 
   constructor(config: CLIPTextConfig, opts: { gen?: Generator } = {}) {
@@ -217,8 +217,19 @@ export class CLIPTextModel extends Module {
     return keepHidden ? { lastHiddenState: last, poolerOutput, hiddenStates } : { lastHiddenState: last, poolerOutput };
   }
 
-  /** Reads `config.json` and the weights (`model.safetensors`, `.fp16` variants, shards) of a transformers folder. */
-  static fromPretrained(folder: string, opts: { gen?: Generator; preferFp16?: boolean } = {}): Promise<CLIPTextModel> {
-    return loadComponent('CLIPTextModel.fromPretrained', folder, (json) => new CLIPTextModel(parseCLIPTextConfig(json), { gen: opts.gen ?? new ZeroInitGenerator() }), opts);
+  /** The name config.json gives this class. */
+  static readonly className = 'CLIPTextModel';
+
+  /** Builds the model from a transformers config.json object (what loaders call). */
+  static fromConfig(config: Record<string, unknown>): CLIPTextModel {
+    return new CLIPTextModel(parseCLIPTextConfig(config));
+  }
+
+  /** transformers names its weights model.safetensors. */
+  static readonly weightsName = 'model';
+
+  /** The config as transformers' config.json. */
+  toConfig(): Record<string, unknown> {
+    return { architectures: ['CLIPTextModel'], model_type: 'clip_text_model', ...this.config };
   }
 }

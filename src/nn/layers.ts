@@ -7,6 +7,7 @@ import { conv2d, type Padding2d } from '../tensor/ops/conv2d.js';
 import { embedding } from '../tensor/ops/embedding.js';
 import { Module, initGenerator } from './module.js';
 import { uniformFanIn } from './linear.js';
+import { normalParam } from './init.js';
 
 export { Module, ModuleList, StateDictError, manualSeed } from './module.js';
 export { Linear, LoRALinear, injectLoRA, uniformFanIn, type Projection, type LinearOptions, type LoRAOptions } from './linear.js';
@@ -56,7 +57,7 @@ export class Embedding extends Module {
   /** Init N(0, std) (torch: std 1). */
   constructor(readonly numEmbeddings: number, readonly embeddingDim: number, opts: { gen?: Generator; std?: number } = {}) {
     super();
-    this.weight = this.registerParameter('weight', Tensor.randn([numEmbeddings, embeddingDim], initGenerator(opts.gen), opts.std ?? 1));
+    this.weight = this.registerParameter('weight', normalParam([numEmbeddings, embeddingDim], opts.std ?? 1, initGenerator(opts.gen)));
   }
 
   forward(ids: Tensor): Tensor {

@@ -8,6 +8,7 @@ import { add, scale as scaleOp, sub } from '../tensor/ops/elementwise.js';
 import { linear, matmul } from '../tensor/ops/matmul.js';
 import { loraLinear } from '../tensor/ops/lora.js';
 import { Module, initGenerator } from './module.js';
+import { uniformParam } from './init.js';
 
 export interface LinearOptions {
   bias?: boolean;
@@ -17,7 +18,7 @@ export interface LinearOptions {
 /** torch's default init: U(-1/√fan_in, 1/√fan_in) for weight (kaiming_uniform, a=√5) and bias. */
 export function uniformFanIn(shape: readonly number[], fanIn: number, gen: Generator): Tensor {
   const b = fanIn > 0 ? 1 / Math.sqrt(fanIn) : 0;
-  return Tensor.rand(shape, gen, -b, b);
+  return uniformParam(shape, -b, b, gen);
 }
 
 export class Linear extends Module {

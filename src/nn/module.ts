@@ -1,39 +1,24 @@
 // Module: named parameters and children with PyTorch state_dict key names, loading and freezing.
-import { LpoError, ShapeError, DTypeError } from '../errors.js';
+import { LpoError, DTypeError } from '../errors.js';
 import { gpu } from '../gpu/runtime.js';
-import { Tensor, keep, numel } from '../tensor/tensor.js';
+import { Tensor, keep } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { requireGrad, zeroGrad } from '../autograd/tape.js';
+import { planStateDict, StateDictError, type CheckpointKeys, type SourceShape, type StateDictPlan, type StateDictReader, type StateDictReport } from './state_dict.js';
 
-/** What loadStateDict reads from: a safetensors file (SafetensorsFile) or anything shaped like it. */
-export interface StateDictReader {
-  keys(): Iterable<string>;
-  info(key: string): { shape: readonly number[]; dtype?: string };
-  readF32(key: string): Float32Array | Promise<Float32Array>;
-}
+export { StateDictError, type StateDictReader, type CheckpointKeys, type ShapeMismatch, type StateDictReport } from './state_dict.js';
 
 export type StateDictSource = Map<string, Float32Array | Tensor> | StateDictReader;
-
-export interface ShapeMismatch { key: string; expected: number[]; got: number[] }
-
-/** Missing, unexpected and wrong-shaped keys, all named in one error. */
-export class StateDictError extends LpoError {
-  constructor(readonly missing: string[], readonly unexpected: string[], readonly mismatched: ShapeMismatch[], what = 'loadStateDict') {
-    const parts: string[] = [];
-    const list = (xs: string[]) => (xs.length > 12 ? `${xs.slice(0, 12).join(', ')}, … (${xs.length} in all)` : xs.join(', '));
-    if (missing.length) parts.push(`missing keys: ${list(missing)}`);
-    if (unexpected.length) parts.push(`unexpected keys: ${list(unexpected)}`);
-    if (mismatched.length) parts.push(`wrong shapes: ${list(mismatched.map((m) => `${m.key} [${m.got}] (expected [${m.expected}])`))}`);
-    super(`${what}: ${parts.join('; ')}. Check that the checkpoint matches the model config (and the key prefix).`);
-  }
-}
 
 export interface LoadOptions {
   /** Throw on missing or unexpected keys (wrong shapes always throw). Default true. */
   strict?: boolean;
 }
 
-export interface LoadReport { missing: string[]; unexpected: string[]; ignored: string[]; loaded: number }
+export interface LoadReport extends StateDictReport {
+  /** Parameters written. */
+  loaded: number;
+}
 
 /** Default generator for module init when none is passed (deterministic in construction order). */
 let defaultGen = new Generator(0);
@@ -89,11 +74,11 @@ export class Module {
   protected onReplace(_name: string, _m: Module): void {}
 
   /**
-   * Keys this module accepts and ignores when loading (e.g. CLIP's `position_ids` buffer), relative
-   * to this module.
+   * How checkpoints name this module's parameters (older names, buffers to ignore, 1×1-conv shapes), relative
+   * to this module. Models override it; the state-dict check applies it to every key under this module.
    */
-  protected ignoredKey(_key: string): boolean {
-    return false;
+  protected checkpointKeys(): CheckpointKeys | null {
+    return null;
   }
 
   *namedChildren(): IterableIterator<[string, Module]> {
@@ -157,76 +142,55 @@ export class Module {
     zeroGrad(this.parameters());
   }
 
-  private isIgnored(key: string): boolean {
-    for (const [mp, m] of this.namedModules()) {
-      if (mp === '') {
-        if (m.ignoredKey(key)) return true;
-      } else if (key.startsWith(`${mp}.`) && m.ignoredKey(key.slice(mp.length + 1))) return true;
+  /** Matches a source's keys with this module's parameters under every module's declared CheckpointKeys. */
+  private planLoad(source: StateDictSource): StateDictPlan {
+    const rules: [string, CheckpointKeys][] = [];
+    for (const [prefix, m] of this.namedModules()) {
+      const r = m.checkpointKeys();
+      if (r) rules.push([prefix, r]);
     }
-    return false;
+    const shapeOf = (k: string): SourceShape => {
+      if (isReader(source)) return { shape: source.info(k).shape };
+      const v = source.get(k)!;
+      // A flat host array carries no shape: only its element count can be checked.
+      return v instanceof Tensor ? { shape: v.shape } : { count: v.length };
+    };
+    return planStateDict(this.stateDict(), source.keys(), shapeOf, rules);
   }
 
-  /** Compares a source's keys and shapes with this module's; throws nothing. */
-  checkStateDict(source: StateDictSource): { missing: string[]; unexpected: string[]; mismatched: ShapeMismatch[]; ignored: string[] } {
-    const own = this.stateDict();
-    const keys = [...source.keys()];
-    const have = new Set(keys);
-    const missing = [...own.keys()].filter((k) => !have.has(k));
-    const unexpected: string[] = [];
-    const ignored: string[] = [];
-    const mismatched: ShapeMismatch[] = [];
-    for (const k of keys) {
-      const p = own.get(k);
-      if (!p) {
-        (this.isIgnored(k) ? ignored : unexpected).push(k);
-        continue;
-      }
-      let shape: number[];
-      let ok: boolean;
-      const v = isReader(source) ? null : source.get(k)!;
-      if (v === null) {
-        shape = [...(source as StateDictReader).info(k).shape];
-        ok = shape.join() === p.shape.join();
-      } else if (v instanceof Tensor) {
-        shape = [...v.shape];
-        ok = shape.join() === p.shape.join();
-      } else {
-        // A flat host array carries no shape: only its element count can be checked.
-        shape = [v.length];
-        ok = v.length === p.size;
-      }
-      if (!ok) mismatched.push({ key: k, expected: [...p.shape], got: shape });
-    }
-    return { missing, unexpected, mismatched, ignored };
+  /** Compares a source's keys and shapes with this module's (missing, unexpected, wrong shape, ignored); throws nothing. */
+  checkStateDict(source: StateDictSource): StateDictReport {
+    return this.planLoad(source).report;
   }
 
   /**
-   * Copies values into the existing parameters (their identity is kept, so optimizers stay valid).
-   * Float32Array values in a Map must have the parameter's element count; readers and Tensors must
-   * match its shape exactly. Every problem is reported at once in a StateDictError.
+   * Copies values into the existing parameters (their identity is kept, so optimizers stay valid), through the
+   * key names the modules declare. Readers and Tensors must match each parameter's shape; Float32Array values
+   * in a Map its element count. Every problem is reported at once in a StateDictError, before anything is written.
    */
   async loadStateDict(source: StateDictSource, opts: LoadOptions = {}): Promise<LoadReport> {
     const strict = opts.strict ?? true;
-    const { missing, unexpected, mismatched, ignored } = this.checkStateDict(source);
-    if (mismatched.length || (strict && (missing.length || unexpected.length))) {
-      throw new StateDictError(strict ? missing : [], strict ? unexpected : [], mismatched);
+    const { report, sources } = this.planLoad(source);
+    if (report.wrongShape.length || (strict && (report.missing.length || report.unexpected.length))) {
+      const path = isReader(source) ? source.path : undefined;
+      throw new StateDictError(strict ? report : { ...report, missing: [], unexpected: [] }, path ? `loadStateDict from '${path}'` : 'loadStateDict');
     }
-    const own = this.stateDict();
     let loaded = 0;
-    for (const [k, p] of own) {
-      if (missing.includes(k)) continue;
+    for (const [k, p] of this.stateDict()) {
+      const src = sources.get(k);
+      if (src === undefined) continue;
       if (isReader(source)) {
-        p.write(await source.readF32(k));
+        p.write(await source.readF32(src));
       } else {
-        const v = source.get(k)!;
+        const v = source.get(src)!;
         if (v instanceof Tensor) {
-          if (v.dtype !== p.dtype) throw new DTypeError(`loadStateDict: '${k}' is ${v.dtype}, the parameter is ${p.dtype}`);
+          if (v.dtype !== p.dtype) throw new DTypeError(`loadStateDict: '${src}' is ${v.dtype}, the parameter is ${p.dtype}`);
           if (v !== p) gpu().copy(v.buffer, 0, p.buffer, 0, p.bytes);
         } else p.write(v);
       }
       loaded++;
     }
-    return { missing, unexpected, ignored, loaded };
+    return { ...report, loaded };
   }
 
   /** Frees every parameter (and gradient). The module cannot be used afterwards. */
@@ -271,10 +235,4 @@ export class ModuleList<M extends Module = Module> extends Module {
   [Symbol.iterator](): Iterator<M> {
     return this.items[Symbol.iterator]();
   }
-}
-
-/** A parameter made from host values (used by layers' init). */
-export function paramFrom(data: Float32Array, shape: readonly number[]): Tensor {
-  if (data.length !== numel(shape)) throw new ShapeError(`param: ${data.length} values for [${shape}]`);
-  return Tensor.fromArray(data, shape);
 }

@@ -3,6 +3,7 @@ import { ShapeError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { groupNorm, layerNorm } from '../tensor/ops/norm.js';
 import { Module } from './module.js';
+import { constParam } from './init.js';
 
 export interface NormOptions {
   eps?: number;
@@ -10,12 +11,8 @@ export interface NormOptions {
   affine?: boolean;
 }
 
-function ones(n: number): Tensor {
-  return Tensor.fromArray(new Float32Array(n).fill(1), [n]);
-}
-function zeros(n: number): Tensor {
-  return Tensor.fromArray(new Float32Array(n), [n]);
-}
+const ones = (n: number): Tensor => constParam([n], 1);
+const zeros = (n: number): Tensor => constParam([n], 0);
 
 export class GroupNorm extends Module {
   readonly weight: Tensor | null;

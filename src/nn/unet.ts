@@ -2,15 +2,14 @@
 import { LpoError, ShapeError } from '../errors.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
-import { ZeroInitGenerator } from './init.js';
 import { affine, silu } from '../tensor/ops/elementwise.js';
-import { loadComponent, loadStateDict, openWeights, type WeightsReader } from '../io/diffusers.js';
 import { Conv2d, GroupNorm, Linear, Module, ModuleList, type Projection } from './layers.js';
-import type { LoadReport } from './module.js';
+import type { CheckpointKeys } from './state_dict.js';
+import { PretrainedModel } from './pretrained.js';
 import { DownBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D } from './unet_blocks.js';
-import { parseUNetConfig, timestepEmbedding, type UNet2DConditionConfigJson, type UNetConfig } from './unet_config.js';
+import { parseUNetConfig, timestepEmbedding, unetConfigToJson, type UNet2DConditionConfigJson, type UNetConfig } from './unet_config.js';
 
-export { parseUNetConfig, timestepEmbedding, SD15_UNET_CONFIG, type UNet2DConditionConfigJson, type UNetConfig } from './unet_config.js';
+export { parseUNetConfig, unetConfigToJson, timestepEmbedding, SD15_UNET_CONFIG, type UNet2DConditionConfigJson, type UNetConfig } from './unet_config.js';
 
 /** tidy() for a function returning an object of tensors (interfaces lack tidy's index signature). */
 function tidyObject<T>(fn: () => T): T {
@@ -74,14 +73,14 @@ export function stageEndIndices(layersPerBlock: readonly number[]): number[] {
   return out;
 }
 
-export class UNet2DConditionModel extends Module {
+export class UNet2DConditionModel extends PretrainedModel {
   readonly config: UNetConfig;
 
   /** False when built with `upBlocks: false` (the LRM's truncated U-Net: conv_in, time embedding, down and mid blocks). */
   readonly hasUpBlocks: boolean;
 
   /**
-   * Builds the model with random (torch-default-like) weights; load real ones with loadStateDict/fromPretrained.
+   * Builds the model with random (torch-default-like) weights; load real ones with fromPretrained or loadStateDict.
    * `upBlocks: false` leaves out up_blocks, conv_norm_out and conv_out (never allocated): only
    * `forward(..., { stopAfterMid: true })` works then.
    */
@@ -165,23 +164,22 @@ export class UNet2DConditionModel extends Module {
     return stageEndIndices(this.config.layersPerBlock);
   }
 
-  /** config.json and the weights (diffusion_pytorch_model[.fp16].safetensors, shards) of a diffusers `unet` folder. */
-  static fromPretrained(folder: string, opts: { preferFp16?: boolean } = {}): Promise<UNet2DConditionModel> {
-    // Parameters start at zero (no host RNG): the strict load overwrites every one of them.
-    return loadComponent('UNet2DConditionModel.fromPretrained', folder, (json) => new UNet2DConditionModel(json as UNet2DConditionConfigJson, { gen: new ZeroInitGenerator() }), opts);
+  /** The name config.json gives this class. */
+  static readonly className = 'UNet2DConditionModel';
+
+  /** Builds the model from a diffusers config.json object (what loaders call). */
+  static fromConfig(config: Record<string, unknown>): UNet2DConditionModel {
+    return new UNet2DConditionModel(config as UNet2DConditionConfigJson);
   }
 
-  /**
-   * Loads weights by diffusers key name: every parameter must be in the file and every file key used, with
-   * equal shapes; otherwise a StateDictError names each missing, unexpected and wrong-shaped key.
-   */
-  async loadSafetensors(file: WeightsReader | string): Promise<LoadReport & { ignored: string[] }> {
-    const f = typeof file === 'string' ? await openWeights(file) : file;
-    try {
-      return await loadStateDict(this, f);
-    } finally {
-      if (typeof file === 'string') await f.close();
-    }
+  /** The config as diffusers' config.json. */
+  toConfig(): Record<string, unknown> {
+    return { ...unetConfigToJson(this.config) };
+  }
+
+  /** A truncated U-Net (upBlocks: false) accepts a full checkpoint and leaves its up path unread. */
+  protected override checkpointKeys(): CheckpointKeys | null {
+    return this.hasUpBlocks ? null : { ignore: (k) => /^(up_blocks|conv_norm_out|conv_out)\./.test(k) };
   }
 
   /**

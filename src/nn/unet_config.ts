@@ -33,6 +33,7 @@ export interface UNet2DConditionConfigJson {
   time_cond_proj_dim?: number | null;
   resnet_time_scale_shift?: string;
   center_input_sample?: boolean;
+  sample_size?: number | number[];
   dual_cross_attention?: boolean;
   reverse_transformer_layers_per_block?: unknown;
   [k: string]: unknown;
@@ -61,6 +62,8 @@ export interface UNetConfig {
   centerInputSample: boolean;
   /** time_embedding.linear_* width (4 × block_out_channels[0]). */
   timeEmbedDim: number;
+  /** Latent size the model was trained at (config `sample_size`; 64 for SD1.5), when the config gives one. */
+  sampleSize?: number;
 }
 
 const DOWN = new Set(['CrossAttnDownBlock2D', 'DownBlock2D']);
@@ -127,11 +130,43 @@ export function parseUNetConfig(json: UNet2DConditionConfigJson): UNetConfig {
     centerInputSample: json.center_input_sample ?? false,
     timeEmbedDim: blockOutChannels[0] * 4,
   };
+  const ss = Array.isArray(json.sample_size) ? json.sample_size[0] : json.sample_size;
+  if (typeof ss === 'number') cfg.sampleSize = ss;
   blockOutChannels.forEach((c, i) => {
     if (c % cfg.normNumGroups) throw new LpoError(`UNet config: block_out_channels[${i}] = ${c} is not a multiple of norm_num_groups ${cfg.normNumGroups}`);
     if (c % heads[i]) throw new LpoError(`UNet config: block_out_channels[${i}] = ${c} is not a multiple of its ${heads[i]} attention heads`);
   });
   return cfg;
+}
+
+/** A UNetConfig as diffusers' config.json (parseUNetConfig reads it back to an equal config). */
+export function unetConfigToJson(c: UNetConfig): UNet2DConditionConfigJson {
+  // A per-block list whose entries are all equal is written as one number, as diffusers' own configs do.
+  const one = (xs: readonly number[]): number | number[] => (xs.every((x) => x === xs[0]) ? xs[0] : [...xs]);
+  return {
+    _class_name: 'UNet2DConditionModel',
+    in_channels: c.inChannels,
+    out_channels: c.outChannels,
+    down_block_types: [...c.downBlockTypes],
+    up_block_types: [...c.upBlockTypes],
+    mid_block_type: c.midBlockType,
+    block_out_channels: [...c.blockOutChannels],
+    layers_per_block: one(c.layersPerBlock),
+    downsample_padding: c.downsamplePadding,
+    mid_block_scale_factor: c.midBlockScaleFactor,
+    act_fn: 'silu',
+    norm_num_groups: c.normNumGroups,
+    norm_eps: c.normEps,
+    cross_attention_dim: one(c.crossAttentionDim),
+    transformer_layers_per_block: one(c.transformerLayersPerBlock),
+    // diffusers reads the head count from num_attention_heads, else from attention_head_dim (SD1.x's naming).
+    attention_head_dim: one(c.numAttentionHeads),
+    use_linear_projection: c.useLinearProjection,
+    flip_sin_to_cos: c.flipSinToCos,
+    freq_shift: c.freqShift,
+    center_input_sample: c.centerInputSample,
+    ...(c.sampleSize !== undefined ? { sample_size: c.sampleSize } : {}),
+  };
 }
 
 /** SD1.5's UNet config (runwayml/stable-diffusion-v1-5 unet/config.json). */

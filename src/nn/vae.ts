@@ -1,89 +1,18 @@
 // diffusers' AutoencoderKL (SD1.x/SD2.x VAE) built from its config.json, with diffusers' key names; also
 // accepts the legacy mid-block attention names (query/key/value/proj_attn) of older checkpoints.
-import { LpoError, ShapeError } from '../errors.js';
+import { ShapeError } from '../errors.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
-import { ZeroInitGenerator } from './init.js';
 import { add, affine, exp, maximum, minimum, mul, silu } from '../tensor/ops/elementwise.js';
 import { chunk } from '../tensor/ops/layout.js';
-import { keyOptionsFor, loadComponent, loadStateDict, openWeights, type WeightsReader } from '../io/diffusers.js';
 import { Attention, Conv2d, GroupNorm, Module, ModuleList } from './layers.js';
-import type { LoadReport } from './module.js';
+import type { CheckpointKeys } from './state_dict.js';
+import { PretrainedModel } from './pretrained.js';
+import { parseVAEConfig, vaeConfigToJson, vaeLegacyRename, VAE_NORM_EPS, type AutoencoderKLConfigJson, type VAEConfig } from './vae_config.js';
+
 import { Downsample2D, ResnetBlock2D, Upsample2D } from './resnet.js';
 
-/** The AutoencoderKL options of diffusers' config.json that this implementation reads. */
-export interface AutoencoderKLConfigJson {
-  in_channels?: number;
-  out_channels?: number;
-  down_block_types?: string[];
-  up_block_types?: string[];
-  block_out_channels?: number[];
-  layers_per_block?: number;
-  act_fn?: string;
-  latent_channels?: number;
-  norm_num_groups?: number;
-  sample_size?: number;
-  scaling_factor?: number;
-  mid_block_add_attention?: boolean;
-  use_quant_conv?: boolean;
-  use_post_quant_conv?: boolean;
-  [k: string]: unknown;
-}
-
-export interface VAEConfig {
-  inChannels: number;
-  outChannels: number;
-  blockOutChannels: number[];
-  layersPerBlock: number;
-  latentChannels: number;
-  normNumGroups: number;
-  scalingFactor: number;
-  midBlockAddAttention: boolean;
-  useQuantConv: boolean;
-  usePostQuantConv: boolean;
-}
-
-/** Every VAE GroupNorm (resnets, attention, conv_norm_out) uses this eps. */
-export const VAE_NORM_EPS = 1e-6;
-
-export function parseVAEConfig(json: AutoencoderKLConfigJson): VAEConfig {
-  const boc = json.block_out_channels ?? [64];
-  const down = json.down_block_types ?? boc.map(() => 'DownEncoderBlock2D');
-  const up = json.up_block_types ?? boc.map(() => 'UpDecoderBlock2D');
-  if (down.length !== boc.length || up.length !== boc.length) {
-    throw new LpoError(`AutoencoderKL config: ${boc.length} block_out_channels, ${down.length} down blocks, ${up.length} up blocks`);
-  }
-  for (const t of down) if (t !== 'DownEncoderBlock2D') throw new LpoError(`AutoencoderKL config: down block type '${t}' is not supported`);
-  for (const t of up) if (t !== 'UpDecoderBlock2D') throw new LpoError(`AutoencoderKL config: up block type '${t}' is not supported`);
-  if ((json.act_fn ?? 'silu') !== 'silu') throw new LpoError(`AutoencoderKL config: act_fn '${json.act_fn}' is not supported`);
-  return {
-    inChannels: json.in_channels ?? 3,
-    outChannels: json.out_channels ?? 3,
-    blockOutChannels: boc,
-    layersPerBlock: json.layers_per_block ?? 1,
-    latentChannels: json.latent_channels ?? 4,
-    normNumGroups: json.norm_num_groups ?? 32,
-    scalingFactor: json.scaling_factor ?? 0.18215,
-    midBlockAddAttention: json.mid_block_add_attention ?? true,
-    useQuantConv: json.use_quant_conv ?? true,
-    usePostQuantConv: json.use_post_quant_conv ?? true,
-  };
-}
-
-/** SD1.5's VAE config (runwayml/stable-diffusion-v1-5 vae/config.json). */
-export const SD15_VAE_CONFIG: AutoencoderKLConfigJson = {
-  in_channels: 3,
-  out_channels: 3,
-  down_block_types: ['DownEncoderBlock2D', 'DownEncoderBlock2D', 'DownEncoderBlock2D', 'DownEncoderBlock2D'],
-  up_block_types: ['UpDecoderBlock2D', 'UpDecoderBlock2D', 'UpDecoderBlock2D', 'UpDecoderBlock2D'],
-  block_out_channels: [128, 256, 512, 512],
-  layers_per_block: 2,
-  act_fn: 'silu',
-  latent_channels: 4,
-  norm_num_groups: 32,
-  sample_size: 512,
-  scaling_factor: 0.18215,
-};
+export { parseVAEConfig, vaeConfigToJson, vaeLegacyRename, SD15_VAE_CONFIG, VAE_NORM_EPS, type AutoencoderKLConfigJson, type VAEConfig } from './vae_config.js';
 
 /**
  * The VAE mid-block attention: group_norm (eps 1e-6) → one head over all channels (to_q/to_k/to_v with bias,
@@ -295,7 +224,7 @@ export interface EncodeOptions {
   features?: VAEFeatures;
 }
 
-export class AutoencoderKL extends Module {
+export class AutoencoderKL extends PretrainedModel {
   readonly config: VAEConfig;
 
   constructor(config: AutoencoderKLConfigJson | VAEConfig, opts: { gen?: Generator } = {}) {
@@ -350,23 +279,24 @@ export class AutoencoderKL extends Module {
     return out.img;
   }
 
-  /**
-   * Loads weights by key name: every parameter must be in the file and every file key used, with equal shapes
-   * (a StateDictError names each problem). Legacy attention names (query/key/value/proj_attn) and
-   * 1x1-conv-shaped attention weights are accepted.
-   */
-  async loadSafetensors(file: WeightsReader | string): Promise<LoadReport & { ignored: string[] }> {
-    const f = typeof file === 'string' ? await openWeights(file) : file;
-    try {
-      return await loadStateDict(this, f, keyOptionsFor('vae'));
-    } finally {
-      if (typeof file === 'string') await f.close();
-    }
+  /** The name config.json gives this class. */
+  static readonly className = 'AutoencoderKL';
+
+  /** Builds the model from a diffusers config.json object (what loaders call). */
+  static fromConfig(config: Record<string, unknown>): AutoencoderKL {
+    return new AutoencoderKL(config as AutoencoderKLConfigJson);
   }
 
-  /** config.json and the weights (diffusion_pytorch_model[.fp16].safetensors, shards) of a diffusers `vae` folder. */
-  static fromPretrained(folder: string, opts: { preferFp16?: boolean } = {}): Promise<AutoencoderKL> {
-    // Zero init (the strict load overwrites every parameter); legacy attention key names are accepted.
-    return loadComponent('AutoencoderKL.fromPretrained', folder, (json) => new AutoencoderKL(json as AutoencoderKLConfigJson, { gen: new ZeroInitGenerator() }), { ...opts, keys: keyOptionsFor('vae') });
+  /** The config as diffusers' config.json. */
+  toConfig(): Record<string, unknown> {
+    return { ...vaeConfigToJson(this.config) };
+  }
+
+  /**
+   * Older checkpoints name the mid-block attention query/key/value/proj_attn and store its projections as
+   * 1×1 convs [o, i, 1, 1]; both load into to_q/to_k/to_v/to_out.0 (as diffusers converts them).
+   */
+  protected override checkpointKeys(): CheckpointKeys {
+    return { rename: vaeLegacyRename, squeeze1x1: true };
   }
 }

@@ -1,7 +1,7 @@
 // verify-reference section `vae`: diffusers' AutoencoderKL (posterior, decode, reconstruction, block features),
 // and the same model loaded from legacy attention key names (query/key/value/proj_attn).
 import { SafetensorsFile, type ReadTensorOptions } from '../io/safetensors.js';
-import type { WeightsReader } from '../io/diffusers.js';
+import type { WeightsReader } from '../io/weights.js';
 import type { AutoencoderKL } from '../nn/vae.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { SectionContext, SectionRunner } from './types.js';
