@@ -7,5 +7,7 @@ import { unetRunner } from './unet.js';
 import { vaeRunner } from './vae.js';
 import { ddimRunner } from './ddim.js';
 import { pipelineRunner } from './pipeline.js';
+import { lrmRunner } from './lrm.js';
+import { trainRunner } from './train.js';
 
-export const SECTION_RUNNERS: SectionRunner[] = [tokenizerRunner, textEncoderRunner, unetRunner, vaeRunner, ddimRunner, pipelineRunner];
+export const SECTION_RUNNERS: SectionRunner[] = [tokenizerRunner, textEncoderRunner, unetRunner, vaeRunner, ddimRunner, pipelineRunner, lrmRunner, trainRunner];
