@@ -1,29 +1,18 @@
 // The Pick-a-Pic-style parquet reader (hyparquet), its side CSV of score gaps, and its malformed inputs.
 import * as fs from 'node:fs';
-import * as os from 'node:os';
 import * as path from 'node:path';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { describe, expect, it } from 'vitest';
+import { collect, useTmpDir } from './fixtures/pairs/helpers.js';
 import { parquetMetadataAsync, asyncBufferFromFile } from 'hyparquet';
 import { parquetWriteFile } from 'hyparquet-writer';
 import { FileFormatError } from '../src/errors.js';
-import { PairDataError, openParquetPairs, openPairs, type PairDataset, type PairRow, type PairRowsOptions } from '../src/io/pairs/index.js';
+import { PairDataError, openParquetPairs, openPairs } from '../src/io/pairs/index.js';
 import { loadModelImage } from '../src/io/pairs/image.js';
 import { PARQUET_ROWS, encodeFixtureImage, type FixtureRow } from './fixtures/pairs/spec.js';
 
 const FIXTURE = path.join(__dirname, 'fixtures/pairs/pickapic-mini.parquet');
 const CSV = path.join(__dirname, 'fixtures/pairs/pickapic-mini-gaps.csv');
-let tmp: string;
-
-beforeAll(() => {
-  tmp = fs.mkdtempSync(path.join(os.tmpdir(), 'pairs-parquet-'));
-});
-afterAll(() => fs.rmSync(tmp, { recursive: true, force: true }));
-
-async function collect(ds: PairDataset, opts?: PairRowsOptions): Promise<PairRow[]> {
-  const out: PairRow[] = [];
-  for await (const r of ds.rows(opts)) out.push(r);
-  return out;
-}
+const tmpDir = useTmpDir('pairs-parquet-');
 
 type Columns = Record<string, { data: unknown[]; type: string }>;
 
@@ -39,13 +28,13 @@ function writeVariant(name: string, edit: (c: Columns) => void = () => {}, rows:
     has_label: { data: rows.map((r) => r.hasLabel), type: 'BOOLEAN' },
   };
   edit(cols);
-  const file = path.join(tmp, name);
+  const file = path.join(tmpDir(), name);
   parquetWriteFile({ filename: file, rowGroupSize: 2, columnData: Object.entries(cols).map(([n, c]) => ({ name: n, ...c })) as never });
   return file;
 }
 
 function writeCsv(name: string, lines: string[]): string {
-  const file = path.join(tmp, name);
+  const file = path.join(tmpDir(), name);
   fs.writeFileSync(file, `${lines.join('\n')}\n`);
   return file;
 }
@@ -110,7 +99,7 @@ describe('parquet reader', () => {
   });
 
   it('reads a folder of shards as one dataset with global row indices, aligned with one CSV', async () => {
-    const dir = path.join(tmp, 'shards');
+    const dir = path.join(tmpDir(), 'shards');
     fs.mkdirSync(dir);
     fs.copyFileSync(FIXTURE, path.join(dir, 'train-00001.parquet'));
     fs.copyFileSync(FIXTURE, path.join(dir, 'train-00000.parquet'));
@@ -141,7 +130,7 @@ describe('parquet reader: malformed input', () => {
   it('a truncated file, random bytes or a missing file are typed errors naming the file', async () => {
     const bytes = fs.readFileSync(FIXTURE);
     for (const [name, data] of [['half.parquet', bytes.subarray(0, bytes.length >> 1)], ['no-magic.parquet', bytes.subarray(0, bytes.length - 4)], ['noise.parquet', Buffer.from('PAR1 this is not parquet at all')]] as const) {
-      const file = path.join(tmp, name);
+      const file = path.join(tmpDir(), name);
       fs.writeFileSync(file, data);
       const err = await openParquetPairs(file).catch((e) => e);
       expect(err).toBeInstanceOf(PairDataError);
@@ -150,7 +139,7 @@ describe('parquet reader: malformed input', () => {
       expect(err.row).toBeNull();
       expect(err.message).toMatch(/not a readable parquet file/);
     }
-    await expect(openParquetPairs(path.join(tmp, 'nope.parquet'))).rejects.toThrow(/nope\.parquet.*cannot open: ENOENT/);
+    await expect(openParquetPairs(path.join(tmpDir(), 'nope.parquet'))).rejects.toThrow(/nope\.parquet.*cannot open: ENOENT/);
   });
 
   it('a missing required column is named', async () => {
@@ -189,7 +178,7 @@ describe('parquet reader: malformed input', () => {
   });
 
   it('a damaged row group: rows before it stream out, its rows are bad rows', async () => {
-    const file = path.join(tmp, 'damaged-group.parquet');
+    const file = path.join(tmpDir(), 'damaged-group.parquet');
     const bytes = Buffer.from(fs.readFileSync(FIXTURE));
     const meta = await parquetMetadataAsync(await asyncBufferFromFile(FIXTURE));
     for (const col of meta.row_groups[2].columns) {
@@ -218,7 +207,7 @@ describe('parquet reader: malformed input', () => {
     await expect(openParquetPairs(FIXTURE, { gapsCsv: writeCsv('nocol.csv', lines.map((l) => l.split(',').slice(0, 4).join(','))) })).rejects.toThrow(
       /lacks column\(s\) vqascore_gap/,
     );
-    await expect(openParquetPairs(FIXTURE, { gapsCsv: path.join(tmp, 'absent.csv') })).rejects.toThrow(/absent\.csv': cannot read the side CSV: ENOENT/);
+    await expect(openParquetPairs(FIXTURE, { gapsCsv: path.join(tmpDir(), 'absent.csv') })).rejects.toThrow(/absent\.csv': cannot read the side CSV: ENOENT/);
 
     const badCell = [...lines];
     badCell[3] = '2,0,abc,-0.01,0.05'; // data row 2
@@ -229,7 +218,7 @@ describe('parquet reader: malformed input', () => {
     flipped[1] = '0,0,0.5,0.01,0.2'; // row 0 is a win-lose pair marked as a tie
     const ds2 = await openParquetPairs(FIXTURE, { gapsCsv: writeCsv('flag.csv', flipped), skipBad: true });
     expect((await collect(ds2, { images: false })).map((r) => r.index)).toEqual([1, 2, 4, 5]);
-    await expect(collect(await openParquetPairs(FIXTURE, { gapsCsv: path.join(tmp, 'flag.csv') }), { images: false })).rejects.toThrow(
+    await expect(collect(await openParquetPairs(FIXTURE, { gapsCsv: path.join(tmpDir(), 'flag.csv') }), { images: false })).rejects.toThrow(
       /row 0: different_flag = 0 contradicts labels 1\/0 \(is the gap data row-aligned\?\)/,
     );
   });
