@@ -21,7 +21,8 @@ import { fullShapesOnSoftware, machinePeak, pct, printTable, timeIt, writeSectio
 import { initGpu, gpu } from '../src/gpu/runtime.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { Generator } from '../src/tensor/random.js';
-import { attention, attentionConfig } from '../src/tensor/ops/attention.js';
+import { attention } from '../src/tensor/ops/attention.js';
+import { withSettings } from '../src/settings.js';
 import { backward, noGrad, requireGrad } from '../src/autograd/tape.js';
 
 interface Row { what: string; pass: string; ms: number; gflops: number; peakFraction: number; peakExtraInUse: number; peakAllocated: number; reps: number }
@@ -76,11 +77,9 @@ export async function runSuite(opts: { samples?: number; write?: boolean } = {})
     if (!software) {
       // Sweep the forward's query rows per invocation (register blocking); the default row is above.
       for (const qpt of [1, 2, 4]) {
-        attentionConfig.queriesPerThread = qpt;
-        const t = await timeIt(fwdOnce, { software, samples, maxReps: 64 });
+        const t = await withSettings({ attentionQueriesPerThread: qpt }, () => timeIt(fwdOnce, { software, samples, maxReps: 64 }));
         rows.push({ what, pass: `forward, ${qpt} rows/invocation`, ms: t.ms, gflops: fl / (t.ms * 1e6), peakFraction: fl / (t.ms * 1e6) / peak.gflops, peakExtraInUse: mf.extra, peakAllocated: mf.allocated, reps: t.reps });
       }
-      attentionConfig.queriesPerThread = 0;
     }
     rows.push({ what, pass: 'forward (default)', ms: tf.ms, gflops: fl / (tf.ms * 1e6), peakFraction: fl / (tf.ms * 1e6) / peak.gflops, peakExtraInUse: mf.extra, peakAllocated: mf.allocated, reps: tf.reps });
     rows.push({ what, pass: 'backward (fwd+bwd − fwd)', ms: bwdMs, gflops: (2.5 * fl) / (bwdMs * 1e6), peakFraction: (2.5 * fl) / (bwdMs * 1e6) / peak.gflops, peakExtraInUse: mb.extra, peakAllocated: mb.allocated, reps: tb.reps });

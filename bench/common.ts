@@ -7,12 +7,13 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { Bench } from 'tinybench';
 import { gpu } from '../src/gpu/runtime.js';
 import type { AdapterSummary } from '../src/gpu/device.js';
+import { settings } from '../src/settings.js';
 
 /**
  * On the software adapter the SD-size shapes take minutes, so suites run smaller stand-ins (labelled
  * as such) unless LPO_BENCH_FULL=1 asks for the real shapes (then with 3 samples).
  */
-export const fullShapesOnSoftware = process.env.LPO_BENCH_FULL === '1';
+export const fullShapesOnSoftware = settings.benchFull;
 
 export interface Peak { gflops: number; gbps: number; source: string }
 

@@ -12,7 +12,8 @@ import { initGpu, gpu } from '../src/gpu/runtime.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { Generator } from '../src/tensor/random.js';
 import { conv2d, resolveConv2dVariant, type Conv2dVariant } from '../src/tensor/ops/conv2d.js';
-import { groupNorm, normConfig } from '../src/tensor/ops/norm.js';
+import { groupNorm } from '../src/tensor/ops/norm.js';
+import { withSettings } from '../src/settings.js';
 import { backward, requireGrad, noGrad } from '../src/autograd/tape.js';
 
 interface ConvShape { label: string; n: number; c: number; o: number; hw: number; k: number; cpu?: { hw: number } }
@@ -79,12 +80,10 @@ async function runSuite(): Promise<void> {
     const gb = Tensor.fromArray(gen.normalArray(320), [320]);
     for (const v of ['serial', 'wg'] as const) {
       if (software && v === 'wg') continue;
-      normConfig.variant = v;
-      const t = await timeIt(() => noGrad(() => groupNorm(x, 32, gw, gb, 1e-5)).dispose(), { software, samples });
+      const t = await withSettings({ normVariant: v }, () => timeIt(() => noGrad(() => groupNorm(x, 32, gw, gb, 1e-5)).dispose(), { software, samples }));
       const gbps = (2 * n * 4) / (t.ms * 1e6);
       rows.push({ what: `${label} fwd`, impl: `${v}${(software ? 'serial' : 'wg') === v ? ' (default)' : ''}`, rate: gbps, unit: 'GB/s', ms: t.ms, reps: t.reps, peakFraction: gbps / peak.gbps });
     }
-    normConfig.variant = 'auto';
     if (software) notes.push(`groupNorm: the workgroup-reduction variant is not timed on lavapipe (barriers)${hw !== 64 ? '; shape shrunk to 16×16' : ''}`);
     [x, gw, gb].forEach((t) => t.dispose());
   }

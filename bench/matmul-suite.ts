@@ -12,10 +12,9 @@ import { Bench } from 'tinybench';
 import { initGpu, gpu } from '../src/gpu/runtime.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { Generator } from '../src/tensor/random.js';
-import {
-  matmul, resolveMatmulVariant, autotuneMatmul, matmulAutotuner, matmulAutotuneEnabled, matmulBucket, matmulGeometry, currentMatmulConfig, forcedConfigId,
-  MATMUL_VARIANTS, type MatmulVariant,
-} from '../src/tensor/ops/matmul.js';
+import { matmul } from '../src/tensor/ops/matmul.js';
+import { resolveMatmulVariant, matmulGeometry, forcedConfigId, MATMUL_VARIANTS, type MatmulVariant } from '../src/tensor/plan/matmul.js';
+import { autotuneMatmul, matmulAutotuner, matmulAutotuneEnabled, matmulBucket, currentMatmulConfig } from '../src/tensor/plan/matmul-tune.js';
 
 const require = createRequire(import.meta.url);
 

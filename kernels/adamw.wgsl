@@ -15,9 +15,6 @@ struct Params {
   eps: f32,
   slot: u32,       // gradNorm: this buffer's row in the partials; clip: unused
   max_norm: f32,   // clip
-  _p0: u32,
-  _p1: u32,
-  _p2: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -8,9 +8,10 @@
 // subgroup (a broadcast on GPUs, a uniform load on llvmpipe).
 //
 // The head dimension is a module constant, not an override: private arrays cannot be sized by an
-// override. The host substitutes the marked lines below (and names the kernel per variant):
-// DV = D / width vectors of type VT per head row, where VT is vec4<f32> when D % 4 == 0 (vec4
-// loads) and f32 otherwise; hsum() folds a VT into a scalar. C below is in units of VT too.
+// override. The host generates `const DV: u32` and `const QPT: u32` (src/gpu/wgsl.ts `consts`) and
+// composes kernels/lib/rows_vec4.wgsl or rows_f32.wgsl in front, which define the row element type VT
+// and hsum() (folds a VT into a scalar): DV = D / 4 vec4s when D % 4 == 0 (vec4 loads), else D floats.
+// C below is in units of VT too. QPT: query rows per forward invocation (see `forward`).
 //
 // Entry points:
 //   forward   : O, and LSE = m + log l per (b, h, i) in scaled-score units
@@ -19,10 +20,6 @@
 //   bwd_dkdv  : dk, dv (one invocation per key row and query chunk, loop over queries): no atomics
 //   bwd_dkdv_sum: adds the per-chunk dk/dv slices when the queries were split (deterministic)
 
-const DV: u32 = 16u; // @host-replaced
-alias VT = vec4<f32>; // @host-replaced
-fn hsum(x: VT) -> f32 { return x.x + x.y + x.z + x.w; } // @host-replaced
-const QPT: u32 = 1u; // @host-replaced
 const KB: u32 = 8u; // keys per online-softmax tile
 const NEG_BIG: f32 = -3.0e38;
 

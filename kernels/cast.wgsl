@@ -1,9 +1,11 @@
-// Casts between f32 and f16 storage (the host enables f16; adapters with 'shader-f16' only).
+enable f16;
+
+// Casts between f32 and f16 storage (adapters with 'shader-f16' only).
 // One element per invocation; the f16 side is a native array<f16>.
 
 override WG: u32 = 256u;
 
-struct Params { n: u32, _p0: u32, _p1: u32, _p2: u32 }
+struct Params { n: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 

@@ -3,7 +3,7 @@
 
 override WG: u32 = 256u;
 
-struct Params { n: u32, slot: u32, _p0: u32, _p1: u32 }
+struct Params { n: u32, slot: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<u32>;

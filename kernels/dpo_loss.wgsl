@@ -16,8 +16,7 @@ struct Params {
   hi: f32,      // 1 + eps
   log_lo: f32,  // log(1 − eps), from the host in float64
   log_hi: f32,
-  _p0: u32,
-  _p1: u32,
+  slot: u32,    // dpo_scale: which input's gradient row
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -86,5 +85,5 @@ fn dpo_loss(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 fn dpo_scale(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let i = linear_id(wg, nwg, lid);
   if (i >= p.P) { return; }
-  sout[i] = sg[p._p0 * p.P + i] * sdy[0];
+  sout[i] = sg[p.slot * p.P + i] * sdy[0];
 }

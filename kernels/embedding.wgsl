@@ -7,7 +7,7 @@
 
 override WG: u32 = 256u;
 
-struct Params { N: u32, D: u32, V: u32, _p: u32 }
+struct Params { N: u32, D: u32, V: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 

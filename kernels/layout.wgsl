@@ -8,15 +8,9 @@
 
 override WG: u32 = 256u;
 
-fn at(v: array<vec4<u32>, 2>, i: u32) -> u32 {
-  return v[i / 4u][i % 4u];
-}
-
 struct PermuteParams {
   n: u32,
   rank: u32,
-  _p0: u32,
-  _p1: u32,
   out_shape: array<vec4<u32>, 2>,
   in_strides: array<vec4<u32>, 2>, // stride in x of the axis that becomes output axis d
 }
@@ -32,8 +26,8 @@ fn permute(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
   var rem = i;
   var src = 0u;
   for (var d = i32(pp.rank) - 1; d >= 0; d--) {
-    let dim = at(pp.out_shape, u32(d));
-    src += (rem % dim) * at(pp.in_strides, u32(d));
+    let dim = at8(pp.out_shape, u32(d));
+    src += (rem % dim) * at8(pp.in_strides, u32(d));
     rem = rem / dim;
   }
   py[i] = px[src];
@@ -47,7 +41,6 @@ struct AxisParams {
   src_start: u32,
   dst_len: u32,
   dst_start: u32,
-  _p0: u32,
 }
 
 @group(0) @binding(0) var<uniform> ap: AxisParams;

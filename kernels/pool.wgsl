@@ -9,7 +9,7 @@ override WG: u32 = 256u;
 struct Params {
   planes: u32, h: u32, w: u32, oh: u32,
   ow: u32, kh: u32, kw: u32, sh: u32,
-  sw: u32, total: u32, _p0: u32, _p1: u32,
+  sw: u32, total: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;

@@ -2,10 +2,10 @@
 // One invocation per output element with a serial loop: no barriers, which suits lavapipe and is
 // coalesced on GPUs when inner > 1 (neighbouring invocations read neighbouring addresses).
 
-override OP: u32 = 0u; // 0 sum, 1 mean, 2 max
+override OP: u32 = 0u; // REDUCE_SUM, REDUCE_MEAN or REDUCE_MAX (src/gpu/opcodes.ts)
 override WG: u32 = 256u;
 
-struct Params { outer: u32, len: u32, inner: u32, _pad: u32 }
+struct Params { outer: u32, len: u32, inner: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 @group(0) @binding(1) var<storage, read> x: array<f32>;
@@ -16,7 +16,7 @@ fn reduce_axis(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
   let o = linear_id(wg, nwg, lid);
   if (o >= p.outer * p.inner) { return; }
   let base = (o / p.inner) * p.len * p.inner + o % p.inner;
-  if (OP == 2u) {
+  if (OP == REDUCE_MAX) {
     var m = x[base];
     for (var k = 1u; k < p.len; k++) { m = max(m, x[base + k * p.inner]); }
     y[o] = m;
@@ -26,5 +26,5 @@ fn reduce_axis(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
   let one = kahan_one(nwg);
   var acc = vec2<f32>(0.0);
   for (var k = 0u; k < p.len; k++) { acc = kahan_add(acc, x[base + k * p.inner], one); }
-  y[o] = select(acc.x, acc.x / f32(p.len), OP == 1u);
+  y[o] = select(acc.x, acc.x / f32(p.len), OP == REDUCE_MEAN);
 }

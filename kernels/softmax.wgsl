@@ -5,7 +5,7 @@
 override WG: u32 = 64u;
 override LOG: bool = false;
 
-struct Params { rows: u32, len: u32, _p0: u32, _p1: u32 }
+struct Params { rows: u32, len: u32 }
 
 @group(0) @binding(0) var<uniform> p: Params;
 

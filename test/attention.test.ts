@@ -4,7 +4,8 @@ import { setupGpu, relL2, randn64, f32round } from './helpers.js';
 import { Generator } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { gpu } from '../src/gpu/runtime.js';
-import { attention, attentionConfig, dkdvSplit } from '../src/tensor/ops/attention.js';
+import { attention, dkdvSplit } from '../src/tensor/ops/attention.js';
+import { withSettings } from '../src/settings.js';
 import { gradcheck } from '../src/autograd/gradcheck.js';
 import { backward, requireGrad } from '../src/autograd/tape.js';
 import { attentionRef, attentionBackwardRef } from './ref/attention.js';
@@ -80,9 +81,8 @@ describe('attention', () => {
   });
 
   it('forward with 2 and 3 query rows per invocation (the GPU variant) matches float64 (relL2 < 2e-6)', async () => {
-    try {
-      for (const qpt of [2, 3]) {
-        attentionConfig.queriesPerThread = qpt;
+    for (const qpt of [2, 3]) {
+      await withSettings({ attentionQueriesPerThread: qpt }, async () => {
         for (const [n, c] of CASES.entries()) {
           if (c.d > 64) continue;
           const { q, k, v, C } = inputs(c, 10 + n);
@@ -90,9 +90,7 @@ describe('attention', () => {
           const ref = attentionRef(q, k, v, c.B, c.Lq, c.Lk, c.H, { causal: c.causal, scale: c.scale });
           expect(relL2(y, ref), `qpt ${qpt} case ${n}`).toBeLessThan(2e-6);
         }
-      }
-    } finally {
-      attentionConfig.queriesPerThread = 0;
+      });
     }
   });
 

@@ -2,17 +2,21 @@
 // f16 storage and seeded randomness.
 import { beforeAll, describe, expect, it } from 'vitest';
 import { setupGpu } from './helpers.js';
-import { Gpu, foldWorkgroups, gpu, f32 } from '../src/gpu/runtime.js';
+import { Gpu, foldWorkgroups, gpu } from '../src/gpu/runtime.js';
 import { acquireDevice } from '../src/gpu/device.js';
 import { DeviceLostError, KernelError, LimitError, NonFiniteError } from '../src/gpu/errors.js';
 import { sizeClass } from '../src/gpu/pool.js';
-import { withCommon } from '../src/gpu/wgsl.js';
+import { kernelModule } from '../src/gpu/wgsl.js';
+import { defineParams } from '../src/gpu/params.js';
+import { withSettings } from '../src/settings.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { Generator } from '../src/tensor/random.js';
 import { fromHalfBits, toHalfBits } from '../src/tensor/half.js';
 import { exp, fill, log } from '../src/tensor/ops/elementwise.js';
 
 beforeAll(setupGpu);
+// What the adapter has decides which tests run (skipped, not passed, where it lacks a feature).
+const { hasTimestamps, hasF16 } = (await setupGpu()).acquired;
 
 describe('gpu runtime', () => {
   it('folds linear grids beyond 65,535 workgroups into x·y and refuses impossible ones', () => {
@@ -51,15 +55,16 @@ describe('gpu runtime', () => {
     await gpu().sync(); // the error was reported once; the stream is clean again
   });
 
-  it('compile errors in a family compiled with the shared prelude point into the family file', async () => {
+  it('compile errors in a composed module point into the file and line they come from', async () => {
     const t = Tensor.empty([4]);
+    const family = { name: 'test.wgsl', text: 'override WG: u32 = 1u;\n@group(0) @binding(1) var<storage, read_write> o: array<f32>;\n@compute @workgroup_size(1) fn main() { o[0] = erf_(nope); }' };
     gpu().dispatch({
-      kernel: { name: 'test.brokenlib', code: withCommon('override WG: u32 = 1u;\n@group(0) @binding(1) var<storage, read_write> o: array<f32>;\n@compute @workgroup_size(1) fn main() { o[0] = erf_(nope); }') },
+      kernel: { name: 'test.brokenlib', code: kernelModule(family, { libs: ['unary'], consts: { DV: 3 } }) },
       buffers: [t.buffer],
       workgroups: 1,
     });
     const err = await gpu().sync().then(() => null, (e: unknown) => e);
-    expect((err as Error).message).toMatch(/WGSL compile error: line 3:\d+ .*nope/);
+    expect((err as Error).message).toMatch(/WGSL compile error: test\.wgsl line 3:\d+ .*nope/);
     t.dispose();
   });
 
@@ -113,8 +118,8 @@ describe('gpu runtime', () => {
     [x, y].forEach((t) => t.dispose());
   });
 
-  it('profile() reports GPU time per kernel from timestamp queries', async () => {
-    if (!gpu().acquired.hasTimestamps) return;
+  // Adapters without timestamp queries cannot profile; the test is skipped there.
+  it.skipIf(!hasTimestamps)('profile() reports GPU time per kernel from timestamp queries', async () => {
     const x = Tensor.fromArray(new Float32Array(4096).fill(0.5), [4096]);
     const timings = await gpu().profile(() => {
       for (let i = 0; i < 3; i++) exp(x).dispose();
@@ -125,8 +130,7 @@ describe('gpu runtime', () => {
     x.dispose();
   });
 
-  it('f16 storage rounds to the nearest half and reads back as f32', async () => {
-    if (!gpu().acquired.hasF16) return;
+  it.skipIf(!hasF16)('f16 storage rounds to the nearest half and reads back as f32', async () => {
     const vals = [0.1, -2.5, 65504, 1e-6, 3.14159, 7];
     const t = Tensor.fromArray(vals, [6], 'f16');
     expect(t.bytes).toBe(12);
@@ -147,8 +151,7 @@ describe('gpu runtime', () => {
   });
 
   it('the NaN/Inf check names the first op that produced one (LPO_CHECK_FINITE)', async () => {
-    gpu().checkFinite = true;
-    try {
+    await withSettings({ checkFinite: true }, async () => {
       const x = Tensor.fromArray([1, -1, 2], [3]);
       const y = log(x); // NaN at index 1
       const z = exp(y); // carries it on
@@ -157,15 +160,38 @@ describe('gpu runtime', () => {
       expect((err as Error).message).toMatch(/op 'log \[3\]' is the first to produce NaN\/Inf \(1 later op too\)/);
       const fine = exp(Tensor.fromArray([1, 2], [2]));
       expect(Array.from(await fine.toArray()).every(Number.isFinite)).toBe(true); // flags were reset
-    } finally {
-      gpu().checkFinite = false;
-    }
+    });
   });
 
-  it('params that are not u32 are refused with the kernel named', () => {
-    const t = Tensor.empty([1]);
-    expect(() => gpu().dispatch({ kernel: { name: 'test.params', code: '' }, buffers: [t.buffer], params: [1.5], workgroups: 1 })).toThrow(/test\.params.*f32\(\)/);
-    void f32;
+  it('params are packed by name at their WGSL offsets (u32, f32, i32, a 16-byte aligned array)', async () => {
+    const P = defineParams('test.wgsl', 'Probe', { a: 'u32', b: 'f32', c: 'i32', arr: 'array<vec4<u32>, 2>', d: 'f32' });
+    const text = [
+      'override WG: u32 = 1u;',
+      'struct Probe { a: u32, b: f32, c: i32, arr: array<vec4<u32>, 2>, d: f32 }',
+      '@group(0) @binding(0) var<uniform> p: Probe;',
+      '@group(0) @binding(1) var<storage, read_write> o: array<f32>;',
+      '@compute @workgroup_size(1) fn main() { o[0] = f32(p.a); o[1] = p.b; o[2] = f32(p.c); o[3] = f32(at8(p.arr, 5u)); o[4] = p.d; }',
+    ].join('\n');
+    const t = Tensor.empty([5]);
+    gpu().dispatch({
+      kernel: { name: 'test.probe', code: kernelModule({ name: 'probe.wgsl', text }) },
+      buffers: [t.buffer],
+      params: P.of({ d: 0.25, c: -7, b: 1.5, a: 3000000000, arr: [0, 1, 2, 3, 4, 55] }),
+      workgroups: 1,
+    });
+    expect(Array.from(await t.toArray())).toEqual([3000000000, 1.5, -7, 55, 0.25]);
     t.dispose();
   });
+
+  it('a param value of the wrong kind is refused with the kernel and the field named', () => {
+    const P = defineParams('test.wgsl', 'Bad', { n: 'u32', k: 'i32' });
+    const t = Tensor.empty([1]);
+    const run = (values: { n: number; k: number }) => () => gpu().dispatch({ kernel: { name: 'test.params', code: '' }, buffers: [t.buffer], params: P.of(values), workgroups: 1 });
+    expect(run({ n: 1.5, k: 0 })).toThrow(/test\.params.*'n' = 1\.5 is not a u32/);
+    expect(run({ n: -1, k: 0 })).toThrow(/'n' = -1 is not a u32/);
+    expect(run({ n: 1, k: 2 ** 31 })).toThrow(/'k' = 2147483648 is not an i32/);
+    expect(run({ n: 1 } as { n: number; k: number })).toThrow(/'k' \(i32\) is missing/);
+    t.dispose();
+  });
+
 });

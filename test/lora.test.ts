@@ -3,7 +3,8 @@ import { setupGpu, relL2, randNonZero, f32round } from './helpers.js';
 import { Generator } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { fill } from '../src/tensor/ops/elementwise.js';
-import { loraConfig, loraLinear, resolveLoraVariant, type LoraVariant } from '../src/tensor/ops/lora.js';
+import { loraLinear, resolveLoraVariant, type LoraVariant } from '../src/tensor/ops/lora.js';
+import { overrideSettings, withSettings } from '../src/settings.js';
 import { gpu } from '../src/gpu/runtime.js';
 import { poison as poisonPool } from './ref/poison.js';
 import { gradcheck } from '../src/autograd/gradcheck.js';
@@ -32,15 +33,16 @@ function make(seed: number, lead: number[], N: number, K: number, R: number) {
 }
 
 for (const variant of ['rows', 'tiled'] as const) describe(`loraLinear (${variant} forward)`, () => {
-  beforeAll(() => { loraConfig.variant = variant; });
-  afterAll(() => { loraConfig.variant = 'auto'; });
+  let restore = () => {};
+  beforeAll(() => { restore = overrideSettings({ loraVariant: variant }); });
+  afterAll(() => restore());
 
   for (const bias of [true, false]) {
-    it(`forward and backward match float64 (${bias ? 'with' : 'no'} bias; relL2 < 1e-5); W gets no gradient`, async () => {
+    it(`forward and backward match float64 (${bias ? 'with' : 'no'} bias; relL2 < 1e-5), dW included when W is trainable`, async () => {
       const lead = [2, 7], N = 11, K = 13, R = 3, s = 0.75;
       const d = make(bias ? 1 : 2, lead, N, K, R);
       const x = requireGrad(Tensor.fromArray(d.x, [...lead, K]));
-      const W = requireGrad(Tensor.fromArray(d.W, [N, K])); // frozen by the op even so
+      const W = requireGrad(Tensor.fromArray(d.W, [N, K])); // trainable: it must get dW = dyᵀ·x
       const b = bias ? requireGrad(Tensor.fromArray(d.b, [N])) : null;
       const A = requireGrad(Tensor.fromArray(d.A, [R, K]));
       const B = requireGrad(Tensor.fromArray(d.B, [N, R]));
@@ -56,14 +58,14 @@ for (const variant of ['rows', 'tiled'] as const) describe(`loraLinear (${varian
       backward(y, Tensor.fromArray(d.dy, y.shape));
       const rb = loraBackwardRef(d.x, d.W, d.A, d.B, s, d.dy, d.M, N, K, R);
       const errs: Record<string, number> = { y: ef };
-      for (const [n, t, r] of [['dx', x, rb.dx], ['dA', A, rb.dA], ['dB', B, rb.dB], ['db', b, rb.db]] as const) {
+      for (const [n, t, r] of [['dx', x, rb.dx], ['dW', W, rb.dW], ['dA', A, rb.dA], ['dB', B, rb.dB], ['db', b, rb.db]] as const) {
         if (!t) continue;
+        expect(t.grad, `${n} exists`).not.toBeNull();
         const g = await t.grad!.toArray();
         expect(allFinite(g), n).toBe(true);
         errs[n] = relL2(g, r);
         expect(errs[n], n).toBeLessThan(1e-5);
       }
-      expect(W.grad).toBeNull();
       console.log(`loraLinear ${variant} (${bias ? 'bias' : 'no bias'}): relL2 ${Object.entries(errs).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(', ')}`);
     });
   }
@@ -85,14 +87,14 @@ for (const variant of ['rows', 'tiled'] as const) describe(`loraLinear (${varian
     expect(x.grad).toBeNull();
   });
 
-  it('gradcheck w.r.t. x, b, A, B (eps 1e-2, atol 2e-3, rtol 2e-2)', async () => {
+  it('gradcheck w.r.t. x, W, b, A, B (eps 1e-2, atol 2e-3, rtol 2e-2)', async () => {
     const N = 4, K = 5, R = 2;
     const d = make(4, [3], N, K, R);
     const ts = [
       Tensor.fromArray(d.x, [3, K]), Tensor.fromArray(d.W, [N, K]), Tensor.fromArray(d.b, [N]),
       Tensor.fromArray(d.A, [R, K]), Tensor.fromArray(d.B, [N, R]),
     ];
-    const r = await gradcheck((x, W, b, A, B) => loraLinear(x, W, b, A, B, 0.5), ts, { wrt: [0, 2, 3, 4] });
+    const r = await gradcheck((x, W, b, A, B) => loraLinear(x, W, b, A, B, 0.5), ts, { wrt: [0, 1, 2, 3, 4] });
     expect(r.failures).toEqual([]);
     expect(r.ok).toBe(true);
   });
@@ -122,7 +124,6 @@ function countDispatches<T>(fn: () => T): { result: T; count: number; names: str
 }
 
 describe('loraLinear: one launch forward, ragged shapes', () => {
-  afterAll(() => { loraConfig.variant = 'auto'; });
   // M not a multiple of the 64-row tile or of the rows workgroup, in/out not multiples of 4,
   // out > 128 (two column tiles); ranks 1, 3, 4, 16 and 67 (> 64: rows only, u in two chunks).
   const cases: [number[], number, number, number][] = [
@@ -130,8 +131,7 @@ describe('loraLinear: one launch forward, ragged shapes', () => {
   ];
   for (const variant of ['rows', 'tiled'] as const) {
     for (const [lead, N, K, R] of cases) {
-      it(`${variant}: x [${lead}, ${K}] → [${N}], r = ${R}: one dispatch, finite, fwd/bwd vs float64 (relL2 < 1e-5)`, async () => {
-        loraConfig.variant = variant;
+      it(`${variant}: x [${lead}, ${K}] → [${N}], r = ${R}: one dispatch, finite, fwd/bwd vs float64 (relL2 < 1e-5)`, () => withSettings({ loraVariant: variant }, async () => {
         const used: LoraVariant = resolveLoraVariant(R);
         expect(used).toBe(R > 64 ? 'rows' : variant);
         const s = 1.5 / R;
@@ -159,7 +159,7 @@ describe('loraLinear: one launch forward, ragged shapes', () => {
           expect(errs[n], n).toBeLessThan(1e-5);
         }
         console.log(`loraLinear ${variant}→${used} [${lead}]·[${N},${K}] r=${R}: relL2 ${Object.entries(errs).map(([k, v]) => `${k} ${v.toExponential(2)}`).join(', ')}`);
-      });
+      }));
     }
   }
 

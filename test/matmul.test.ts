@@ -3,10 +3,12 @@ import { setupGpu, relL2, randNonZero, f32round } from './helpers.js';
 import { matmulRef, type Act } from './ref/linalg.js';
 import { Generator } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
+import { matmul, linear } from '../src/tensor/ops/matmul.js';
 import {
-  matmul, linear, resolveMatmulVariant, matmulAutotuneEnabled, matmulBucket, matmulGeometry, tuneCandidates, parseConfigId, configId,
-  staticConfig, currentMatmulConfig, measureConfig, type MatmulVariant, type GemmVariant,
-} from '../src/tensor/ops/matmul.js';
+  resolveMatmulVariant, matmulGeometry, planMatmul, tuneCandidates, parseConfigId, configId, staticConfig, type MatmulVariant, type GemmVariant,
+} from '../src/tensor/plan/matmul.js';
+import { matmulAutotuneEnabled, matmulBucket, currentMatmulConfig, measureConfig } from '../src/tensor/plan/matmul-tune.js';
+import { settings, withSettings } from '../src/settings.js';
 import { Autotuner } from '../src/gpu/autotune.js';
 import { gpu } from '../src/gpu/runtime.js';
 import { mkdtempSync, rmSync } from 'node:fs';
@@ -18,6 +20,8 @@ import { backward, requireGrad } from '../src/autograd/tape.js';
 import { gradcheck } from '../src/autograd/gradcheck.js';
 
 beforeAll(setupGpu);
+// Which adapter decides which tests apply: skipped (not passed) where they do not.
+const { isSoftware, acquired: { hasTimestamps } } = await setupGpu();
 
 const VARIANTS: MatmulVariant[] = ['naive', 'blocked', 'strip'];
 const allFinite = (y: ArrayLike<number>) => Array.prototype.every.call(y, (v: number) => Number.isFinite(v));
@@ -176,10 +180,11 @@ describe('matmul gemm variants', () => {
 });
 
 describe('matmul autotune', () => {
-  it('never tunes on a software adapter; the default stays blocked there', () => {
-    if (!gpu().isSoftware) return;
+  it.skipIf(!isSoftware)('never tunes on a software adapter; the default stays blocked there', () => {
     expect(matmulAutotuneEnabled()).toBe(false);
-    expect(currentMatmulConfig(matmulGeometry(512, 512, 512))).toBe(process.env.LPO_MATMUL_VARIANT ?? 'blocked');
+    expect(currentMatmulConfig(matmulGeometry(512, 512, 512))).toBe(settings.matmulVariant ?? 'blocked');
+    withSettings({ matmulVariant: 'strip' }, () => expect(currentMatmulConfig(matmulGeometry(512, 512, 512))).toBe('strip'));
+    expect(currentMatmulConfig(matmulGeometry(512, 512, 512))).toBe(settings.matmulVariant ?? 'blocked');
   });
 
   it('picks the fastest measured candidate, caches it per bucket, and survives failing candidates', async () => {
@@ -246,13 +251,17 @@ describe('matmul autotune', () => {
     }
   });
 
-  it('the private timestamp path times configs (1 and 2 dispatches); a failing pipeline rejects without poisoning the stream', async () => {
-    // Called explicitly here: the op itself never tunes on a software adapter.
-    if (!gpu().acquired.hasTimestamps) return;
+  // Called explicitly here: the op itself never tunes on a software adapter. Needs timestamp queries.
+  it.skipIf(!hasTimestamps)('the private timestamp path times configs (1 and 2 dispatches); a failing pipeline rejects without poisoning the stream', async () => {
     const g = matmulGeometry(40, 24, 36);
     const flags = { act: 'none' as const, hasBias: false, transA: false, transB: false };
     expect(await measureConfig('strip', g, flags)).toBeGreaterThan(0);
     expect(await measureConfig('gemm64/s2', g, flags)).toBeGreaterThan(0);
+    // Both dispatches' pipelines now sit in the runtime's one cache (the op reuses them).
+    const buf = {} as GPUBuffer;
+    const plan = planMatmul(parseConfigId('gemm64/s2'), g, flags, { a: buf, b: buf, bias: buf, c: buf, scratch: buf });
+    expect(plan).toHaveLength(2);
+    for (const d of plan) expect(gpu().pipelines.has(d.kernel), d.kernel.name).toBe(true);
     // GBK 32 with 128×128 tiles needs 64 KiB of workgroup memory: pipeline creation fails.
     await expect(measureConfig('gemm128/k32', g, flags)).rejects.toThrow();
     await gpu().sync();

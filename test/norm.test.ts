@@ -4,13 +4,17 @@ import { groupNormRef, groupNormBackwardRef, layerNormRef, layerNormBackwardRef 
 import { poison, allFinite } from './ref/poison.js';
 import { Generator } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
-import { groupNorm, layerNorm, normConfig } from '../src/tensor/ops/norm.js';
+import { groupNorm, layerNorm } from '../src/tensor/ops/norm.js';
+import { overrideSettings } from '../src/settings.js';
 import { gradcheck } from '../src/autograd/gradcheck.js';
 import { backward, requireGrad } from '../src/autograd/tape.js';
 import { ShapeError } from '../src/errors.js';
 
 beforeAll(setupGpu);
-afterAll(() => { normConfig.variant = 'auto'; });
+// Each test forces its kernel variant; the setting is restored after the file.
+let restore: (() => void) | null = null;
+const useVariant = (normVariant: 'serial' | 'wg') => { restore?.(); restore = overrideSettings({ normVariant }); };
+afterAll(() => restore?.());
 
 const VARIANTS = ['serial', 'wg'] as const;
 const TOL = 1e-5;
@@ -23,7 +27,7 @@ describe('groupNorm', () => {
   for (const variant of VARIANTS) {
     for (const affine of [true, false]) {
       it(`${variant}: [2,6,7,9] 3 groups, affine ${affine}: forward, mean/rstd-based backward vs float64 (relL2 < ${TOL})`, async () => {
-        normConfig.variant = variant;
+        useVariant(variant);
         const gen = new Generator(21);
         const [n, c, h, w, groups, eps] = [2, 6, 7, 9, 3, 1e-6];
         const s = h * w;
@@ -54,7 +58,7 @@ describe('groupNorm', () => {
       });
     }
     it(`${variant}: rank 3 input [3,4,5], 2 groups, and groups = C`, async () => {
-      normConfig.variant = variant;
+      useVariant(variant);
       const gen = new Generator(22);
       for (const [shape, groups] of [[[3, 4, 5], 2], [[2, 5, 3, 2], 5]] as const) {
         const n = shape[0];
@@ -68,7 +72,7 @@ describe('groupNorm', () => {
       }
     });
     it(`${variant}: gradcheck (affine)`, async () => {
-      normConfig.variant = variant;
+      useVariant(variant);
       const gen = new Generator(23);
       const x = Tensor.fromArray(f32round(randNonZero(gen, 2 * 4 * 6)), [2, 4, 2, 3]);
       const g = Tensor.fromArray(f32round(randNonZero(gen, 4, 0.5, 1.5)), [4]);
@@ -92,7 +96,7 @@ describe('layerNorm', () => {
   for (const variant of VARIANTS) {
     for (const affine of [true, false]) {
       it(`${variant}: [3,5,37] (ragged D), affine ${affine}: forward and backward vs float64 (relL2 < ${TOL})`, async () => {
-        normConfig.variant = variant;
+        useVariant(variant);
         const gen = new Generator(31);
         const [rows, d, eps] = [15, 37, 1e-5];
         const xh = f32round(randNonZero(gen, rows * d).map((v) => 2 + v));
@@ -120,7 +124,7 @@ describe('layerNorm', () => {
       });
     }
     it(`${variant}: gradcheck (affine)`, async () => {
-      normConfig.variant = variant;
+      useVariant(variant);
       const gen = new Generator(33);
       const x = Tensor.fromArray(f32round(randNonZero(gen, 3 * 7)), [3, 7]);
       const g = Tensor.fromArray(f32round(randNonZero(gen, 7, 0.5, 1.5)), [7]);

@@ -6,6 +6,11 @@ fn linear_id(wg: vec3<u32>, nwg: vec3<u32>, lid: u32) -> u32 {
   return (wg.x + wg.y * nwg.x) * WG + lid;
 }
 
+// Entry i of 8 u32s packed as array<vec4<u32>, 2> (shapes and strides in a uniform block, rank ≤ 8).
+fn at8(v: array<vec4<u32>, 2>, i: u32) -> u32 {
+  return v[i / 4u][i % 4u];
+}
+
 // erf with |error| < 1.2e-7 (Numerical Recipes' erfc Chebyshev fit); WGSL has no erf builtin.
 fn erf_(x: f32) -> f32 {
   let z = abs(x);

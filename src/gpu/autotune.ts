@@ -9,11 +9,12 @@
 //
 // `timeDispatches` is the private timestamp path: its own encoder, bind groups, params and
 // buffers, submitted straight to the queue and wrapped in error scopes, so tuning never touches the
-// runtime's recorded stream or its pending-error lists (a candidate that fails to compile is dropped,
-// not reported to the next sync()).
+// runtime's recorded stream or its pending-error lists. Candidates' pipelines come from the one
+// pipeline cache's `build` (private error scopes too): one that fails to compile is dropped, not
+// reported to the next sync().
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
-import { homedir } from 'node:os';
 import { join } from 'node:path';
+import { settings } from '../settings.js';
 
 export type Measure = (id: string) => Promise<number>;
 
@@ -140,10 +141,9 @@ export class Autotuner {
   }
 }
 
-/** ~/.cache/lpo-wgsl/<name>-<adapter>.json (LPO_CACHE_DIR overrides the folder). */
+/** <settings.cacheDir>/<name>-<adapter>.json (LPO_CACHE_DIR; default ~/.cache/lpo-wgsl). */
 export function tuneCacheFile(name: string, adapter: string): string {
-  const dir = process.env.LPO_CACHE_DIR ?? join(homedir(), '.cache', 'lpo-wgsl');
-  return join(dir, `${name}-${adapter.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80)}.json`);
+  return join(settings.cacheDir, `${name}-${adapter.replace(/[^A-Za-z0-9._-]+/g, '_').slice(0, 80)}.json`);
 }
 
 /** Small stable string hash (FNV-1a, hex) for cache versions. */
@@ -160,8 +160,8 @@ export interface TimedDispatch {
   pipeline: GPUComputePipeline;
   /** Storage buffers at @binding(1), … */
   buffers: GPUBuffer[];
-  /** u32 params at @binding(0). */
-  params: number[];
+  /** The packed params block at @binding(0) (ParamsLayout.pack). */
+  params: Uint32Array;
   workgroups: [number, number, number];
 }
 
@@ -180,7 +180,7 @@ export async function timeDispatches(device: GPUDevice, dispatches: TimedDispatc
     const groups = dispatches.map((d) => {
       const u = device.createBuffer({ size: Math.max(16, Math.ceil((d.params.length * 4) / 16) * 16), usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'autotune.params' });
       uniforms.push(u);
-      device.queue.writeBuffer(u, 0, new Uint32Array(d.params));
+      device.queue.writeBuffer(u, 0, d.params);
       const entries: GPUBindGroupEntry[] = [{ binding: 0, resource: { buffer: u } }, ...d.buffers.map((buffer, i) => ({ binding: i + 1, resource: { buffer } }))];
       return device.createBindGroup({ layout: d.pipeline.getBindGroupLayout(0), entries, label: 'autotune' });
     });
@@ -222,17 +222,4 @@ export async function timeDispatches(device: GPUDevice, dispatches: TimedDispatc
     querySet?.destroy();
     for (const b of [...uniforms, ...extra]) b.destroy();
   }
-}
-
-/** A compute pipeline built asynchronously in an error scope (throws on compile/validation errors). */
-export async function buildPipeline(device: GPUDevice, code: string, entry: string, constants: Record<string, number>, label: string): Promise<GPUComputePipeline> {
-  device.pushErrorScope('validation');
-  let module: GPUShaderModule;
-  try {
-    module = device.createShaderModule({ code, label });
-  } finally {
-    const e = await device.popErrorScope();
-    if (e) throw new Error(`${label}: ${e.message}`);
-  }
-  return device.createComputePipelineAsync({ label, layout: 'auto', compute: { module, entryPoint: entry, constants } });
 }

@@ -1,5 +1,6 @@
 // Dawn adapter/device acquisition through the npm `webgpu` package.
 import { NoAdapterError } from './errors.js';
+import { settings } from '../settings.js';
 
 export interface DeviceOptions {
   /** Prefer this adapter (Dawn `adapter=` toggle substring, e.g. 'llvmpipe' or 'nvidia'). */
@@ -47,7 +48,7 @@ export async function acquireDevice(opts: DeviceOptions = {}): Promise<AcquiredD
   Object.assign(globalThis, webgpu.globals);
   // Honest GPU timings need unquantized timestamps (Dawn masks the low 16 bits by default).
   const flags = ['disable-dawn-features=timestamp_quantization', ...(opts.dawnFlags ?? [])];
-  const adapterName = opts.adapterName ?? process.env.LPO_ADAPTER;
+  const adapterName = opts.adapterName ?? settings.adapter;
   if (adapterName) flags.push(`adapter=${adapterName}`);
   const gpu = webgpu.create(flags);
   const adapter = await gpu.requestAdapter({ powerPreference: 'high-performance' });

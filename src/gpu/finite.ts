@@ -1,12 +1,13 @@
-// Debug switch LPO_CHECK_FINITE=1 (or gpu().checkFinite = true): after every op a tiny kernel flags a
+// Debug switch settings.checkFinite (LPO_CHECK_FINITE=1): after every op a tiny kernel flags a
 // NaN/Inf in its output, in stream order; the next sync or readback throws a NonFiniteError naming the
 // first op that produced one. Costs one dispatch per op and a small readback per sync.
-import family from '../../kernels/check.wgsl';
 import { NonFiniteError } from './errors.js';
+import { defineParams } from './params.js';
 import type { Gpu } from './runtime.js';
-import { withCommon } from './wgsl.js';
+import { kernelModule } from './wgsl.js';
 
-const source = withCommon(family);
+const code = kernelModule('check');
+const P = defineParams('check.wgsl', 'Params', { n: 'u32', slot: 'u32' });
 const WG = 256;
 /** Ops checked between two syncs; later ones go unchecked until the next sync. */
 const SLOTS = 16384;
@@ -31,9 +32,9 @@ export class FiniteChecker {
     const slot = this.labels.length;
     this.labels.push(label);
     this.gpu.dispatch({
-      kernel: { name: 'check.finite', code: source, entry: 'finite', constants: { WG } },
+      kernel: { name: 'check.finite', code, entry: 'finite', constants: { WG } },
       buffers: [buffer, this.flags],
-      params: [n, slot],
+      params: P.of({ n, slot }),
       workgroups: Math.ceil(n / WG),
     });
   }

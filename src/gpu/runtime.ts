@@ -6,13 +6,8 @@ import { DeviceLostError, KernelError, LimitError } from './errors.js';
 import { BufferPool } from './pool.js';
 import { PipelineCache, type KernelSpec } from './pipelines.js';
 import { FiniteChecker } from './finite.js';
-
-/** A float parameter in a uniform block (plain numbers are u32). */
-export interface F32 { f32: number }
-export interface I32 { i32: number }
-export const f32 = (x: number): F32 => ({ f32: x });
-export const i32 = (x: number): I32 => ({ i32: x });
-export type Param = number | F32 | I32;
+import type { BoundParams } from './params.js';
+import { settings } from '../settings.js';
 
 export interface BufferBinding { buffer: GPUBuffer; offset?: number; size?: number }
 
@@ -20,16 +15,16 @@ export interface Dispatch {
   kernel: KernelSpec;
   /** Storage buffers at @binding(1), @binding(2), … in order (@binding(0) is the params block). */
   buffers: (GPUBuffer | BufferBinding)[];
-  /** The `params` uniform at @binding(0): u32 by default, f32()/i32() for others. */
-  params?: Param[];
+  /** The `params` uniform at @binding(0), by name: `P.of({ ... })` of the family's defineParams layout. */
+  params?: BoundParams;
   /** Workgroup counts. A single number is a linear count folded into x/y (see WGSL `wg_linear`). */
   workgroups: number | [number, number?, number?];
 }
 
 const PARAM_SLOT = 256; // minUniformBufferOffsetAlignment
+// Submitting in chunks (settings.submitEvery ≤ this) lets the GPU start on early dispatches while the
+// host encodes later ones.
 const MAX_DISPATCHES_PER_SUBMIT = 512;
-// Submitting in chunks lets the GPU start on early dispatches while the host encodes later ones.
-const SUBMIT_EVERY = Math.min(MAX_DISPATCHES_PER_SUBMIT, Number(process.env.LPO_SUBMIT_EVERY ?? 128) || 128);
 // createBindGroup costs ~5–20 µs (most of a dispatch's host time); loops repeat the same bindings.
 const BIND_GROUP_CACHE_SIZE = 8192;
 
@@ -63,7 +58,6 @@ export class Gpu {
   private readonly bufferIds = new WeakMap<GPUBuffer, number>();
   private nextBufferId = 1;
   private profiling: { querySet: GPUQuerySet; names: string[]; results: Map<string, KernelTiming>; pending: Promise<void>[] } | null = null;
-  readonly debugSync = process.env.LPO_DEBUG_SYNC === '1';
   private finite: FiniteChecker | null = null;
   // dawn.node builds a fresh limits object on every `device.limits` read: cache what the hot path needs.
   private readonly maxWorkgroupsPerDim: number;
@@ -75,7 +69,6 @@ export class Gpu {
     this.pipelines = new PipelineCache(this.device, { f16: acquired.hasF16, subgroups: acquired.hasSubgroups });
     this.paramBuffer = this.device.createBuffer({ size: this.paramData.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'params' });
     this.device.lost.then((info) => { this.lostReason = `${info.reason}: ${info.message}`; });
-    if (process.env.LPO_CHECK_FINITE === '1') this.finite = new FiniteChecker(this);
     this.device.addEventListener('uncapturederror', (ev) => {
       this.uncaptured.push((ev as GPUUncapturedErrorEvent).error.message);
     });
@@ -83,18 +76,21 @@ export class Gpu {
 
   get summary() { return this.acquired.summary; }
 
-  /** Debug: check every op's output for NaN/Inf (see src/gpu/finite.ts). Also LPO_CHECK_FINITE=1. */
-  get checkFinite(): boolean { return this.finite !== null; }
-  set checkFinite(on: boolean) {
-    if (on && !this.finite) this.finite = new FiniteChecker(this);
-    if (!on) this.finite = null;
-  }
-
-  /** Called by every op on its result: queues the finite check when it is on. */
+  /** Called by every op on its result: queues the NaN/Inf check when settings.checkFinite is on (src/gpu/finite.ts). */
   checkOutput(op: string, t: { buffer: GPUBuffer; size: number; shape: readonly number[]; dtype: string }): void {
-    if (this.finite && t.dtype === 'f32') this.finite.check(`${op} [${t.shape.join(', ')}]`, t.buffer, t.size);
+    if (!settings.checkFinite || t.dtype !== 'f32') return;
+    this.finite ??= new FiniteChecker(this);
+    this.finite.check(`${op} [${t.shape.join(', ')}]`, t.buffer, t.size);
   }
   get isSoftware(): boolean { return this.acquired.summary.isSoftware; }
+
+  /**
+   * Whether the subgroup kernels can run: subgroups with at least 8 lanes (the barrier-free lavapipe
+   * variants of matmul and conv2d broadcast 8 rows across a subgroup).
+   */
+  get hasSubgroups8(): boolean {
+    return this.acquired.hasSubgroups && this.summary.subgroupMinSize >= 8;
+  }
 
   private checkAlive(): void {
     if (this.lostReason !== null) throw new DeviceLostError(`GPU device lost (${this.lostReason}); restart the process`);
@@ -102,21 +98,16 @@ export class Gpu {
 
   dispatch(d: Dispatch): void {
     this.checkAlive();
-    const pipe = this.pipelines.get(d.kernel);
-    if (this.dispatches >= SUBMIT_EVERY) this.flush();
+    if (this.dispatches >= Math.min(settings.submitEvery, MAX_DISPATCHES_PER_SUBMIT)) this.flush();
     const slot = this.dispatches;
     const entries: GPUBindGroupEntry[] = [];
-    if (d.params && d.params.length) {
-      if (d.params.length * 4 > PARAM_SLOT) throw new KernelError(pipe.label, `too many params (${d.params.length})`);
-      const base = slot * (PARAM_SLOT / 4);
-      for (let i = 0; i < d.params.length; i++) {
-        const p = d.params[i];
-        if (typeof p === 'number') {
-          if (!(p >= 0 && p <= 0xffffffff && Number.isInteger(p))) throw new KernelError(pipe.label, `param ${i} = ${p} is not a u32 (wrap floats in f32())`);
-          this.paramU32[base + i] = p;
-        } else if ('f32' in p) this.paramF32[base + i] = p.f32;
-        else this.paramI32[base + i] = p.i32;
-      }
+    // Params first: a bad value throws before anything is created or recorded.
+    if (d.params) {
+      if (d.params.layout.words * 4 > PARAM_SLOT) throw new KernelError(d.kernel.name, `params of ${d.params.layout.words * 4} bytes exceed ${PARAM_SLOT}`);
+      d.params.layout.write(d.params.values, this.paramU32, this.paramF32, this.paramI32, slot * (PARAM_SLOT / 4), d.kernel.name);
+    }
+    const pipe = this.pipelines.get(d.kernel);
+    if (d.params) {
       entries.push({ binding: 0, resource: { buffer: this.paramBuffer, offset: slot * PARAM_SLOT, size: PARAM_SLOT } });
     }
     let key = `${pipe.id}|${entries.length ? slot : '-'}`;
@@ -152,7 +143,7 @@ export class Gpu {
     pass.dispatchWorkgroups(x, y, z);
     if (this.profiling) pass.end();
     this.dispatches++;
-    if (this.debugSync) this.flush();
+    if (settings.debugSync) this.flush();
   }
 
   private bufferId(b: GPUBuffer): number {
@@ -168,9 +159,10 @@ export class Gpu {
     // An error scope per dispatch costs a promise round trip on the hot path; only debug mode pays it.
     // Otherwise a bad binding reaches the uncaptured-error handler, whose message names the bind
     // group's label (the kernel).
-    if (this.debugSync) this.device.pushErrorScope('validation');
+    const debug = settings.debugSync;
+    if (debug) this.device.pushErrorScope('validation');
     bg = this.device.createBindGroup({ layout, entries, label });
-    if (this.debugSync) {
+    if (debug) {
       this.bindErrors.push(this.device.popErrorScope().then((e) => (e ? new KernelError(label, `bad bindings: ${e.message}`) : null)));
     }
     if (this.bindGroups.size >= BIND_GROUP_CACHE_SIZE) this.bindGroups.clear();

@@ -1,13 +1,17 @@
 // AdamW with torch.optim.AdamW semantics (decoupled weight decay, bias correction), one fused
 // kernel per parameter buffer; global gradient norm and clipping on the GPU. See kernels/adamw.wgsl.
-import family from '../../kernels/adamw.wgsl';
-import { withCommon } from '../gpu/wgsl.js';
 import { LpoError, ShapeError, DTypeError } from '../errors.js';
-import { gpu, f32, type Param } from '../gpu/runtime.js';
+import { defineParams, type ParamValues } from '../gpu/params.js';
+import { gpu } from '../gpu/runtime.js';
+import { kernelModule } from '../gpu/wgsl.js';
 import { Tensor, keep } from '../tensor/tensor.js';
 import { zeros } from '../tensor/ops/elementwise.js';
 
-const source = withCommon(family);
+const code = kernelModule('adamw');
+const FIELDS = {
+  n: 'u32', decay: 'f32', beta1: 'f32', beta2: 'f32', step_size: 'f32', bc2_sqrt: 'f32', eps: 'f32', slot: 'u32', max_norm: 'f32',
+} as const;
+const P = defineParams('adamw.wgsl', 'Params', FIELDS);
 
 const WG = 256;
 /** Invocations per buffer in the sum-of-squares pass. */
@@ -22,12 +26,9 @@ export interface AdamWOptions {
   weightDecay?: number;
 }
 
-function uni(n: number, fields: Partial<Record<'decay' | 'beta1' | 'beta2' | 'stepSize' | 'bc2Sqrt' | 'eps' | 'maxNorm', number>> & { slot?: number }): Param[] {
-  return [
-    n, f32(fields.decay ?? 0), f32(fields.beta1 ?? 0), f32(fields.beta2 ?? 0), f32(fields.stepSize ?? 0),
-    f32(fields.bc2Sqrt ?? 0), f32(fields.eps ?? 0), fields.slot ?? 0, f32(fields.maxNorm ?? 0), 0, 0, 0,
-  ];
-}
+/** The params block with the fields an entry point reads set, the others 0. */
+const uni = (n: number, fields: Partial<ParamValues<typeof FIELDS>>) =>
+  P.of({ n, decay: 0, beta1: 0, beta2: 0, step_size: 0, bc2_sqrt: 0, eps: 0, slot: 0, max_norm: 0, ...fields });
 
 function checkF32(op: string, t: Tensor): void {
   if (t.dtype !== 'f32') throw new DTypeError(`${op}: parameters and gradients must be f32, got ${t.dtype} [${t.shape}]`);
@@ -71,9 +72,9 @@ export class AdamW {
       const bc1 = 1 - b1 ** t;
       const bc2 = 1 - b2 ** t;
       gpu().dispatch({
-        kernel: { name: 'adamw.step', code: source, entry: 'adamw_step', constants: { WG } },
+        kernel: { name: 'adamw.step', code, entry: 'adamw_step', constants: { WG } },
         buffers: [p.buffer, g.buffer, st.m.buffer, st.v.buffer],
-        params: uni(p.size, { decay: 1 - this.lr * this.weightDecay, beta1: b1, beta2: b2, stepSize: this.lr / bc1, bc2Sqrt: Math.sqrt(bc2), eps: this.eps }),
+        params: uni(p.size, { decay: 1 - this.lr * this.weightDecay, beta1: b1, beta2: b2, step_size: this.lr / bc1, bc2_sqrt: Math.sqrt(bc2), eps: this.eps }),
         workgroups: Math.ceil(p.size / WG),
       });
     }
@@ -90,6 +91,27 @@ export class AdamW {
   /** First and second moments of a parameter (undefined before its first step). */
   moments(p: Tensor): { m: Tensor; v: Tensor } | undefined {
     return this.state.get(p);
+  }
+
+  /** Steps a parameter has taken (0 before its first): with moments(), what a checkpoint saves. */
+  stepCount(p: Tensor): number {
+    return this.steps.get(p) ?? 0;
+  }
+
+  /** Restores a parameter's state from a checkpoint: its step count and both moments (host values). */
+  setState(p: Tensor, step: number, m: ArrayLike<number>, v: ArrayLike<number>): void {
+    if (!this.params.includes(p)) throw new LpoError('AdamW.setState: not a parameter of this optimizer');
+    if (!(Number.isInteger(step) && step >= 0)) throw new LpoError(`AdamW.setState: step must be a non-negative integer, got ${step}`);
+    if (m.length !== p.size || v.length !== p.size) throw new ShapeError(`AdamW.setState: moments of ${m.length}/${v.length} values for a parameter of ${p.size}`);
+    let st = this.state.get(p);
+    if (!st) {
+      st = { m: keep(zeros(p.shape)), v: keep(zeros(p.shape)) };
+      this.state.set(p, st);
+    }
+    st.m.write(m);
+    st.v.write(v);
+    if (step === 0) this.steps.delete(p);
+    else this.steps.set(p, step);
   }
 
   /** Frees the optimizer state. */
@@ -116,14 +138,14 @@ export function gradNorm(params: readonly Tensor[]): Tensor {
   }
   grads.forEach((g, slot) => {
     gpu().dispatch({
-      kernel: { name: 'adamw.sumsq', code: source, entry: 'sumsq', constants: { WG, NT } },
+      kernel: { name: 'adamw.sumsq', code, entry: 'sumsq', constants: { WG, NT } },
       buffers: [g.buffer, partials.buffer],
       params: uni(g.size, { slot }),
       workgroups: Math.ceil(NT / WG),
     });
   });
   gpu().dispatch({
-    kernel: { name: 'adamw.finish_norm', code: source, entry: 'finish_norm' },
+    kernel: { name: 'adamw.finish_norm', code, entry: 'finish_norm' },
     buffers: [partials.buffer, norm.buffer],
     params: uni(partials.size, {}),
     workgroups: 1,
@@ -145,9 +167,9 @@ export function clipGradNorm(params: readonly Tensor[], maxNorm: number): Tensor
     if (!g || g.size === 0 || scaled.has(g.buffer)) continue;
     scaled.add(g.buffer);
     gpu().dispatch({
-      kernel: { name: 'adamw.clip', code: source, entry: 'clip', constants: { WG } },
+      kernel: { name: 'adamw.clip', code, entry: 'clip', constants: { WG } },
       buffers: [norm.buffer, g.buffer],
-      params: uni(g.size, { maxNorm }),
+      params: uni(g.size, { max_norm: maxNorm }),
       workgroups: Math.ceil(g.size / WG),
     });
   }

@@ -29,5 +29,8 @@ export function loraBackwardRef(x: ArrayLike<number>, W: ArrayLike<number>, A: A
   for (let o = 0; o < N; o++) for (let r = 0; r < R; r++) { let t = 0; for (let m = 0; m < M; m++) t += dy[m * N + o] * u[m * R + r]; dB[o * R + r] = s * t; }
   const db = new Float64Array(N);
   for (let m = 0; m < M; m++) for (let o = 0; o < N; o++) db[o] += dy[m * N + o];
-  return { dx, dA, dB, db };
+  // dW = dyᵀ·x (when W is trainable).
+  const dW = new Float64Array(N * K);
+  for (let o = 0; o < N; o++) for (let k = 0; k < K; k++) { let t = 0; for (let m = 0; m < M; m++) t += dy[m * N + o] * x[m * K + k]; dW[o * K + k] = t; }
+  return { dx, dA, dB, db, dW };
 }

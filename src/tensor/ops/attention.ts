@@ -1,13 +1,15 @@
 // Multi-head scaled dot-product attention (flash style: online softmax, log-sum-exp saved,
 // backward recomputes the scores blockwise). See kernels/attention.wgsl.
-import family from '../../../kernels/attention.wgsl';
-import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError, DTypeError } from '../../errors.js';
-import { gpu, f32 } from '../../gpu/runtime.js';
+import { defineParams } from '../../gpu/params.js';
+import { gpu } from '../../gpu/runtime.js';
+import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
+import { attentionQueriesPerThread, dkdvSplit } from '../plan/variants.js';
 
-const source = withCommon(family);
+export { dkdvSplit };
+const P = defineParams('attention.wgsl', 'Params', { B: 'u32', H: 'u32', Lq: 'u32', Lk: 'u32', C: 'u32', scale: 'f32', split: 'u32', chunk: 'u32' });
 
 const WG = 64;
 /** Largest head dimension (private arrays of d floats per invocation; the VAE mid-block uses 512). */
@@ -20,36 +22,10 @@ export interface AttentionOptions {
   causal?: boolean;
 }
 
-/**
- * Tuning: query rows per forward invocation (register blocking). 0 = automatic = 1: on an H200
- * (d = 40, 4096², bench/attention-suite.ts) 1 row ran at 1.57 ms, 2 rows 1.93 ms, 4 rows 5.7 ms,
- * and lavapipe has even fewer registers. Capped so that rows·d ≤ 256 (at d = 512 with 4 rows the
- * NVIDIA driver failed to create the pipeline).
- */
-export const attentionConfig = { queriesPerThread: 0 };
-
-function queriesPerThread(d: number): number {
-  const want = attentionConfig.queriesPerThread > 0 ? attentionConfig.queriesPerThread : 1;
-  return Math.max(1, Math.min(want, Math.floor(256 / d)));
-}
-
-const sources = new Map<string, string>();
 /** The module for head dim d: vec4 rows when d % 4 == 0, scalar rows otherwise; qpt query rows per forward invocation. */
 function codeFor(d: number, qpt: number): string {
-  const key = `${d}/${qpt}`;
-  let s = sources.get(key);
-  if (!s) {
-    const w = vecWidth(d);
-    const lines = w === 4
-      ? [`const DV: u32 = ${d / 4}u;`, 'alias VT = vec4<f32>;', 'fn hsum(x: VT) -> f32 { return x.x + x.y + x.z + x.w; }']
-      : [`const DV: u32 = ${d}u;`, 'alias VT = f32;', 'fn hsum(x: VT) -> f32 { return x; }'];
-    lines.push(`const QPT: u32 = ${qpt}u;`);
-    let i = 0;
-    s = source.replace(/^.*\/\/ @host-replaced$/gm, () => lines[i++]);
-    if (i !== 4) throw new Error('attention.wgsl: expected 4 host-replaced lines');
-    sources.set(key, s);
-  }
-  return s;
+  const w = vecWidth(d);
+  return kernelModule('attention', { libs: [w === 4 ? 'rows_vec4' : 'rows_f32'], consts: { DV: d / w, QPT: qpt } });
 }
 
 const vecWidth = (d: number) => (d % 4 === 0 ? 4 : 1);
@@ -61,19 +37,9 @@ function launch(entry: string, dims: Dims, causal: boolean, scale: number, buffe
   gpu().dispatch({
     kernel: { name: `attention.d${dims.d}.q${qpt}`, code: codeFor(dims.d, qpt), entry, constants: { WG, CAUSAL: causal ? 1 : 0 } },
     buffers,
-    params: [dims.B, dims.H, dims.Lq, dims.Lk, dims.C / vecWidth(dims.d), f32(scale), split, chunk],
+    params: P.of({ B: dims.B, H: dims.H, Lq: dims.Lq, Lk: dims.Lk, C: dims.C / vecWidth(dims.d), scale, split, chunk }),
     workgroups: Math.ceil(rows / WG),
   });
-}
-
-/**
- * How many query chunks the dk/dv pass splits into: enough invocations to fill the device when
- * there are few key rows (cross-attention's 77 keys against 4096 queries), at least 64 queries a chunk.
- */
-export function dkdvSplit(B: number, H: number, Lq: number, Lk: number): number {
-  const target = gpu().isSoftware ? 1024 : 32768;
-  const rows = B * H * Lk;
-  return Math.max(1, Math.min(64, Math.ceil(target / Math.max(rows, 1)), Math.floor(Lq / 64)));
 }
 
 /**
@@ -103,7 +69,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, heads: number, opts: 
 
   const o = Tensor.empty(q.shape);
   const lse = Tensor.empty([B, heads, Lq]);
-  const qpt = queriesPerThread(d);
+  const qpt = attentionQueriesPerThread(d);
   launch('forward', dims, causal, scale, [q.buffer, k.buffer, v.buffer, o.buffer, lse.buffer], B * heads * Math.ceil(Lq / qpt), 1, Lq, qpt);
 
   const out = record('attention', [q, k, v], o, [q, k, v, o, lse], (dy, [sq, sk, sv, so, slse]) => {

@@ -1,13 +1,14 @@
 // f32 ↔ f16 casts (kernels/cast.wgsl; adapters with 'shader-f16' only). Differentiable: the gradient
 // is cast back to the input's dtype.
-import family from '../../../kernels/cast.wgsl';
-import { withCommon } from '../../gpu/wgsl.js';
 import { ArgumentError, DTypeError } from '../../errors.js';
+import { defineParams } from '../../gpu/params.js';
 import { gpu } from '../../gpu/runtime.js';
+import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
 
-const source = withCommon(family);
+const code = kernelModule('cast');
+const P = defineParams('cast.wgsl', 'Params', { n: 'u32' });
 
 const WG = 256;
 
@@ -24,9 +25,9 @@ export function cast(x: Tensor, dtype: 'f16' | 'f32'): Tensor {
   const y = Tensor.empty(x.shape, dtype);
   if (y.size > 0) {
     gpu().dispatch({
-      kernel: { name: `cast.${dtype}`, code: source, entry: dtype === 'f16' ? 'to_f16' : 'to_f32', constants: { WG }, enables: ['f16'] },
+      kernel: { name: `cast.${dtype}`, code, entry: dtype === 'f16' ? 'to_f16' : 'to_f32', constants: { WG } },
       buffers: [x.buffer, y.buffer],
-      params: [y.size, 0, 0, 0],
+      params: P.of({ n: y.size }),
       workgroups: Math.ceil(y.size / WG),
     });
   }

@@ -1,10 +1,14 @@
 // conv2d (NCHW, groups = 1) as implicit GEMMs: forward, dx and dw kernels; dbias via the reduce op.
-import source from '../../../kernels/conv2d.wgsl';
 import { ShapeError, ArgumentError, DTypeError } from '../../errors.js';
+import { defineParams } from '../../gpu/params.js';
 import { foldWorkgroups, gpu } from '../../gpu/runtime.js';
+import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
+import { resolveConv2dVariant, type Conv2dVariant } from '../plan/variants.js';
 import { sum } from './reduce.js';
+
+export { resolveConv2dVariant, type Conv2dVariant };
 
 export type Padding2d = number | [number, number] | [number, number, number, number];
 
@@ -13,17 +17,16 @@ export interface Conv2dOptions {
   stride?: number | [number, number];
   /** p (all sides), [ph, pw] (top/bottom, left/right) or [top, bottom, left, right] (default 0) */
   padding?: Padding2d;
-  /** Force a kernel variant (default: 'sg' on software adapters with subgroups, else 'rb'; 'tiled' on GPUs). */
+  /** Force a kernel variant (default: src/tensor/plan/variants.ts resolveConv2dVariant). */
   variant?: Conv2dVariant;
 }
 
-/** 'sg' (lavapipe with subgroups), 'rb' (no barriers, no subgroups), 'tiled' (shared memory, GPUs). */
-export type Conv2dVariant = 'rb' | 'sg' | 'tiled';
-
-// The host appends the subgroups section of the kernel file (and `enable subgroups;`) only for *_sg.
-const MARK = '// ---- subgroups ----';
-const COMMON = source.slice(0, source.indexOf(MARK));
-const SG_SOURCE = source;
+const CODE = kernelModule('conv2d');
+const SG_CODE = kernelModule('conv2d', { also: ['conv2d_sg'] });
+const P = defineParams('conv2d.wgsl', 'Params', {
+  n: 'u32', c: 'u32', h: 'u32', w: 'u32', o: 'u32', oh: 'u32', ow: 'u32', pad_t: 'u32',
+  pad_l: 'u32', m: 'u32', ncols: 'u32', k: 'u32', bias_on: 'u32',
+});
 
 /** Normalises a padding spec to [top, bottom, left, right]. */
 export function normPadding(pad: Padding2d | undefined, op = 'conv2d'): [number, number, number, number] {
@@ -48,38 +51,30 @@ interface Geometry {
   sh: number; sw: number; pad: [number, number, number, number]; oh: number; ow: number;
 }
 
-/** The variant conv2d uses when none is forced (and whether a forced one can run here). */
-export function resolveConv2dVariant(v?: Conv2dVariant): Conv2dVariant {
-  const g = gpu();
-  const sgOk = g.acquired.hasSubgroups && g.summary.subgroupMinSize >= 8;
-  if (v === 'sg' && !sgOk) return 'rb';
-  return v ?? (g.isSoftware ? (sgOk ? 'sg' : 'rb') : 'tiled');
-}
-
-/** Launches one implicit GEMM of the family (mode 0 forward, 1 dx, 2 dw). */
 /** Column tiles beyond 65,535 fold into x·z (the kernels rebuild the tile index as x + z·nx). */
 function foldColumns(tiles: number, rows: number): [number, number, number] {
   const [x, z] = foldWorkgroups(tiles);
   return [x, rows, z];
 }
 
+/** Launches one implicit GEMM of the family (mode 0 forward, 1 dx, 2 dw). */
 function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, bias: Tensor | null, dst: Tensor, variant: Conv2dVariant): void {
   const m = mode === 1 ? g.c : g.o;
   const ncols = mode === 0 ? g.n * g.oh * g.ow : mode === 1 ? g.n * g.h * g.w : g.c * g.kh * g.kw;
   const k = mode === 0 ? g.c * g.kh * g.kw : mode === 1 ? g.o * g.kh * g.kw : g.n * g.oh * g.ow;
-  const params = [g.n, g.c, g.h, g.w, g.o, g.oh, g.ow, g.pad[0], g.pad[2], m, ncols, k, bias ? 1 : 0, 0, 0, 0];
+  const params = P.of({ n: g.n, c: g.c, h: g.h, w: g.w, o: g.o, oh: g.oh, ow: g.ow, pad_t: g.pad[0], pad_l: g.pad[2], m, ncols, k, bias_on: bias ? 1 : 0 });
   const constants = { KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, MODE: mode };
   const buffers = [src0.buffer, src1.buffer, (bias ?? src1).buffer, dst.buffer];
   if (variant === 'rb' || variant === 'sg') {
     const entry = `${['fwd', 'dx', 'dw'][mode]}_${variant}`;
     const sg = variant === 'sg';
     gpu().dispatch({
-      kernel: { name: `conv2d.${entry}`, code: sg ? SG_SOURCE : COMMON, entry, constants: { ...constants, WG: WG_RB }, enables: sg ? ['subgroups'] : undefined },
+      kernel: { name: `conv2d.${entry}`, code: sg ? SG_CODE : CODE, entry, constants: { ...constants, WG: WG_RB } },
       buffers, params, workgroups: foldColumns(Math.ceil(ncols / WG_RB), Math.ceil(m / OB)),
     });
   } else {
     gpu().dispatch({
-      kernel: { name: `conv2d.tiled${mode}`, code: COMMON, entry: 'tiled', constants },
+      kernel: { name: `conv2d.tiled${mode}`, code: CODE, entry: 'tiled', constants },
       buffers, params, workgroups: foldColumns(Math.ceil(ncols / BN), Math.ceil(m / BM)),
     });
   }

@@ -1,12 +1,13 @@
 // Step-DPO loss with clamped likelihood ratios (SPO/LPO, LPO-SPEC §5.2). See kernels/dpo_loss.wgsl.
-import family from '../../../kernels/dpo_loss.wgsl';
-import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError, ArgumentError, DTypeError } from '../../errors.js';
-import { gpu, f32 } from '../../gpu/runtime.js';
+import { defineParams } from '../../gpu/params.js';
+import { gpu } from '../../gpu/runtime.js';
+import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
 
-const source = withCommon(family);
+const code = kernelModule('dpo_loss');
+const PARAMS = defineParams('dpo_loss.wgsl', 'Params', { P: 'u32', beta: 'f32', lo: 'f32', hi: 'f32', log_lo: 'f32', log_hi: 'f32', slot: 'u32' });
 
 const WG = 64;
 
@@ -28,20 +29,20 @@ export function stepDpoLoss(logpPolicyW: Tensor, logpRefW: Tensor, logpPolicyL: 
   if (!(eps > 0 && eps < 1)) throw new ArgumentError(`stepDpoLoss: eps ${eps} must lie in (0, 1)`);
   const loss = Tensor.empty([]);
   const grad = Tensor.empty([4, P]);
-  const params = [P, f32(beta), f32(1 - eps), f32(1 + eps), f32(Math.log(1 - eps)), f32(Math.log(1 + eps)), 0, 0];
+  const params = (slot: number) => PARAMS.of({ P, beta, lo: 1 - eps, hi: 1 + eps, log_lo: Math.log(1 - eps), log_hi: Math.log(1 + eps), slot });
   gpu().dispatch({
-    kernel: { name: 'dpo_loss', code: source, entry: 'dpo_loss', constants: { WG } },
+    kernel: { name: 'dpo_loss', code, entry: 'dpo_loss', constants: { WG } },
     buffers: [...ins.map((t) => t.buffer), loss.buffer, grad.buffer],
-    params,
+    params: params(0),
     workgroups: Math.ceil(P / WG),
   });
   const out = record('stepDpoLoss', ins, loss, [grad], (dy, [g]) =>
     [0, 1, 2, 3].map((slot) => () => {
       const dx = Tensor.empty([P]);
       gpu().dispatch({
-        kernel: { name: 'dpo_loss.scale', code: source, entry: 'dpo_scale', constants: { WG } },
+        kernel: { name: 'dpo_loss.scale', code, entry: 'dpo_scale', constants: { WG } },
         buffers: [g.buffer, dy.buffer, dx.buffer],
-        params: [P, f32(beta), 0, 0, 0, 0, slot, 0],
+        params: params(slot),
         workgroups: Math.ceil(P / WG),
       });
       return dx;

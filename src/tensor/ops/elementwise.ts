@@ -1,13 +1,19 @@
-// Elementwise ops: unary (with gradients), broadcasting binary, fill.
-import family from '../../../kernels/elementwise.wgsl';
-import { withCommon } from '../../gpu/wgsl.js';
+// Elementwise ops: unary (with gradients), broadcasting binary, fill. Op codes come from the shared
+// table in src/gpu/opcodes.ts (the kernels switch on the same names).
 import { ShapeError, DTypeError } from '../../errors.js';
-import { gpu, f32, type Param } from '../../gpu/runtime.js';
+import { opcode, type BinaryCode, type UnaryCode } from '../../gpu/opcodes.js';
+import { defineParams } from '../../gpu/params.js';
+import { gpu } from '../../gpu/runtime.js';
+import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor, tidy } from '../tensor.js';
 import { sumToShape } from './reduce.js';
 
-const source = withCommon(family);
+const code = kernelModule('elementwise', { libs: ['unary'] });
+const P = defineParams('elementwise.wgsl', 'Params', {
+  n: 'u32', rank: 'u32', alpha: 'f32', beta: 'f32',
+  shape: 'array<vec4<u32>, 2>', a_strides: 'array<vec4<u32>, 2>', b_strides: 'array<vec4<u32>, 2>',
+});
 
 const WG = 256;
 const MAX_RANK = 8;
@@ -16,17 +22,13 @@ function requireF32(op: string, ...ts: Tensor[]): void {
   for (const t of ts) if (t.dtype !== 'f32') throw new DTypeError(`${op}: expects f32 tensors, got ${t.dtype} (cast first)`);
 }
 
-export const UNARY = {
-  neg: 0, exp: 1, log: 2, sqrt: 3, rsqrt: 4, silu: 5, geluTanh: 6, gelu: 7, quickGelu: 8,
-  sigmoid: 9, tanh: 10, relu: 11, abs: 12, square: 13, affine: 14, pow: 15, reciprocal: 16, sin: 17, cos: 18,
-} as const;
-export type UnaryOp = keyof typeof UNARY;
+export type UnaryOp = UnaryCode;
 
 function launchUnary(entry: 'unary' | 'unary_backward', op: UnaryOp, inputs: Tensor[], out: Tensor, alpha: number, beta: number): void {
   gpu().dispatch({
-    kernel: { name: `elementwise.${op}`, code: source, entry, constants: { OP: UNARY[op], WG } },
+    kernel: { name: `elementwise.${op}`, code, entry, constants: { OP: opcode('UNARY', op), WG } },
     buffers: [...inputs.map((t) => t.buffer), out.buffer],
-    params: [out.size, 0, f32(alpha), f32(beta)],
+    params: P.of({ n: out.size, rank: 0, alpha, beta }),
     workgroups: Math.ceil(out.size / WG),
   });
 }
@@ -62,14 +64,15 @@ export const relu = (x: Tensor) => unary('relu', x);
 export const abs = (x: Tensor) => unary('abs', x);
 export const square = (x: Tensor) => unary('square', x);
 export const reciprocal = (x: Tensor) => unary('reciprocal', x);
+export const sin = (x: Tensor) => unary('sin', x);
+export const cos = (x: Tensor) => unary('cos', x);
 export const pow = (x: Tensor, e: number) => unary('pow', x, e);
 /** alpha·x + beta */
 export const affine = (x: Tensor, alpha: number, beta = 0) => unary('affine', x, alpha, beta);
 export const scale = (x: Tensor, alpha: number) => unary('affine', x, alpha, 0);
 
-export const BINARY = { add: 0, sub: 1, mul: 2, div: 3, maximum: 4, minimum: 5 } as const;
-const RAW_BINARY = { ...BINARY, equal: 7, first: 8 } as const;
-export type BinaryOp = keyof typeof BINARY;
+/** The differentiable binary ops (equal and first are kernel-internal codes). */
+export type BinaryOp = Exclude<BinaryCode, 'equal' | 'first'>;
 
 /** NumPy broadcasting of two shapes. */
 export function broadcastShapes(a: readonly number[], b: readonly number[], op = 'broadcast'): number[] {
@@ -98,15 +101,15 @@ function broadcastStrides(shape: readonly number[], outShape: readonly number[])
 }
 
 /** One launch of the binary kernel; broadcasting is done by strides (rank ≤ 8). */
-function launchBinary(op: keyof typeof RAW_BINARY, a: Tensor, b: Tensor, out: Tensor): void {
+function launchBinary(op: BinaryCode, a: Tensor, b: Tensor, out: Tensor): void {
   const same = a.shape.join() === out.shape.join() && b.shape.join() === out.shape.join();
   const shape = [...out.shape];
   if (!same && shape.length > MAX_RANK) throw new ShapeError(`${op}: broadcasting supports rank ≤ ${MAX_RANK}, got [${shape}]`);
-  const pad = (v: number[]) => [...v, ...new Array<number>(MAX_RANK - v.length).fill(0)];
-  const params: Param[] = [out.size, shape.length, 0, 0];
-  if (!same) params.push(...pad(shape), ...pad(broadcastStrides(a.shape, shape)), ...pad(broadcastStrides(b.shape, shape)));
+  const params = same
+    ? P.of({ n: out.size, rank: shape.length, alpha: 0, beta: 0 })
+    : P.of({ n: out.size, rank: shape.length, alpha: 0, beta: 0, shape, a_strides: broadcastStrides(a.shape, shape), b_strides: broadcastStrides(b.shape, shape) });
   gpu().dispatch({
-    kernel: { name: `elementwise.${op}`, code: source, entry: 'binary', constants: { OP: RAW_BINARY[op], WG, BROADCAST: same ? 0 : 1 } },
+    kernel: { name: `elementwise.${op}`, code, entry: 'binary', constants: { OP: opcode('BINARY', op), WG, BROADCAST: same ? 0 : 1 } },
     buffers: [a.buffer, b.buffer, out.buffer],
     params,
     workgroups: Math.ceil(out.size / WG),
@@ -178,9 +181,9 @@ export function fill(shape: readonly number[], value: number): Tensor {
   const t = Tensor.empty(shape);
   if (t.size) {
     gpu().dispatch({
-      kernel: { name: 'elementwise.fill', code: source, entry: 'fill', constants: { WG } },
+      kernel: { name: 'elementwise.fill', code, entry: 'fill', constants: { WG } },
       buffers: [t.buffer],
-      params: [t.size, 0, f32(value), 0],
+      params: P.of({ n: t.size, rank: 0, alpha: value, beta: 0 }),
       workgroups: Math.ceil(t.size / WG),
     });
   }

@@ -1,13 +1,14 @@
 // Embedding lookup (token ids → rows of a table) with a deterministic scatter-add backward.
-import family from '../../../kernels/embedding.wgsl';
-import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError, DTypeError } from '../../errors.js';
+import { defineParams } from '../../gpu/params.js';
 import { gpu } from '../../gpu/runtime.js';
+import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
 import { zeros } from './elementwise.js';
 
-const source = withCommon(family);
+const code = kernelModule('embedding');
+const P = defineParams('embedding.wgsl', 'Params', { N: 'u32', D: 'u32', V: 'u32' });
 
 const WG = 256;
 
@@ -23,9 +24,9 @@ export function embedding(ids: Tensor, table: Tensor): Tensor {
   const out = Tensor.empty([...ids.shape, D]);
   if (out.size) {
     gpu().dispatch({
-      kernel: { name: 'embedding.forward', code: source, entry: 'forward', constants: { WG } },
+      kernel: { name: 'embedding.forward', code, entry: 'forward', constants: { WG } },
       buffers: [ids.buffer, table.buffer, out.buffer],
-      params: [N, D, V, 0],
+      params: P.of({ N, D, V }),
       workgroups: Math.ceil((N * D) / WG),
     });
   }
@@ -35,9 +36,9 @@ export function embedding(ids: Tensor, table: Tensor): Tensor {
       const dt = zeros(table.shape);
       if (N * D > 0) {
         gpu().dispatch({
-          kernel: { name: 'embedding.backward', code: source, entry: 'backward', constants: { WG } },
+          kernel: { name: 'embedding.backward', code, entry: 'backward', constants: { WG } },
           buffers: [sids.buffer, dy.buffer, dt.buffer],
-          params: [N, D, V, 0],
+          params: P.of({ N, D, V }),
           workgroups: Math.ceil((N * D) / WG),
         });
       }

@@ -1,22 +1,23 @@
 // GEGLU: h [..., 2·D] → h[..., :D] · gelu(h[..., D:]) (exact erf GELU; diffusers' order: value first,
 // gate second). One launch forward, one backward. See kernels/geglu.wgsl.
-import family from '../../../kernels/geglu.wgsl';
-import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError, DTypeError } from '../../errors.js';
+import { defineParams } from '../../gpu/params.js';
 import { gpu } from '../../gpu/runtime.js';
+import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
 
-const source = withCommon(family);
+const code = kernelModule('geglu');
+const P = defineParams('geglu.wgsl', 'Params', { n: 'u32', D: 'u32' });
 
 const WG = 256;
 
 function launch(entry: 'geglu_forward' | 'geglu_backward', buffers: GPUBuffer[], n: number, D: number): void {
   if (n === 0) return;
   gpu().dispatch({
-    kernel: { name: `geglu.${entry.slice(6)}`, code: source, entry, constants: { WG } },
+    kernel: { name: `geglu.${entry.slice(6)}`, code, entry, constants: { WG } },
     buffers,
-    params: [n, D, 0, 0],
+    params: P.of({ n, D }),
     workgroups: Math.ceil(n / WG),
   });
 }

@@ -1,15 +1,19 @@
 // Layout ops: reshape (a view recorded on the tape, no copy) and the copies of kernels/layout.wgsl:
 // permute/transpose, slice, concat, chunk. The copies move 4-byte elements bit for bit, so f32 and i32
 // tensors both work; only f32 results take part in autograd.
-import family from '../../../kernels/layout.wgsl';
 import { ShapeError, ArgumentError, DTypeError } from '../../errors.js';
+import { defineParams } from '../../gpu/params.js';
 import { gpu } from '../../gpu/runtime.js';
-import { withCommon } from '../../gpu/wgsl.js';
+import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor, numel } from '../tensor.js';
 import { zeros } from './elementwise.js';
 
-const layoutSource = withCommon(family);
+const code = kernelModule('layout');
+const PERMUTE = defineParams('layout.wgsl', 'PermuteParams', { n: 'u32', rank: 'u32', out_shape: 'array<vec4<u32>, 2>', in_strides: 'array<vec4<u32>, 2>' });
+const AXIS = defineParams('layout.wgsl', 'AxisParams', {
+  outer: 'u32', inner: 'u32', count: 'u32', src_len: 'u32', src_start: 'u32', dst_len: 'u32', dst_start: 'u32',
+});
 
 /** Same storage, new shape (one -1 allowed); differentiable. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -53,11 +57,10 @@ export function permute(x: Tensor, dims: readonly number[]): Tensor {
       const inStrides: number[] = new Array(rank);
       let s = 1;
       for (let i = rank - 1; i >= 0; i--) { inStrides[i] = s; s *= x.shape[i]; }
-      const pad = (v: number[]) => [...v, ...new Array<number>(MAX_PERMUTE_RANK - v.length).fill(0)];
       gpu().dispatch({
-        kernel: { name: 'layout.permute', code: layoutSource, entry: 'permute', constants: { WG: LAYOUT_WG } },
+        kernel: { name: 'layout.permute', code, entry: 'permute', constants: { WG: LAYOUT_WG } },
         buffers: [x.buffer, y.buffer],
-        params: [y.size, rank, 0, 0, ...pad(outShape), ...pad(d.map((v) => inStrides[v]))],
+        params: PERMUTE.of({ n: y.size, rank, out_shape: outShape, in_strides: d.map((v) => inStrides[v]) }),
         workgroups: Math.ceil(y.size / LAYOUT_WG),
       });
     }
@@ -84,9 +87,9 @@ function copyAxis(src: Tensor, srcStart: number, dst: Tensor, dstStart: number, 
   const n = outer * count * inner;
   if (n === 0) return;
   gpu().dispatch({
-    kernel: { name: 'layout.copy_axis', code: layoutSource, entry: 'copy_axis', constants: { WG: LAYOUT_WG } },
+    kernel: { name: 'layout.copy_axis', code, entry: 'copy_axis', constants: { WG: LAYOUT_WG } },
     buffers: [src.buffer, dst.buffer],
-    params: [outer, inner, count, src.shape[axis], srcStart, dst.shape[axis], dstStart, 0],
+    params: AXIS.of({ outer, inner, count, src_len: src.shape[axis], src_start: srcStart, dst_len: dst.shape[axis], dst_start: dstStart }),
     workgroups: Math.ceil(n / LAYOUT_WG),
   });
 }

@@ -1,37 +1,26 @@
-// LoRA linear: x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ with W frozen (no dW ever). See kernels/lora.wgsl.
-import family from '../../../kernels/lora.wgsl';
-import { withCommon } from '../../gpu/wgsl.js';
+// LoRA linear: x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ. See kernels/lora.wgsl. W is usually frozen; when it
+// requires a gradient it gets dW = dyᵀ·x like any linear weight.
 import { ShapeError, DTypeError } from '../../errors.js';
-import { gpu, f32, type Dispatch } from '../../gpu/runtime.js';
+import { defineParams } from '../../gpu/params.js';
+import { gpu, type Dispatch } from '../../gpu/runtime.js';
+import { kernelModule } from '../../gpu/wgsl.js';
 import { isGradEnabled, record } from '../../autograd/tape.js';
 import { Tensor, tidy } from '../tensor.js';
+import { resolveLoraVariant, LORA_TILED_MAX_RANK, type LoraVariant } from '../plan/variants.js';
 import { sum } from './reduce.js';
 import { matmul } from './matmul.js';
 import { add, affine } from './elementwise.js';
 
-const source = withCommon(family);
+export { resolveLoraVariant, LORA_TILED_MAX_RANK, type LoraVariant };
+const code = kernelModule('lora');
+const P = defineParams('lora.wgsl', 'Params', {
+  M: 'u32', N: 'u32', K: 'u32', R: 'u32', scale: 'f32', write_u: 'u32', span: 'u32', row_blocks: 'u32',
+});
 
 const ROWS_WG = 64;
 const TILE_M = 64;
 const TILE_N = 128;
 const TILE_BK = 16;
-/** Largest rank the tiled forward holds in workgroup memory (larger ranks use the rows variant). */
-export const LORA_TILED_MAX_RANK = 64;
-
-export type LoraVariant = 'rows' | 'tiled';
-
-/**
- * Forward variant: 'tiled' (workgroup tiles through workgroup memory, GPUs) or 'rows' (no barriers,
- * lavapipe); 'auto' picks on gpu().isSoftware, and ranks over 64 always take 'rows'. Both are one launch.
- */
-export const loraConfig: { variant: 'auto' | LoraVariant } = { variant: 'auto' };
-
-/** The forward variant used for rank R (a forced 'tiled' still falls back to 'rows' past rank 64). */
-export function resolveLoraVariant(R: number): LoraVariant {
-  const v = loraConfig.variant === 'auto' ? (gpu().isSoftware ? 'rows' : 'tiled') : loraConfig.variant;
-  return v === 'tiled' && R <= LORA_TILED_MAX_RANK ? 'tiled' : 'rows';
-}
-
 /** rows: columns per invocation (a multiple of 8) and the number of column spans. */
 function rowsSpan(M: number, N: number, R: number): { span: number; spans: number; rowBlocks: number } {
   const rowBlocks = Math.ceil(M / ROWS_WG);
@@ -45,9 +34,9 @@ function rowsSpan(M: number, N: number, R: number): { span: number; spans: numbe
 }
 
 /**
- * y = x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ for x [..., in], W [out, in] (frozen), b [out] (optional),
- * A [r, in], B [out, r]; scale is usually α/r. One launch forward. Backward gives dx, dA, dB and db;
- * W gets no gradient even when it requires one.
+ * y = x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ for x [..., in], W [out, in], b [out] (optional), A [r, in],
+ * B [out, r]; scale is usually α/r. One launch forward (variant: src/tensor/plan/variants.ts). Backward
+ * gives dx, dA, dB and db, and dW = dyᵀ·x when W requires a gradient (usually it is frozen).
  */
 export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null | undefined, A: Tensor, B: Tensor, scale: number): Tensor {
   for (const [n, t] of [['x', x], ['W', W], ['A', A], ['B', B], ['b', b]] as const) {
@@ -82,18 +71,18 @@ export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null | undefined, A
       const RU = Math.max(4, Math.ceil(R / 4) * 4);
       const SH = Math.max(TILE_BK * (TILE_M + TILE_N + RU), TILE_M * RU) / 4;
       d = {
-        kernel: { name: 'lora.fwd_tiled', code: source, entry: 'lora_fwd_tiled', constants: { HAS_BIAS: b ? 1 : 0, RU, BK: TILE_BK, SH } },
+        kernel: { name: 'lora.fwd_tiled', code, entry: 'lora_fwd_tiled', constants: { HAS_BIAS: b ? 1 : 0, RU, BK: TILE_BK, SH } },
         buffers: [...buffers, uBuf],
-        params: [M, N, K, R, f32(scale), keepU ? 1 : 0, 0, 0],
+        params: P.of({ M, N, K, R, scale, write_u: keepU ? 1 : 0, span: 0, row_blocks: 0 }),
         workgroups: [Math.ceil(N / TILE_N), Math.ceil(M / TILE_M)],
       };
     } else {
       const { span, spans, rowBlocks } = rowsSpan(M, N, R);
       const RQ = Math.max(1, Math.ceil(Math.min(R, 64) / 4));
       d = {
-        kernel: { name: 'lora.fwd_rows', code: source, entry: 'lora_fwd_rows', constants: { WG: ROWS_WG, HAS_BIAS: b ? 1 : 0, RQ } },
+        kernel: { name: 'lora.fwd_rows', code, entry: 'lora_fwd_rows', constants: { WG: ROWS_WG, HAS_BIAS: b ? 1 : 0, RQ } },
         buffers: [...buffers, uBuf],
-        params: [M, N, K, R, f32(scale), keepU ? 1 : 0, span, rowBlocks],
+        params: P.of({ M, N, K, R, scale, write_u: keepU ? 1 : 0, span, row_blocks: rowBlocks }),
         workgroups: rowBlocks * spans,
       };
     }
@@ -123,7 +112,9 @@ export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null | undefined, A
     // u from the forward; recomputed only if B was not trainable then.
     const dBThunk = () => tidy(() => affine(matmul(dy.view([M, N]), su ?? matmul(sx.view([M, K]), sA, { transB: true }), { transA: true }), scale, 0));
     const dbThunk = () => tidy(() => sum(dy.view([M, N]), 0));
-    return b ? [dxThunk, null, dbThunk, dAThunk, dBThunk] : [dxThunk, null, dAThunk, dBThunk];
+    // dW = dyᵀ·x [out, in], only when W is trainable (the tape runs no thunk for inputs without grad).
+    const dWThunk = () => tidy(() => matmul(dy.view([M, N]), sx.view([M, K]), { transA: true }));
+    return b ? [dxThunk, dWThunk, dbThunk, dAThunk, dBThunk] : [dxThunk, dWThunk, dAThunk, dBThunk];
   });
   u?.dispose();
   return out;

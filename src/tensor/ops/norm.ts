@@ -1,24 +1,24 @@
 // Normalisation ops: groupNorm (x [N, C, ...spatial]) and layerNorm (x [..., D]), with backward.
-import gnFamily from '../../../kernels/groupnorm.wgsl';
-import lnFamily from '../../../kernels/layernorm.wgsl';
-import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError, DTypeError } from '../../errors.js';
-import { gpu, f32 } from '../../gpu/runtime.js';
+import { defineParams } from '../../gpu/params.js';
+import { gpu } from '../../gpu/runtime.js';
+import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor, numel } from '../tensor.js';
+import { normUsesWorkgroups as useWg } from '../plan/variants.js';
 
-const gnSource = withCommon(gnFamily, 'wgSum');
-const lnSource = withCommon(lnFamily, 'wgSum');
+const gnCode = kernelModule('groupnorm', { libs: ['wg_sum'] });
+const lnCode = kernelModule('layernorm', { libs: ['wg_sum'] });
+const GN = defineParams('groupnorm.wgsl', 'Params', {
+  n: 'u32', c: 'u32', s: 'u32', groups: 'u32', cg: 'u32', eps: 'f32', affine: 'u32', total: 'u32',
+});
+const LN = defineParams('layernorm.wgsl', 'Params', { rows: 'u32', d: 'u32', eps: 'f32', affine: 'u32' });
 
 const WG = 256;
 
 function requireF32(op: string, ...ts: (Tensor | null | undefined)[]): void {
   for (const t of ts) if (t && t.dtype !== 'f32') throw new DTypeError(`${op}: expects f32 tensors, got ${t.dtype}`);
 }
-
-/** Kernel variant: 'wg' reduces with a workgroup per row (GPUs), 'serial' one invocation per row (lavapipe). */
-export const normConfig: { variant: 'auto' | 'serial' | 'wg' } = { variant: 'auto' };
-const useWg = () => (normConfig.variant === 'auto' ? !gpu().isSoftware : normConfig.variant === 'wg');
 
 /**
  * GroupNorm like torch.nn.functional.group_norm: x [N, C, ...spatial], `groups` dividing C,
@@ -36,25 +36,25 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bia
   const s = numel(x.shape.slice(2));
   const cg = c / groups;
   const affine = weight != null;
-  const params = () => [n, c, s, groups, cg, f32(eps), affine ? 1 : 0, x.size];
+  const gnParams = GN.of({ n, c, s, groups, cg, eps, affine: affine ? 1 : 0, total: x.size });
   const blocks = n * groups;
   const y = Tensor.empty(x.shape);
   const mean = Tensor.empty([n, groups]);
   const rstd = Tensor.empty([n, groups]);
-  const k = (entry: string, wg = WG) => ({ name: `groupnorm.${entry}`, code: gnSource, entry, constants: { WG: wg } });
+  const k = (entry: string, wg = WG) => ({ name: `groupnorm.${entry}`, code: gnCode, entry, constants: { WG: wg } });
   // Serial (one invocation per row) reductions run in 8-wide workgroups: N·G rows are few (64 for SD).
   const SWG = 8;
   if (x.size) {
     gpu().dispatch({
       kernel: useWg() ? k('stats_wg') : k('stats', SWG),
       buffers: [x.buffer, mean.buffer, rstd.buffer],
-      params: params(),
+      params: gnParams,
       workgroups: useWg() ? blocks : Math.ceil(blocks / SWG),
     });
     gpu().dispatch({
       kernel: k('apply'),
       buffers: [x.buffer, mean.buffer, rstd.buffer, (weight ?? x).buffer, (bias ?? x).buffer, y.buffer],
-      params: params(),
+      params: gnParams,
       workgroups: [Math.ceil(s / WG), n * c, 1],
     });
   }
@@ -67,7 +67,7 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bia
     gpu().dispatch({
       kernel: useWg() ? k('bwd_reduce_wg') : k('bwd_reduce', SWG),
       buffers: [xs.buffer, dy.buffer, ms.buffer, rs.buffer, sdy.buffer, sdyx.buffer],
-      params: params(),
+      params: gnParams,
       workgroups: useWg() ? n * c : Math.ceil((n * c) / SWG),
     });
     const wanted = inputs.map((t) => t.requiresGrad);
@@ -80,14 +80,14 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bia
       gpu().dispatch({
         kernel: k('bwd_group'),
         buffers: [(ws ?? xs).buffer, sdy.buffer, sdyx.buffer, gs.buffer],
-        params: params(),
+        params: gnParams,
         workgroups: Math.ceil(blocks / WG),
       });
       const dx = Tensor.empty(xs.shape);
       gpu().dispatch({
         kernel: k('bwd_dx'),
         buffers: [xs.buffer, dy.buffer, ms.buffer, rs.buffer, (ws ?? xs).buffer, gs.buffer, dx.buffer],
-        params: params(),
+        params: gnParams,
         workgroups: [Math.ceil(s / WG), n * c, 1],
       });
       gs.dispose();
@@ -101,7 +101,7 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bia
         gpu().dispatch({
           kernel: k('bwd_params'),
           buffers: [sdy.buffer, sdyx.buffer, paramGrads[0].buffer, paramGrads[1].buffer],
-          params: params(),
+          params: gnParams,
           workgroups: Math.ceil(c / WG),
         });
         // Drop the one whose input wants no gradient (its thunk will not run).
@@ -132,8 +132,8 @@ export function layerNorm(x: Tensor, weight?: Tensor | null, bias?: Tensor | nul
   }
   if ((weight == null) !== (bias == null)) throw new ShapeError('layerNorm: pass both weight and bias, or neither');
   const affine = weight != null;
-  const params = [rows, d, f32(eps), affine ? 1 : 0];
-  const k = (entry: string) => ({ name: `layernorm.${entry}`, code: lnSource, entry, constants: { WG } });
+  const params = LN.of({ rows, d, eps, affine: affine ? 1 : 0 });
+  const k = (entry: string) => ({ name: `layernorm.${entry}`, code: lnCode, entry, constants: { WG } });
   const y = Tensor.empty(x.shape);
   const mean = Tensor.empty([rows]);
   const rstd = Tensor.empty([rows]);

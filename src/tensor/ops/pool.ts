@@ -1,12 +1,15 @@
 // Pooling and resampling: avgPool2d, spatialMean (global mean over H·W), upsampleNearest2x.
-import family from '../../../kernels/pool.wgsl';
-import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError, ArgumentError, DTypeError } from '../../errors.js';
+import { defineParams } from '../../gpu/params.js';
 import { gpu } from '../../gpu/runtime.js';
+import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
 
-const source = withCommon(family);
+const code = kernelModule('pool');
+const P = defineParams('pool.wgsl', 'Params', {
+  planes: 'u32', h: 'u32', w: 'u32', oh: 'u32', ow: 'u32', kh: 'u32', kw: 'u32', sh: 'u32', sw: 'u32', total: 'u32',
+});
 
 const WG = 256;
 
@@ -21,9 +24,9 @@ interface PoolGeom { planes: number; h: number; w: number; oh: number; ow: numbe
 function launch(entry: string, g: PoolGeom, src: Tensor, dst: Tensor, threads: number): void {
   if (!threads) return;
   gpu().dispatch({
-    kernel: { name: `pool.${entry}`, code: source, entry, constants: { WG } },
+    kernel: { name: `pool.${entry}`, code, entry, constants: { WG } },
     buffers: [src.buffer, dst.buffer],
-    params: [g.planes, g.h, g.w, g.oh, g.ow, g.kh, g.kw, g.sh, g.sw, threads, 0, 0],
+    params: P.of({ ...g, total: threads }),
     workgroups: Math.ceil(threads / WG),
   });
 }

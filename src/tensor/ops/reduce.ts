@@ -1,18 +1,19 @@
 // Reductions over an axis (sum, mean, max) and sumToShape (the backward of broadcasting).
-import family from '../../../kernels/reduce.wgsl';
 import { ShapeError } from '../../errors.js';
+import { opcode, type ReduceCode } from '../../gpu/opcodes.js';
+import { defineParams } from '../../gpu/params.js';
 import { gpu } from '../../gpu/runtime.js';
-import { withCommon } from '../../gpu/wgsl.js';
+import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor, numel } from '../tensor.js';
 import { affine, equal, expandTo, mul } from './elementwise.js';
 import { reshape } from './layout.js';
 
-const source = withCommon(family);
+const code = kernelModule('reduce');
+const P = defineParams('reduce.wgsl', 'Params', { outer: 'u32', len: 'u32', inner: 'u32' });
 
 const WG = 256;
-const OPS = { sum: 0, mean: 1, max: 2 } as const;
-type ReduceOp = keyof typeof OPS;
+type ReduceOp = ReduceCode;
 
 function normAxis(axis: number, rank: number, op: string): number {
   const a = axis < 0 ? axis + rank : axis;
@@ -27,9 +28,9 @@ function launch(op: ReduceOp, x: Tensor, axis: number): Tensor {
   if (len === 0) throw new ShapeError(`${op}: cannot reduce an empty axis`);
   const y = Tensor.empty(x.shape.filter((_, i) => i !== axis));
   gpu().dispatch({
-    kernel: { name: `reduce.${op}`, code: source, entry: 'reduce_axis', constants: { OP: OPS[op], WG } },
+    kernel: { name: `reduce.${op}`, code, entry: 'reduce_axis', constants: { OP: opcode('REDUCE', op), WG } },
     buffers: [x.buffer, y.buffer],
-    params: [outer, len, inner, 0],
+    params: P.of({ outer, len, inner }),
     workgroups: Math.ceil((outer * inner) / WG),
   });
   return y;

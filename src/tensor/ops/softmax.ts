@@ -1,20 +1,21 @@
 // Softmax and log-softmax over the last axis (one invocation per row; kernels/softmax.wgsl).
-import family from '../../../kernels/softmax.wgsl';
-import { withCommon } from '../../gpu/wgsl.js';
 import { ShapeError, DTypeError } from '../../errors.js';
+import { defineParams } from '../../gpu/params.js';
 import { gpu } from '../../gpu/runtime.js';
+import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
 
-const source = withCommon(family);
+const code = kernelModule('softmax');
+const P = defineParams('softmax.wgsl', 'Params', { rows: 'u32', len: 'u32' });
 
 const WG = 64;
 
 function launch(entry: 'forward' | 'backward', log: boolean, buffers: GPUBuffer[], rows: number, len: number): void {
   gpu().dispatch({
-    kernel: { name: log ? 'softmax.log' : 'softmax', code: source, entry, constants: { WG, LOG: log ? 1 : 0 } },
+    kernel: { name: log ? 'softmax.log' : 'softmax', code, entry, constants: { WG, LOG: log ? 1 : 0 } },
     buffers,
-    params: [rows, len, 0, 0],
+    params: P.of({ rows, len }),
     workgroups: Math.ceil(rows / WG),
   });
 }

@@ -1,0 +1,132 @@
+// Every setting of lpo-wgsl in one typed object: the `LPO_*` environment variables are read once, when
+// this module loads, and nothing else reads process.env for them. Code reads `settings.x` where it needs
+// the value (a property read, cheap enough for the dispatch path), so an override takes effect at once.
+// Tests and benches override through `withSettings({ ... }, fn)` (or `overrideSettings`, which returns the
+// restore function), never by assigning to the object.
+import { homedir } from 'node:os';
+import { join } from 'node:path';
+import { ArgumentError } from './errors.js';
+
+export const MATMUL_VARIANTS = ['naive', 'blocked', 'strip', 'gemm128', 'gemm128x64', 'gemm64'] as const;
+export type MatmulVariant = (typeof MATMUL_VARIANTS)[number];
+const NORM_VARIANTS = ['auto', 'serial', 'wg'] as const;
+const LORA_VARIANTS = ['auto', 'rows', 'tiled'] as const;
+const AUTOTUNE_MODES = ['off', 'explicit', 'background'] as const;
+
+export interface Settings {
+  /** LPO_ADAPTER: prefer the adapter whose name contains this (Dawn `adapter=` toggle), e.g. 'llvmpipe'. */
+  adapter: string | undefined;
+  /** LPO_SUBMIT_EVERY (default 128, 1–512): dispatches recorded before a submit, so the GPU starts early. */
+  submitEvery: number;
+  /** LPO_DEBUG_SYNC=1: submit after every dispatch and check every bind group (locates a failing kernel). */
+  debugSync: boolean;
+  /** LPO_CHECK_FINITE=1: check every op's output for NaN/Inf; the next sync names the first op (src/gpu/finite.ts). */
+  checkFinite: boolean;
+  /** LPO_DUMP_WGSL=1: print every compiled WGSL module to stderr. */
+  dumpWgsl: boolean;
+  /** LPO_MATMUL_VARIANT: force one matmul kernel variant for every product (default: planned per shape). */
+  matmulVariant: MatmulVariant | undefined;
+  /** LPO_MATMUL_SPLITK: split count of forced gemm variants (default: the heuristic). */
+  matmulSplitK: number | undefined;
+  /** LPO_GPU_SMS (default 132, H100/H200): multiprocessors the static matmul heuristic fills. */
+  gpuSms: number;
+  /**
+   * LPO_AUTOTUNE: 'background' (=1; ops tune a new shape bucket in the background on GPUs with
+   * timestamps), 'explicit' (only explicit autotuneMatmul() calls tune: the default under vitest, where
+   * tests time nothing) or 'off' (=0). Software adapters never tune.
+   */
+  autotune: (typeof AUTOTUNE_MODES)[number];
+  /** LPO_AUTOTUNE_CACHE=0: keep tuning results in memory only (default: a JSON file per adapter in cacheDir). */
+  autotuneCache: boolean;
+  /** LPO_AUTOTUNE_DISPATCH_NS (default 3000): host cost added per extra dispatch when comparing candidates. */
+  autotuneDispatchNs: number;
+  /** LPO_CACHE_DIR (default ~/.cache/lpo-wgsl): where tuning results are kept. */
+  cacheDir: string;
+  /** LPO_NORM_VARIANT: 'wg' (a workgroup per row, GPUs), 'serial' (an invocation per row, lavapipe) or 'auto'. */
+  normVariant: (typeof NORM_VARIANTS)[number];
+  /** LPO_ATTENTION_QPT (default 0 = automatic = 1): query rows per attention forward invocation. */
+  attentionQueriesPerThread: number;
+  /** LPO_LORA_VARIANT: 'tiled' (GPUs), 'rows' (lavapipe) or 'auto'; ranks over 64 always take 'rows'. */
+  loraVariant: (typeof LORA_VARIANTS)[number];
+  /** LPO_BENCH_FULL=1: benches run the real SD shapes on the software adapter too (minutes). */
+  benchFull: boolean;
+}
+
+type Env = Record<string, string | undefined>;
+
+function flag(env: Env, name: string): boolean {
+  const v = env[name];
+  if (v === undefined || v === '' || v === '0') return false;
+  if (v === '1') return true;
+  throw new ArgumentError(`${name}=${v}: expected 0 or 1`);
+}
+
+function int(env: Env, name: string, min: number, max: number): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isInteger(n) || n < min || n > max) throw new ArgumentError(`${name}=${v}: expected an integer in [${min}, ${max}]`);
+  return n;
+}
+
+function oneOf<T extends string>(env: Env, name: string, allowed: readonly T[]): T | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  if (!(allowed as readonly string[]).includes(v)) throw new ArgumentError(`${name}=${v}: expected one of ${allowed.join('|')}`);
+  return v as T;
+}
+
+/** Settings from an environment (process.env when this module loads); throws ArgumentError naming a bad variable. */
+export function settingsFromEnv(env: Env): Settings {
+  const tune = env.LPO_AUTOTUNE;
+  if (tune !== undefined && tune !== '' && tune !== '0' && tune !== '1') throw new ArgumentError(`LPO_AUTOTUNE=${tune}: expected 0 or 1`);
+  return {
+    adapter: env.LPO_ADAPTER || undefined,
+    submitEvery: int(env, 'LPO_SUBMIT_EVERY', 1, 512) ?? 128,
+    debugSync: flag(env, 'LPO_DEBUG_SYNC'),
+    checkFinite: flag(env, 'LPO_CHECK_FINITE'),
+    dumpWgsl: flag(env, 'LPO_DUMP_WGSL'),
+    matmulVariant: oneOf(env, 'LPO_MATMUL_VARIANT', MATMUL_VARIANTS),
+    matmulSplitK: int(env, 'LPO_MATMUL_SPLITK', 1, 64),
+    gpuSms: int(env, 'LPO_GPU_SMS', 1, 1 << 16) ?? 132,
+    autotune: tune === '0' ? 'off' : tune === '1' || !env.VITEST ? 'background' : 'explicit',
+    autotuneCache: env.LPO_AUTOTUNE_CACHE !== '0',
+    autotuneDispatchNs: int(env, 'LPO_AUTOTUNE_DISPATCH_NS', 0, 1e9) ?? 3000,
+    cacheDir: env.LPO_CACHE_DIR || join(homedir(), '.cache', 'lpo-wgsl'),
+    normVariant: oneOf(env, 'LPO_NORM_VARIANT', NORM_VARIANTS) ?? 'auto',
+    attentionQueriesPerThread: int(env, 'LPO_ATTENTION_QPT', 0, 64) ?? 0,
+    loraVariant: oneOf(env, 'LPO_LORA_VARIANT', LORA_VARIANTS) ?? 'auto',
+    benchFull: flag(env, 'LPO_BENCH_FULL'),
+  };
+}
+
+const current: Settings = settingsFromEnv(process.env);
+
+/** The process's settings (read-only here: override with withSettings). */
+export const settings: Readonly<Settings> = current;
+
+/**
+ * Overrides some settings and returns the function that restores their previous values (for a test
+ * suite's beforeAll/afterAll). Process-wide: meant for tests and benches, which run one at a time.
+ */
+export function overrideSettings(overrides: Partial<Settings>): () => void {
+  const saved: Partial<Settings> = {};
+  for (const k of Object.keys(overrides) as (keyof Settings)[]) (saved as Record<string, unknown>)[k] = current[k];
+  Object.assign(current, overrides);
+  return () => { Object.assign(current, saved); };
+}
+
+/** Runs `fn` with some settings overridden, restoring them afterwards (also when fn throws or its promise rejects). */
+export function withSettings<R>(overrides: Partial<Settings>, fn: () => R): R {
+  const restore = overrideSettings(overrides);
+  let out: R;
+  try {
+    out = fn();
+  } catch (e) {
+    restore();
+    throw e;
+  }
+  if (out instanceof Promise) return out.finally(restore) as R;
+  restore();
+  return out;
+}

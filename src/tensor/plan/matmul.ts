@@ -1,0 +1,242 @@
+// Matmul planning: which kernel configuration runs a product, and the dispatches that run it. The op
+// (src/tensor/ops/matmul.ts) asks chooseMatmulConfig (./matmul-tune.ts) for a configuration and calls
+// launchMatmul; nothing here knows about tensors or the tape.
+//
+// Variants (kernels/matmul*.wgsl): 'naive' (baseline), 'blocked' (no barriers, subgroupBroadcast of A
+// rows; falls back to 'strip' without subgroups), 'strip' (no barriers, no subgroups) and the SGEMM
+// family 'gemm128' (128×128 tiles, 8×8 per invocation), 'gemm128x64' (8×4) and 'gemm64' (64×64, 4×4):
+// 256 invocations, double-buffered k slices, optional split-K (partial sums in a scratch buffer, then
+// `splitk_reduce` with the epilogue). A configuration is a variant plus a split count and a k slice,
+// written as an id: 'gemm64/s4' (split K in 4), 'gemm128/k16' (GBK = 16), 'strip'.
+import { ArgumentError } from '../../errors.js';
+import { LimitError } from '../../gpu/errors.js';
+import { opcode } from '../../gpu/opcodes.js';
+import { defineParams } from '../../gpu/params.js';
+import { gpu, type Dispatch, type Gpu } from '../../gpu/runtime.js';
+import { kernelModule } from '../../gpu/wgsl.js';
+import { MATMUL_VARIANTS, settings, type MatmulVariant } from '../../settings.js';
+
+export { MATMUL_VARIANTS, type MatmulVariant };
+export type GemmVariant = 'gemm128' | 'gemm128x64' | 'gemm64';
+/** The fused epilogue activations: each runs as its unary op code ('none' is identity). */
+export type MatmulActivation = 'none' | 'relu' | 'gelu' | 'geluTanh' | 'silu';
+export const MATMUL_ACTIVATIONS: readonly MatmulActivation[] = ['none', 'relu', 'gelu', 'geluTanh', 'silu'];
+
+/** The SGEMM family: entry point and tile. */
+const GEMM: Record<GemmVariant, { entry: string; bm: number; bn: number }> = {
+  gemm128: { entry: 'gemm8x8', bm: 128, bn: 128 },
+  gemm128x64: { entry: 'gemm8x4', bm: 128, bn: 64 },
+  gemm64: { entry: 'gemm4x4', bm: 64, bn: 64 },
+};
+export const isGemm = (v: MatmulVariant): v is GemmVariant => v in GEMM;
+
+/** A kernel configuration: the variant, split-K count (gemm only) and k slice (gemm only: 8 or 16). */
+export interface MatmulConfig { variant: MatmulVariant; splitK: number; bk: number }
+
+/** A product's sizes and element strides: A (m, k) ↦ m·sam + k·sak, B (k, n) ↦ k·sbk + n·sbn, batch strides. */
+export interface MatmulGeometry {
+  M: number; N: number; K: number; batch: number;
+  sam: number; sak: number; sbk: number; sbn: number;
+  aBs: number; bBs: number;
+}
+type Geometry = MatmulGeometry;
+
+/** Epilogue and layout flags of one product. */
+export interface MatmulFlags { act: MatmulActivation; hasBias: boolean; transA: boolean; transB: boolean }
+
+const P = defineParams('matmul.wgsl', 'Params', {
+  M: 'u32', N: 'u32', K: 'u32', batch: 'u32', sam: 'u32', sak: 'u32', sbk: 'u32', sbn: 'u32',
+  a_bs: 'u32', b_bs: 'u32', grid_m: 'u32', grid_n: 'u32', kc: 'u32', splits: 'u32',
+});
+const BASE = kernelModule('matmul', { libs: ['unary'] });
+const GEMM_CODE = kernelModule('matmul', { libs: ['unary'], also: ['matmul_gemm'] });
+const SG_CODE = kernelModule('matmul', { libs: ['unary'], also: ['matmul_sg'] });
+/** The matmul kernel sources (the autotuner's cache version hashes them). */
+export const MATMUL_SOURCES = [BASE, GEMM_CODE, SG_CODE] as const;
+
+const WG = 64;
+
+/**
+ * The variant used when none is forced, as a name: settings.matmulVariant (LPO_MATMUL_VARIANT), else
+ * 'blocked' on software adapters, else 'gemm128' (the family; per shape the autotuner or staticConfig
+ * picks the member).
+ */
+export function defaultMatmulVariant(): MatmulVariant {
+  return settings.matmulVariant ?? (gpu().isSoftware ? 'blocked' : 'gemm128');
+}
+
+/** The variant that actually runs for a requested one ('blocked' → 'strip' without subgroups). */
+export function resolveMatmulVariant(v: MatmulVariant = defaultMatmulVariant(), g: Gpu = gpu()): MatmulVariant {
+  return v === 'blocked' && !g.hasSubgroups8 ? 'strip' : v;
+}
+
+const gemmTiles = (v: GemmVariant, g: Geometry) => Math.ceil(g.M / GEMM[v].bm) * Math.ceil(g.N / GEMM[v].bn) * g.batch;
+
+/** The split count actually used: slices of kc (a multiple of bk) covering K, batch·splits ≤ 65535. */
+function splitPlan(K: number, splitK: number, bk: number, batch: number): { splits: number; kc: number } {
+  let s = Math.max(1, Math.min(Math.floor(splitK), Math.ceil(K / bk), Math.floor(65535 / Math.max(1, batch))));
+  if (s <= 1) return { splits: 1, kc: Math.max(K, 1) };
+  const kc = Math.ceil(Math.ceil(K / s) / bk) * bk;
+  s = Math.ceil(K / kc);
+  return s <= 1 ? { splits: 1, kc: Math.max(K, 1) } : { splits: s, kc };
+}
+
+/** Split-K for a gemm variant by the heuristic: enough workgroups for ~2 per SM, ≥ 64 k per slice. */
+function heuristicSplit(v: GemmVariant, g: Geometry): number {
+  const tiles = gemmTiles(v, g);
+  let s = 1;
+  while (s < 16 && tiles * s * 2 <= 2 * settings.gpuSms && g.K / (s * 2) >= 64) s *= 2;
+  return s;
+}
+
+/**
+ * The static GPU choice (no tuning): 128×128 tiles when they fill the device (≥ ~0.75 per SM), else
+ * 64×64 tiles, split along K while there are few of them and K is long.
+ */
+export function staticConfig(g: Geometry): MatmulConfig {
+  const sms = settings.gpuSms;
+  if (gemmTiles('gemm128', g) >= 0.75 * sms) return { variant: 'gemm128', splitK: 1, bk: 8 };
+  if (gemmTiles('gemm128x64', g) >= 1.5 * sms) return { variant: 'gemm128x64', splitK: 1, bk: 8 };
+  return { variant: 'gemm64', splitK: heuristicSplit('gemm64', g), bk: 8 };
+}
+
+/** The configuration of a product forced to variant `v` (split: the option, settings.matmulSplitK, or the heuristic). */
+export function forcedConfig(v: MatmulVariant, g: Geometry, o: { splitK?: number; bk?: number } = {}): MatmulConfig {
+  if (!isGemm(v)) return { variant: v, splitK: 1, bk: 8 };
+  return { variant: v, splitK: o.splitK ?? settings.matmulSplitK ?? heuristicSplit(v, g), bk: o.bk ?? 8 };
+}
+
+/** 'gemm64/s4/k16' ↔ config. */
+export function configId(c: MatmulConfig): string {
+  return `${c.variant}${c.splitK > 1 ? `/s${c.splitK}` : ''}${isGemm(c.variant) && c.bk !== 8 ? `/k${c.bk}` : ''}`;
+}
+export function parseConfigId(id: string): MatmulConfig {
+  const [v, ...rest] = id.split('/');
+  if (!(MATMUL_VARIANTS as readonly string[]).includes(v)) throw new ArgumentError(`matmul config '${id}': unknown variant '${v}'`);
+  const c: MatmulConfig = { variant: v as MatmulVariant, splitK: 1, bk: 8 };
+  for (const r of rest) {
+    if (/^s\d+$/.test(r)) c.splitK = Number(r.slice(1));
+    else if (/^k\d+$/.test(r)) c.bk = Number(r.slice(1));
+    else throw new ArgumentError(`matmul config '${id}': bad part '${r}'`);
+  }
+  return c;
+}
+
+/** The configuration id a product forced to variant `v` runs (heuristic split for gemm variants). */
+export function forcedConfigId(v: MatmulVariant, g: MatmulGeometry, o: { splitK?: number; bk?: number } = {}): string {
+  return configId(forcedConfig(resolveMatmulVariant(v), g, o));
+}
+
+/** Workgroup bytes of a gemm variant at k slice bk (double-buffered A and B slices). */
+const gemmStorage = (v: GemmVariant, bk: number) => 2 * bk * (GEMM[v].bm + GEMM[v].bn) * 4;
+
+/**
+ * The configurations the autotuner times for a shape on this GPU: the barrier-free variants, and
+ * each gemm tile with GBK 8 (and 16 where workgroup memory allows), with split-K 1, 2, 4, … while the
+ * split grid stays ≤ ~4 workgroups per SM and slices keep ≥ 32 k.
+ */
+export function tuneCandidates(g: Geometry, opts: { subgroups: boolean; storage: number; sms?: number }): string[] {
+  const sms = opts.sms ?? settings.gpuSms;
+  const out: string[] = ['strip'];
+  if (opts.subgroups) out.push('blocked');
+  for (const v of Object.keys(GEMM) as GemmVariant[]) {
+    for (const bk of [8, 16]) {
+      if (gemmStorage(v, bk) > opts.storage) continue;
+      const tiles = gemmTiles(v, g);
+      for (let s = 1; s <= 16; s *= 2) {
+        if (s > 1 && (tiles * s > 4 * sms || g.K / s < 32)) break;
+        const { splits } = splitPlan(g.K, s, bk, g.batch);
+        if (s > 1 && splits < s) break;
+        out.push(configId({ variant: v, splitK: s, bk }));
+      }
+    }
+  }
+  return out;
+}
+
+/** Geometry of a plain product: a [M, K] (or [K, M] with transA), b [K, N] (or [N, K]), batch. */
+export function matmulGeometry(M: number, K: number, N: number, o: { transA?: boolean; transB?: boolean; batch?: number } = {}): MatmulGeometry {
+  const batch = o.batch ?? 1;
+  return {
+    M, N, K, batch,
+    sam: o.transA ? 1 : K, sak: o.transA ? M : 1,
+    sbk: o.transB ? 1 : N, sbn: o.transB ? K : 1,
+    aBs: batch > 1 ? M * K : 0, bBs: batch > 1 ? K * N : 0,
+  };
+}
+
+export interface PlanBuffers { a: GPUBuffer; b: GPUBuffer; bias: GPUBuffer; c: GPUBuffer; scratch?: GPUBuffer }
+
+/** Elements of split-K scratch a configuration needs (0: none). */
+export function scratchElems(cfg: MatmulConfig, g: Geometry): number {
+  if (!isGemm(cfg.variant)) return 0;
+  const { splits } = splitPlan(g.K, cfg.splitK, cfg.bk, g.batch);
+  return splits > 1 ? splits * g.batch * g.M * g.N : 0;
+}
+
+/** The dispatches (in order) of one product under a configuration. */
+export function planMatmul(cfg: MatmulConfig, g: Geometry, f: MatmulFlags, bufs: PlanBuffers): Dispatch[] {
+  const constants: Record<string, number> = { ACT: opcode('UNARY', f.act === 'none' ? 'identity' : f.act), HAS_BIAS: f.hasBias ? 1 : 0 };
+  const buffers = [bufs.a, bufs.b, bufs.bias, bufs.c];
+  const base = { M: g.M, N: g.N, K: g.K, batch: g.batch, sam: g.sam, sak: g.sak, sbk: g.sbk, sbn: g.sbn, a_bs: g.aBs, b_bs: g.bBs };
+  const v = cfg.variant;
+  const name = `matmul.${v}`;
+  switch (v) {
+    case 'naive':
+      return [{
+        kernel: { name, code: BASE, entry: 'naive', constants: { ...constants, WG } },
+        buffers, params: P.of({ ...base, grid_m: 0, grid_n: 0, kc: g.K, splits: 1 }), workgroups: Math.ceil((g.M * g.N * g.batch) / WG),
+      }];
+    case 'gemm128': case 'gemm128x64': case 'gemm64': {
+      const { entry, bm, bn } = GEMM[v];
+      const { splits, kc } = splitPlan(g.K, cfg.splitK, cfg.bk, g.batch);
+      const split = splits > 1;
+      if (split && !bufs.scratch) throw new LimitError('matmul: split-K plan without scratch');
+      const params = P.of({ ...base, grid_m: 0, grid_n: 0, kc, splits });
+      const gemm: Dispatch = {
+        kernel: {
+          name, code: GEMM_CODE, entry,
+          constants: { ...constants, BM: bm, BN: bn, GBK: cfg.bk, SPLIT: split ? 1 : 0, TRANS_A: f.transA ? 1 : 0, TRANS_B: f.transB ? 1 : 0 },
+        },
+        buffers: split ? [bufs.a, bufs.b, bufs.bias, bufs.scratch!] : buffers,
+        params,
+        workgroups: [Math.ceil(g.N / bn), Math.ceil(g.M / bm), g.batch * splits],
+      };
+      if (!split) return [gemm];
+      const reduce: Dispatch = {
+        kernel: { name: 'matmul.splitk', code: BASE, entry: 'splitk_reduce', constants: { ...constants, WG: 256 } },
+        buffers: [bufs.scratch!, bufs.scratch!, bufs.bias, bufs.c],
+        params,
+        workgroups: Math.ceil((g.M * g.N * g.batch) / 256),
+      };
+      return [gemm, reduce];
+    }
+    default: {
+      const gridN = Math.ceil(g.N / WG);
+      const gridM = Math.ceil(g.M / 8);
+      return [{
+        kernel: { name, code: v === 'blocked' ? SG_CODE : BASE, entry: v, constants: { ...constants, WG } },
+        buffers, params: P.of({ ...base, grid_m: gridM, grid_n: gridN, kc: g.K, splits: 1 }), workgroups: gridN * gridM * g.batch,
+      }];
+    }
+  }
+}
+
+const dummies = new WeakMap<Gpu, GPUBuffer>();
+/** A bias stand-in for products without one (never read: HAS_BIAS is false). */
+function dummyBuffer(G: Gpu): GPUBuffer {
+  let d = dummies.get(G);
+  if (!d) dummies.set(G, (d = G.device.createBuffer({ size: 256, usage: GPUBufferUsage.STORAGE, label: 'matmul.nobias' })));
+  return d;
+}
+
+/** Records one product on the stream: c = act(op(a)·op(b) + bias) under `cfg` (blocked resolved here). */
+export function launchMatmul(cfg: MatmulConfig, g: Geometry, f: MatmulFlags, bufs: { a: GPUBuffer; b: GPUBuffer; bias?: GPUBuffer; c: GPUBuffer }): void {
+  const G = gpu();
+  const r: MatmulConfig = { ...cfg, variant: resolveMatmulVariant(cfg.variant, G) };
+  const se = scratchElems(r, g);
+  const scratch = se > 0 ? G.pool.acquire(se * 4, 'matmul.splitk') : undefined;
+  for (const d of planMatmul(r, g, f, { a: bufs.a, b: bufs.b, bias: bufs.bias ?? dummyBuffer(G), c: bufs.c, scratch })) G.dispatch(d);
+  // Stream order keeps the reduce's reads before any later writer of the recycled buffer.
+  if (scratch) G.pool.release(scratch);
+}
