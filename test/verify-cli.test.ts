@@ -40,7 +40,7 @@ describe('lpo verify-reference (built CLI)', () => {
     expect(r.stdout).toMatch(/ddim\s+step\.9\.prev_sample\s+relL2\s+\S+\s+< 1e-5\s+PASS/);
     expect(r.stdout).toMatch(/ddim\s+alphas_cumprod\s+max rel err/);
     for (const s of ['tokenizer', 'text_encoder', 'unet', 'vae', 'pipeline']) expect(r.stdout).toMatch(new RegExp(`^${s}\\s+\\S.*PASS`, 'm'));
-    expect(r.stdout).toMatch(/lpo\s+\(all\)\s+SKIPPED/);
+    expect(r.stdout).toMatch(/^lpo\s+loss_model\.value\s+relL2\s+\S+\s+< 1e-3\s+PASS/m); // the lpo section runs (src/verify/lpo.ts)
     expect(r.stdout).not.toMatch(/FAIL/);
     expect(r.code).toBe(0);
   });
@@ -66,13 +66,19 @@ describe('lpo verify-reference (built CLI)', () => {
     expect(r.errLines[0]).toMatch(/^lpo verify-reference: .*ddim\/cases\.json is missing/);
   });
 
-  it('a missing folder or manifest, and bad usage: one line, non-zero exit', async () => {
+  it('a missing folder or manifest, and bad usage: one line; exit 2 for usage, 1 for a folder without a manifest', async () => {
     const r1 = await cli('verify-reference', join(tmpdir(), 'no-such-folder-lpo'));
-    expect(r1.code).toBe(1);
-    expect(r1.errLines).toEqual([expect.stringMatching(/^lpo verify-reference: .*does not exist/)]);
+    expect(r1.code).toBe(2);
+    expect(r1.errLines).toEqual([expect.stringMatching(/^lpo verify-reference: <folder>: '.*no-such-folder-lpo' does not exist/)]);
     const r2 = await cli('verify-reference');
-    expect(r2.code).toBe(1);
-    expect(r2.errLines).toEqual([expect.stringMatching(/^lpo verify-reference: missing the reference folder/)]);
+    expect(r2.code).toBe(2);
+    expect(r2.errLines).toEqual([expect.stringMatching(/^lpo verify-reference: missing <folder> \(the reference folder/)]);
+    const r3 = await cli('verify-reference', GOLDEN, '--only');
+    expect(r3.code).toBe(2);
+    expect(r3.errLines).toEqual([expect.stringMatching(/^lpo verify-reference: --only needs a value/)]);
+    const r4 = await cli('verify-reference', tmpdir());
+    expect(r4.code).toBe(1);
+    expect(r4.errLines).toEqual([expect.stringMatching(/^lpo verify-reference: .*manifest\.json/)]);
   });
 
   it('a failing result makes the exit code 1 (reference values perturbed, sha256 updated in the manifest)', async () => {

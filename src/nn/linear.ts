@@ -1,5 +1,5 @@
 // Linear and LoRA layers (torch.nn.Linear; PEFT's lora_A/lora_B key names).
-import { ShapeError, ArgumentError } from '../errors.js';
+import { ShapeError, ArgumentError, LpoError } from '../errors.js';
 import { gpu } from '../gpu/runtime.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
@@ -53,12 +53,18 @@ export interface LoRAOptions {
   rank: number;
   /** Scale is alpha / rank (default alpha = rank, so scale 1). */
   alpha?: number;
+  /**
+   * lora_A's init: 'kaiming' (PEFT's default `init_lora_weights=True`: torch's Linear init, U(±1/√in)) or
+   * 'gaussian' (PEFT's "gaussian", which SPO/LPO use: N(0, std = 1/r)). lora_B is always 0.
+   */
+  init?: 'kaiming' | 'gaussian';
   gen?: Generator;
 }
 
 /**
  * y = x Wᵀ + b + (α/r)·(x Aᵀ) Bᵀ with W, b frozen (the wrapped Linear's own tensors, kept under the
- * names `weight`/`bias` so a base checkpoint still loads), A [r,in] ~ U(±1/√in), B [out,r] = 0.
+ * names `weight`/`bias` so a base checkpoint still loads), A [r,in] (see LoRAOptions.init), B [out,r] = 0.
+ * `bypass` computes the base layer alone (the frozen reference model, without a second copy of W).
  */
 export class LoRALinear extends Module {
   readonly weight: Tensor;
@@ -67,6 +73,8 @@ export class LoRALinear extends Module {
   readonly alpha: number;
   readonly scale: number;
   private merged = false;
+  /** When true, forward is the base layer alone (x Wᵀ + b); the factors are untouched. */
+  bypass = false;
 
   constructor(readonly base: Linear, opts: LoRAOptions) {
     super();
@@ -78,7 +86,8 @@ export class LoRALinear extends Module {
     const gen = initGenerator(opts.gen);
     this.weight = this.registerParameter('weight', base.weight, false);
     this.bias = base.bias ? this.registerParameter('bias', base.bias, false) : null;
-    this.registerModule('lora_A', new LoRAFactor(uniformFanIn([rank, base.inFeatures], base.inFeatures, gen)));
+    const a = opts.init === 'gaussian' ? Tensor.randn([rank, base.inFeatures], gen, 1 / rank) : uniformFanIn([rank, base.inFeatures], base.inFeatures, gen);
+    this.registerModule('lora_A', new LoRAFactor(a));
     this.registerModule('lora_B', new LoRAFactor(Tensor.fromArray(new Float32Array(base.outFeatures * rank), [base.outFeatures, rank])));
   }
 
@@ -92,7 +101,8 @@ export class LoRALinear extends Module {
     if (x.shape[x.rank - 1] !== this.inFeatures) {
       throw new ShapeError(`LoRALinear(${this.inFeatures}→${this.outFeatures}): input [${x.shape}] has last dim ${x.shape[x.rank - 1]}`);
     }
-    if (this.merged) return linear(x, this.weight, this.bias ?? undefined);
+    if (this.bypass && this.merged) throw new LpoError('LoRALinear: cannot bypass a merged adapter (unmerge() first)');
+    if (this.merged || this.bypass) return linear(x, this.weight, this.bias ?? undefined);
     return loraLinear(x, this.weight, this.bias ?? undefined, this.loraA, this.loraB, this.scale);
   }
 

@@ -9,5 +9,6 @@ import { ddimRunner } from './ddim.js';
 import { pipelineRunner } from './pipeline.js';
 import { lrmRunner } from './lrm.js';
 import { trainRunner } from './train.js';
+import { lpoRunner } from './lpo.js';
 
-export const SECTION_RUNNERS: SectionRunner[] = [tokenizerRunner, textEncoderRunner, unetRunner, vaeRunner, ddimRunner, pipelineRunner, lrmRunner, trainRunner];
+export const SECTION_RUNNERS: SectionRunner[] = [tokenizerRunner, textEncoderRunner, unetRunner, vaeRunner, ddimRunner, pipelineRunner, lrmRunner, lpoRunner, trainRunner];
