@@ -4,7 +4,9 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-if [ ! -d node_modules/webgpu ] || [ ! -d node_modules/vitest ] || [ package.json -nt node_modules/.package-lock.json ]; then
+# Dependencies changed when package-lock.json is newer than npm's record of the last install (editing scripts or
+# exports in package.json does not reinstall).
+if [ ! -d node_modules/webgpu ] || [ ! -d node_modules/vitest ] || [ package-lock.json -nt node_modules/.package-lock.json ]; then
   echo "[setup] installing npm dependencies" >&2
   if [ -f package-lock.json ]; then npm ci --no-audit --no-fund >&2; else npm install --no-audit --no-fund >&2; fi
 fi

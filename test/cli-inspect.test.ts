@@ -1,20 +1,15 @@
 // End to end: build the bundle, then run `node dist/cli.js inspect …` as a user would.
-import { execFileSync } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { runNode } from './helpers.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { buildCli, lpo as run } from './cli.js';
 
 const ROOT = path.resolve(__dirname, '..');
-const CLI = path.join(ROOT, 'dist/cli.js');
 const GOLDEN = path.join(ROOT, 'test/fixtures/golden');
 let dir: string;
 
-async function lpo(...args: string[]): Promise<{ code: number | null; stdout: string; stderr: string }> {
-  const r = await runNode([CLI, ...args], { cwd: ROOT, timeoutMs: 60_000});
-  return { code: r.code, stdout: r.stdout, stderr: r.stderr };
-}
+const lpo = (...args: string[]) => run(args);
 
 /** A safetensors file with a hand-made header. */
 function raw(name: string, header: unknown, dataBytes: number): string {
@@ -28,7 +23,7 @@ function raw(name: string, header: unknown, dataBytes: number): string {
 }
 
 beforeAll(() => {
-  execFileSync(process.execPath, ['build.mjs'], { cwd: ROOT, stdio: 'pipe' });
+  buildCli();
   dir = fs.mkdtempSync(path.join(os.tmpdir(), 'lpo-cli-'));
 });
 afterAll(() => fs.rmSync(dir, { recursive: true, force: true }));
@@ -75,11 +70,11 @@ describe('lpo inspect', () => {
     ['a gap between tensors', () => raw('gap.safetensors', { a: { dtype: 'F32', shape: [2], data_offsets: [0, 8] }, b: { dtype: 'F32', shape: [2], data_offsets: [12, 20] } }, 20), /tensor "b".*gap/],
     ['a bad dtype', () => raw('dtype.safetensors', { w: { dtype: 'Q4', shape: [2], data_offsets: [0, 8] } }, 8), /tensor "w": unknown dtype "Q4"/],
     ['a truncated file', () => raw('trunc.safetensors', { w: { dtype: 'F32', shape: [4], data_offsets: [0, 16] } }, 9), /file is truncated/],
-    ['a missing file', () => path.join(dir, 'absent.safetensors'), /no such file or folder/],
-  ])('reports %s in one line with exit code 1', async (_what, make, pattern) => {
+    ['a missing file', () => path.join(dir, 'absent.safetensors'), /<target>: '.*' does not exist \(see lpo inspect --help\)$/, 2],
+  ])('reports %s in one line with exit code 1 (2 for a usage error)', async (_what, make, pattern, code = 1) => {
     const p = make();
     const r = await lpo('inspect', p);
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(code);
     expect(r.stdout).toBe('');
     const lines = r.stderr.trimEnd().split('\n');
     expect(lines).toHaveLength(1);
@@ -97,10 +92,20 @@ describe('lpo inspect', () => {
     expect(r.stderr).toMatch(/^\s+at /m);
   });
 
-  it('rejects unknown options in one line', async () => {
+  it('rejects unknown options and a bad --filter in one line, exit 2', async () => {
     const r = await lpo('inspect', '--frobnicate');
-    expect(r.code).toBe(1);
+    expect(r.code).toBe(2);
     expect(r.stderr.trimEnd().split('\n')).toHaveLength(1);
-    expect(r.stderr).toMatch(/unknown option '--frobnicate'/);
+    expect(r.stderr.trimEnd()).toBe("lpo inspect: unknown option '--frobnicate' (see lpo inspect --help)");
+    const f = await lpo('inspect', path.join(GOLDEN, 'vae/weights.safetensors'), '--filter', '(');
+    expect(f.code).toBe(2);
+    expect(f.stderr).toMatch(/^lpo inspect: --filter: Invalid regular expression/);
+  });
+
+  it('--help prints the generated usage, exit 0', async () => {
+    const r = await lpo('inspect', '--help');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^usage: lpo inspect <target> \[options\]$/m);
+    expect(r.stdout).toMatch(/^ {2}--\[no-\]tensors\s+list every tensor/m);
   });
 });

@@ -1,14 +1,13 @@
 // End-to-end: `lpo generate` on a diffusers-layout folder assembled from the golden tiny components.
 import { execFileSync } from 'node:child_process';
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
-import { join, resolve } from 'node:path';
+import { join } from 'node:path';
 import { runNode } from './helpers.js';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { readPng } from '../src/io/image.js';
+import { ROOT, writeTinySd } from './tiny-sd.js';
 
-const ROOT = resolve(__dirname, '..');
-const GOLDEN = [join(ROOT, 'test/fixtures/golden'), resolve(ROOT, '../shared/golden')].find((d) => existsSync(join(d, 'manifest.json')))!;
 let model = '';
 
 async function cli(...args: string[]) {
@@ -19,22 +18,7 @@ async function cli(...args: string[]) {
 
 beforeAll(() => {
   execFileSync(process.execPath, [join(ROOT, 'build.mjs')], { cwd: ROOT, stdio: 'pipe' });
-  model = mkdtempSync(join(tmpdir(), 'lpo-sd-'));
-  const put = (dir: string, files: [string, string][]) => {
-    mkdirSync(join(model, dir), { recursive: true });
-    for (const [from, to] of files) copyFileSync(from, join(model, dir, to));
-  };
-  put('text_encoder', [[join(GOLDEN, 'text_encoder/config.json'), 'config.json'], [join(GOLDEN, 'text_encoder/weights.safetensors'), 'model.safetensors']]);
-  put('unet', [[join(GOLDEN, 'unet/config.json'), 'config.json'], [join(GOLDEN, 'unet/weights.safetensors'), 'diffusion_pytorch_model.safetensors']]);
-  put('vae', [[join(GOLDEN, 'vae/config.json'), 'config.json'], [join(GOLDEN, 'vae/weights.safetensors'), 'diffusion_pytorch_model.safetensors']]);
-  put('scheduler', [[join(GOLDEN, 'ddim/scheduler_config.json'), 'scheduler_config.json']]);
-  put('tokenizer', [[join(ROOT, 'assets/bpe_simple_vocab_16e6.txt.gz'), 'bpe_simple_vocab_16e6.txt.gz']]);
-  writeFileSync(join(model, 'model_index.json'), JSON.stringify({
-    _class_name: 'StableDiffusionPipeline',
-    text_encoder: ['transformers', 'CLIPTextModel'], tokenizer: ['transformers', 'CLIPTokenizer'],
-    unet: ['diffusers', 'UNet2DConditionModel'], vae: ['diffusers', 'AutoencoderKL'], scheduler: ['diffusers', 'PNDMScheduler'],
-    safety_checker: [null, null],
-  }));
+  model = writeTinySd(mkdtempSync(join(tmpdir(), 'lpo-sd-')));
 });
 
 afterAll(() => {
@@ -42,14 +26,17 @@ afterAll(() => {
 });
 
 describe('lpo generate (built CLI)', () => {
-  it('writes a PNG of the requested size, with a progress bar on stderr; the same seed gives the same image', async () => {
+  it('writes a PNG of the requested size, with progress lines on stderr; the same seed gives the same image', async () => {
     const out1 = join(model, 'a.png');
     const out2 = join(model, 'b.png');
     const args = ['--model', model, '--prompt', 'a photo of an astronaut riding a horse on mars', '--steps', '4', '--guidance', '7.5', '--seed', '3', '--height', '16', '--width', '24'];
     const r = await cli('generate', ...args, '--out', out1);
     expect(r.errLines.join('\n')).not.toMatch(/error|lpo generate:/i);
     expect(r.code).toBe(0);
-    expect(r.stderr).toMatch(/\[#+\] 4\/4 t=1 /);
+    // Not a terminal: plain progress lines (no carriage returns), the last at 4/4.
+    expect(r.stderr).toMatch(/^denoise 1\/4 25% t=\d+ /m);
+    expect(r.stderr).toMatch(/^denoise 4\/4 100% t=1 /m);
+    expect(r.stderr).not.toMatch(/\r/);
     const img = readPng(out1);
     expect([img.height, img.width]).toEqual([16, 24]);
     expect((await cli('generate', ...args, '--out', out2)).code).toBe(0);
@@ -59,15 +46,25 @@ describe('lpo generate (built CLI)', () => {
     expect(readFileSync(out1).equals(readFileSync(out2))).toBe(false);
   });
 
-  it('bad arguments and a missing model folder: one clear line, exit 1', async () => {
+  it('bad arguments and a missing model folder: one clear line, exit 2 (usage error)', async () => {
     const r1 = await cli('generate', '--prompt', 'x');
-    expect(r1.code).toBe(1);
-    expect(r1.errLines).toEqual([expect.stringMatching(/^lpo generate: --model <diffusers folder> is required/)]);
+    expect(r1.code).toBe(2);
+    expect(r1.errLines).toEqual([expect.stringMatching(/^lpo generate: --model <diffusers folder> is required \(see lpo generate --help\)$/)]);
     const r2 = await cli('generate', '--model', join(model, 'nope'), '--prompt', 'x');
-    expect(r2.code).toBe(1);
-    expect(r2.errLines).toEqual([expect.stringMatching(/^lpo generate: .*does not exist/)]);
+    expect(r2.code).toBe(2);
+    expect(r2.errLines).toEqual([expect.stringMatching(/^lpo generate: --model: '.*nope' does not exist/)]);
     const r3 = await cli('generate', '--model', model, '--prompt', 'x', '--steps', 'many');
-    expect(r3.code).toBe(1);
-    expect(r3.errLines).toEqual([expect.stringMatching(/^lpo generate: --steps needs an integer/)]);
+    expect(r3.code).toBe(2);
+    expect(r3.errLines).toEqual([expect.stringMatching(/^lpo generate: --steps needs an integer ≥ 1, got 'many'/)]);
+    const r4 = await cli('generate', '--model', model, '--prompt', 'x', '--out', join(model, 'a.jpg'));
+    expect(r4.code).toBe(2);
+    expect(r4.errLines).toEqual([expect.stringMatching(/^lpo generate: --out must name a \.png file/)]);
+  });
+
+  it('--help prints the generated option list, exit 0', async () => {
+    const r = await cli('generate', '--help');
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^usage: lpo generate --model <diffusers folder> --prompt <text> \[options\]$/m);
+    expect(r.stdout).toMatch(/^ {2}--steps <n>\s+DDIM steps \(integer ≥ 1; default 20\)$/m);
   });
 });

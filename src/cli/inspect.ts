@@ -1,47 +1,32 @@
 // `lpo inspect <file.safetensors | model folder>`: tensors, dtypes, shapes, parameter and byte totals, metadata,
 // and for a diffusers folder each component's class, config and weights.
 import * as fs from 'node:fs';
-import { LpoError } from '../errors.js';
+import { UsageError } from '../errors.js';
 import type { TensorInfo } from '../io/safetensors.js';
 import { openDiffusersModel } from '../io/diffusers.js';
 import { openWeights, type WeightsReader } from '../io/weights.js';
+import { defineCommand, parseCommand } from './args.js';
 
-/** Bad command-line arguments. */
-export class UsageError extends LpoError {}
+export const inspectSpec = defineCommand({
+  name: 'inspect',
+  summary: 'lists the tensors of a safetensors file, or the components of a diffusers folder',
+  details: 'Shows dtypes, shapes, parameter and byte totals and metadata; for a folder, each component\'s class, config and weights.',
+  positionals: [{ name: 'target', required: true, path: 'exists', help: 'file.safetensors, model.safetensors.index.json or a model folder' }],
+  options: {
+    tensors: { type: 'boolean', negatable: true, help: 'list every tensor (default: on for a file, off for a folder)' },
+    filter: { type: 'string', value: 'regex', help: 'only tensors whose name matches' },
+    fp16: { type: 'boolean', help: 'in a folder, prefer the .fp16 weight variants' },
+    json: { type: 'boolean', help: 'print JSON instead of text' },
+  },
+});
 
-const USAGE = 'usage: lpo inspect <file.safetensors | model.safetensors.index.json | model folder> [--tensors] [--filter REGEX] [--fp16] [--json]';
-
-interface Options {
-  target: string;
-  tensors: boolean | null;
-  filter: RegExp | null;
-  fp16: boolean;
-  json: boolean;
-}
-
-function parseArgs(args: string[]): Options | null {
-  const o: Options = { target: '', tensors: null, filter: null, fp16: false, json: false };
-  for (let i = 0; i < args.length; i++) {
-    const a = args[i];
-    if (a === '--help' || a === '-h') return null;
-    if (a === '--tensors') o.tensors = true;
-    else if (a === '--no-tensors') o.tensors = false;
-    else if (a === '--fp16') o.fp16 = true;
-    else if (a === '--json') o.json = true;
-    else if (a === '--filter') {
-      const v = args[++i];
-      if (v === undefined) throw new UsageError(`--filter needs a regular expression. ${USAGE}`);
-      try {
-        o.filter = new RegExp(v);
-      } catch (e) {
-        throw new UsageError(`--filter: ${(e as Error).message}`);
-      }
-    } else if (a.startsWith('-')) throw new UsageError(`unknown option '${a}'. ${USAGE}`);
-    else if (o.target) throw new UsageError(`one file or folder at a time (got '${o.target}' and '${a}'). ${USAGE}`);
-    else o.target = a;
+function regex(flag: string, src: string | undefined): RegExp | null {
+  if (src === undefined) return null;
+  try {
+    return new RegExp(src);
+  } catch (e) {
+    throw new UsageError(`${flag}: ${(e as Error).message}`);
   }
-  if (!o.target) throw new UsageError(`missing file or folder. ${USAGE}`);
-  return o;
 }
 
 const fmtInt = (n: number): string => n.toLocaleString('en-US');
@@ -100,18 +85,11 @@ function printWeights(s: WeightsSummary, listTensors: boolean, indent = ''): voi
   console.log(`${indent}total: ${fmtInt(s.tensors)} tensors, ${fmtInt(s.elements)} parameters, ${fmtInt(s.bytes)} bytes (${fmtBytes(s.bytes)})${byDtype ? `; ${byDtype}` : ''}`);
 }
 
-export async function inspect(args: string[]): Promise<number> {
-  const o = parseArgs(args);
-  if (!o) {
-    console.log(USAGE);
-    return 0;
-  }
-  let st: fs.Stats;
-  try {
-    st = fs.statSync(o.target);
-  } catch {
-    throw new UsageError(`'${o.target}': no such file or folder`);
-  }
+export async function inspect(argv: string[]): Promise<number> {
+  const a = parseCommand(inspectSpec, argv);
+  if (!a) return 0;
+  const o = { ...a, filter: regex('--filter', a.filter) };
+  const st = fs.statSync(o.target);
 
   if (!st.isDirectory()) {
     const w = await openWeights(o.target);

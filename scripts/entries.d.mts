@@ -1,0 +1,2 @@
+/** See entries.mjs. */
+export function packageEntries(): Record<string, { name: string; source: string }>;
