@@ -3,6 +3,7 @@
 // Backward, one launch writing both halves of dh:
 //   dvalue = dy · gelu(gate),   dgate = dy · value · gelu'(gate),   gelu'(g) = Φ(g) + g·φ(g).
 // One invocation per output element (no barriers; neighbouring lanes read neighbouring columns).
+// gelu and gelu' are the unary library's (kernels/lib/unary.wgsl), as for the elementwise op.
 
 override WG: u32 = 256u;
 
@@ -13,11 +14,7 @@ struct Params {
 
 @group(0) @binding(0) var<uniform> p: Params;
 
-const INV_SQRT2: f32 = 0.7071067811865476;
-const INV_SQRT2PI: f32 = 0.3989422804014327;
-
-// Φ(x) = P(Z ≤ x) = ½(1 + erf(x/√2))
-fn cdf(x: f32) -> f32 { return 0.5 * (1.0 + erf_(x * INV_SQRT2)); }
+fn gelu(x: f32) -> f32 { return unary_fn(UNARY_GELU, x, 1.0, 0.0); }
 
 // Flat index of the value element for output i (the gate is D further on).
 fn value_index(i: u32) -> u32 {
@@ -35,7 +32,7 @@ fn geglu_forward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
   let vi = value_index(i);
   let v = fh[vi];
   let g = fh[vi + p.D];
-  fo[i] = v * (g * cdf(g));
+  fo[i] = v * gelu(g);
 }
 
 @group(0) @binding(1) var<storage, read> bh: array<f32>;
@@ -50,7 +47,6 @@ fn geglu_backward(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups)
   let v = bh[vi];
   let g = bh[vi + p.D];
   let dy = bdy[i];
-  let c = cdf(g);
-  bdh[vi] = dy * (g * c);
-  bdh[vi + p.D] = dy * v * (c + g * INV_SQRT2PI * exp(-0.5 * g * g));
+  bdh[vi] = dy * gelu(g);
+  bdh[vi + p.D] = dy * v * unary_grad_fn(UNARY_GELU, g, 1.0, 0.0);
 }

@@ -101,8 +101,8 @@ function constDeclarations(consts: Readonly<Record<string, number>>): string {
  */
 export function kernelModule(family: KernelFile | { name: string; text: string }, opts: ModuleOptions = {}): string {
   const name = typeof family === 'string' ? family : family.name;
-  const key = typeof family === 'string' ? `${name}|${opts.libs ?? ''}|${opts.also ?? ''}|${JSON.stringify(opts.consts ?? {})}` : null;
-  const hit = key && built.get(key);
+  const key = `${name}|${opts.libs ?? ''}|${opts.also ?? ''}|${JSON.stringify(opts.consts ?? {})}${typeof family === 'string' ? '' : `|${family.text}`}`;
+  const hit = built.get(key);
   if (hit) return hit;
   const parts: Part[] = [
     { file: 'generated constants (src/gpu/opcodes.ts, consts)', text: [opcodeDeclarations(), constDeclarations(opts.consts ?? {})].filter(Boolean).join('\n') },
@@ -112,7 +112,7 @@ export function kernelModule(family: KernelFile | { name: string; text: string }
     ...(opts.also ?? []).map((f) => ({ file: `kernels/${f}.wgsl`, text: KERNEL_FILES[f] })),
   ];
   const code = compose(parts);
-  if (key) built.set(key, code);
+  built.set(key, code);
   return code;
 }
 

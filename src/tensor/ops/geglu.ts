@@ -7,7 +7,7 @@ import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
 
-const code = kernelModule('geglu');
+const code = kernelModule('geglu', { libs: ['unary'] });
 const P = defineParams('geglu.wgsl', 'Params', { n: 'u32', D: 'u32' });
 
 const WG = 256;
