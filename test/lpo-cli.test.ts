@@ -1,6 +1,6 @@
 // The LPO commands in-process on the golden tiny SD folder and a tiny LRM built from it: train-lpo (metrics,
 // checkpoint, LoRA file, --resume), sample (base | tuned grid) and generate --best-of; usage errors.
-import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { appendFileSync, cpSync, existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -14,6 +14,7 @@ import { sampleCommand } from '../src/cli/sample.js';
 import { generate } from '../src/cli/generate.js';
 import { UsageError } from '../src/errors.js';
 import { LatentSpaceMismatchError } from '../src/lpo/reward.js';
+import { resolveCheckpoint } from '../src/lpo/checkpoint.js';
 
 let dir: string;
 let sd: string;
@@ -52,7 +53,7 @@ describe('lpo train-lpo', () => {
     const lines = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(lines).toHaveLength(1);
     expect(lines[0].items).toBeGreaterThan(0);
-    expect(JSON.parse(readFileSync(join(out, 'checkpoint/state.json'), 'utf8')).iteration).toBe(1);
+    expect(JSON.parse(readFileSync(join(out, 'checkpoints/step-00000001/state.json'), 'utf8')).iteration).toBe(1);
     const f = SafetensorsFile.openSync(join(out, 'lora.safetensors'));
     expect(f.keys().length).toBe(64);
     expect(f.keys().every((k) => /^unet\..*\.lora_[AB]\.weight$/.test(k))).toBe(true);
@@ -60,7 +61,14 @@ describe('lpo train-lpo', () => {
     expect(await quiet(() => trainLpoCommand([...common, '--resume', '--max-iterations', '1']))).toBe(0);
     const after = readFileSync(join(out, 'metrics.jsonl'), 'utf8').trim().split('\n').map((l) => JSON.parse(l));
     expect(after.map((m) => m.iteration)).toEqual([0, 1]);
-    expect(JSON.parse(readFileSync(join(out, 'checkpoint/state.json'), 'utf8')).iteration).toBe(2);
+    expect(JSON.parse(readFileSync(join(out, 'checkpoints/step-00000002/state.json'), 'utf8')).iteration).toBe(2);
+    // A corrupted newest checkpoint is reported and the previous one is used.
+    const copy = join(dir, 'run-copy');
+    cpSync(out, copy, { recursive: true });
+    appendFileSync(join(copy, 'checkpoints/step-00000002/lora.safetensors'), 'x');
+    const warnings: string[] = [];
+    expect(resolveCheckpoint(join(copy, 'checkpoints'), (m) => warnings.push(m))).toBe(join(copy, 'checkpoints/step-00000001'));
+    expect(warnings[0]).toMatch(/step-00000002 is corrupted/);
   });
 
   it('usage errors: constant threshold without a value, a bad range, an LRM on another latent space', async () => {

@@ -109,13 +109,13 @@ describe('LpoTrainer', () => {
     const first = tinyModels(lrm, 4);
     const b = new LpoTrainer(first, PROMPTS, { ...cfg, outDir, checkpointEvery: 2 });
     await b.train({ maxIterations: 2 });
-    expect(existsSync(join(outDir, 'checkpoint', 'state.json'))).toBe(true);
+    expect(existsSync(join(outDir, 'checkpoints', 'step-00000002', 'state.json'))).toBe(true);
     b.dispose();
     first.dispose();
 
     const second = tinyModels(lrm, 4);
     const c = new LpoTrainer(second, PROMPTS, { ...cfg, outDir });
-    await c.resume(join(outDir, 'checkpoint'));
+    expect(await c.resume(join(outDir, 'checkpoints'))).toBe(join(outDir, 'checkpoints', 'step-00000002'));
     expect(c.iteration).toBe(2);
     await c.train();
     const got = await loraValues(c);
@@ -128,7 +128,7 @@ describe('LpoTrainer', () => {
     // A checkpoint made with other settings is refused.
     const third = tinyModels(lrm, 4);
     const d = new LpoTrainer(third, PROMPTS, { ...cfg, beta: 100 });
-    await expect(d.resume(join(outDir, 'checkpoint'))).rejects.toThrow(/different settings \(beta\)/);
+    await expect(d.resume(join(outDir, 'checkpoints'))).rejects.toThrow(/different settings \(beta\)/);
     for (const t of [a, c, d]) t.dispose();
     for (const m of [full, second, third]) m.dispose();
   });

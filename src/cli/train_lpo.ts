@@ -1,6 +1,6 @@
 // `lpo train-lpo`: tunes a LoRA on a diffusers SD model with latent step-level preference optimisation (LPO) or
 // step-wise GRPO, scored by a latent reward model. Writes <out>/lora.safetensors (diffusers format),
-// <out>/checkpoint (LoRA, optimizer, position; --resume continues from it exactly) and <out>/metrics.jsonl.
+// <out>/checkpoints/step-N (LoRA, optimizer, position; --resume continues from the newest exactly) and <out>/metrics.jsonl.
 import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
@@ -19,7 +19,7 @@ const D = LPO_SD15_CONFIG;
 export const trainLpoSpec = defineCommand({
   name: 'train-lpo',
   summary: 'tunes a LoRA with latent step-level preference optimisation (LPO) or step-wise GRPO',
-  details: 'Writes <out>/lora.safetensors (diffusers load_lora_weights format), <out>/checkpoint/ and <out>/metrics.jsonl. '
+  details: 'Writes <out>/lora.safetensors (diffusers load_lora_weights format), <out>/checkpoints/ and <out>/metrics.jsonl. '
     + 'Defaults are the authors\' SD1.5 settings (LPO-SPEC §5.4) on one process.',
   options: {
     model: { type: 'string', required: true, path: 'dir', value: 'diffusers folder', help: 'base model (unet/, text_encoder/, tokenizer/, scheduler/; vae/ only for the LRM check)' },
@@ -28,7 +28,7 @@ export const trainLpoSpec = defineCommand({
     prompts: { type: 'string', required: true, path: 'file', value: 'file', help: 'prompt file: JSON ([{caption}] or [string]) or text, one per line' },
     algo: { type: 'string', choices: ['lpo', 'grpo'], default: 'lpo', help: 'LPO pairs or step-wise GRPO groups' },
     out: { type: 'string', short: 'o', default: 'lpo-out', value: 'folder', help: 'output folder' },
-    resume: { type: 'boolean', help: 'continue from <out>/checkpoint (same settings and prompt file)' },
+    resume: { type: 'boolean', help: 'continue from the newest checkpoint in <out>/checkpoints (same settings and prompt file)' },
     epochs: { type: 'int', min: 1, default: D.epochs, help: 'passes over the prompt file' },
     maxIterations: { type: 'int', min: 1, help: 'stop after this many iterations (this run)' },
     sampleBatch: { type: 'int', min: 1, default: D.sampleBatchSize, help: 'prompts sampled per iteration' },
@@ -90,8 +90,8 @@ export async function trainLpoCommand(argv: string[]): Promise<number> {
   const trainer = new LpoTrainer({ unet: base.unet, encodePrompt: base.encodePrompt, scheduler: base.scheduler, reward: lrm }, prompts, config);
   try {
     if (a.resume) {
-      await trainer.resume(join(a.out, 'checkpoint'));
-      err.write(`resumed at iteration ${trainer.iteration} of ${trainer.totalIterations}\n`);
+      const from = await trainer.resume(trainer.checkpointRoot, (m) => err.write(`${m}\n`));
+      err.write(`resumed from ${from} at iteration ${trainer.iteration} of ${trainer.totalIterations}\n`);
     }
     err.write(`${a.algo.toUpperCase()}: ${prompts.length} prompts, ${trainer.totalIterations} iterations of ${a.sampleBatch} prompts, K = ${a.k}, LoRA rank ${a.rank} `
       + `(${trainer.optimizer.params.reduce((s, p) => s + p.size, 0)} parameters)\n`);

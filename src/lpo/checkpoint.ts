@@ -1,5 +1,5 @@
-// Trainer checkpoints: a folder with the LoRA (a diffusers-loadable file), the AdamW state and the trainer's
-// position, written through a temporary folder renamed into place (a crash never leaves a half checkpoint).
+// Trainer checkpoints: one folder per iteration in a CheckpointStore (src/io/checkpoint: written to a temporary
+// folder, fsynced, hashed into manifest.json, renamed into place; verified on load; the newest few kept), holding
 //
 //   lora.safetensors       the adapters (src/nn/lora_io.ts format)
 //   optimizer.safetensors  `<lora key>.exp_avg` / `.exp_avg_sq` per factor; step counts in __metadata__
@@ -9,9 +9,9 @@
 // iteration are its whole RNG state: resuming reproduces the uninterrupted run exactly.
 import { existsSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { FileFormatError } from '../errors.js';
+import { FileFormatError, LpoError } from '../errors.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
-import { writeFolderAtomically } from '../lrm/io.js';
+import { CheckpointStore, MANIFEST_FILE, verifyCheckpoint } from '../io/checkpoint/index.js';
 import { loraLayers } from '../nn/lora.js';
 import { loadLoRA, loraKey, saveLoRA } from '../nn/lora_io.js';
 import type { Module } from '../nn/module.js';
@@ -43,8 +43,9 @@ function namedFactors(model: Module): [string, Tensor][] {
   return loraLayers(model).flatMap(([p, l]) => [[loraKey(p, 'A'), l.loraA], [loraKey(p, 'B'), l.loraB]] as [string, Tensor][]);
 }
 
-export async function saveCheckpoint(dir: string, model: Module, optimizer: AdamW, state: TrainerState): Promise<void> {
-  await writeFolderAtomically(dir, async (tmp) => {
+/** Saves a checkpoint of `state.iteration` into the store; returns its folder. */
+export async function saveCheckpoint(store: CheckpointStore, model: Module, optimizer: AdamW, state: TrainerState): Promise<string> {
+  return store.save(state.iteration, async (tmp) => {
     await saveLoRA(model, join(tmp, 'lora.safetensors'));
     const tensors: Record<string, TensorToWrite> = {};
     const steps: Record<string, number> = {};
@@ -57,7 +58,22 @@ export async function saveCheckpoint(dir: string, model: Module, optimizer: Adam
     }
     await writeSafetensors(join(tmp, 'optimizer.safetensors'), tensors, { format: 'lpo-adamw', steps: JSON.stringify(steps) });
     writeFileSync(join(tmp, 'state.json'), `${JSON.stringify(state, null, 1)}\n`);
-  });
+  }, { algo: state.algo, iteration: state.iteration });
+}
+
+/**
+ * The checkpoint folder to resume from: `path` itself when it is one checkpoint (its manifest is verified), else
+ * the newest checkpoint of the store rooted at `path` that verifies (corrupted newer ones are reported to `warn`).
+ */
+export function resolveCheckpoint(path: string, warn: (msg: string) => void = () => {}): string {
+  if (!existsSync(path)) throw new LpoError(`resume: ${path} does not exist`);
+  if (existsSync(join(path, MANIFEST_FILE))) {
+    verifyCheckpoint(path);
+    return path;
+  }
+  const c = new CheckpointStore(path).latest((dir, e) => warn(`checkpoint ${dir} is corrupted (${e.message}); trying an older one`));
+  if (!c) throw new LpoError(`resume: no complete checkpoint in ${path}`);
+  return c.dir;
 }
 
 export function readTrainerState(dir: string): TrainerState {

@@ -5,7 +5,6 @@
 // LoRA, the optimizer state, the seed and the position, and resume() continues exactly.
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
-import { mkdirSync } from 'node:fs';
 import { ArgumentError, LpoError } from '../errors.js';
 import { noGrad } from '../autograd/tape.js';
 import { keep, type Tensor } from '../tensor/tensor.js';
@@ -14,7 +13,8 @@ import type { UNetLike } from '../diffusion/pipeline.js';
 import { AdamW } from '../optim/adamw.js';
 import { addLoRA, DEFAULT_LORA_TARGETS, loraLayers, loraParameters } from '../nn/lora.js';
 import type { PolicyUNet } from './cfg.js';
-import { loadCheckpoint, saveCheckpoint, CHECKPOINT_VERSION, type TrainerState } from './checkpoint.js';
+import { CheckpointStore } from '../io/checkpoint/index.js';
+import { loadCheckpoint, resolveCheckpoint, saveCheckpoint, CHECKPOINT_VERSION, type TrainerState } from './checkpoint.js';
 import { appendMetrics, grpoRatioSummary, lpoRatioSummary, validRates, type IterationMetrics } from './metrics.js';
 import { derivedGenerator, permutation, PromptSchedule } from './prompts.js';
 import type { RewardModel } from './reward.js';
@@ -55,9 +55,10 @@ export interface LpoTrainConfig {
   timestepRange?: readonly [number, number];
   /** Latent height and width (default: the U-Net's sample_size). */
   latentSize?: readonly [number, number];
-  /** Checkpoint folder root and cadence (in iterations); metrics file (JSONL). */
+  /** Output folder (checkpoints go to <outDir>/checkpoints), checkpoint cadence in iterations, how many to keep; metrics file (JSONL). */
   outDir?: string;
   checkpointEvery?: number;
+  keepCheckpoints?: number;
   metricsFile?: string;
   gradientCheckpointing?: boolean;
   /** Time each training phase on its own (waits for the GPU between phases). */
@@ -85,7 +86,7 @@ export interface LpoModels {
 
 /** Settings that must be equal for a checkpoint to continue a run. */
 function resumeKey(c: LpoTrainConfig): Record<string, unknown> {
-  const { outDir: _o, checkpointEvery: _c, metricsFile: _m, syncPhases: _s, epochs: _e, microBatch: _mb, gradientCheckpointing: _g, ...rest } = c;
+  const { outDir: _o, checkpointEvery: _c, keepCheckpoints: _k, metricsFile: _m, syncPhases: _s, epochs: _e, microBatch: _mb, gradientCheckpointing: _g, ...rest } = c;
   return JSON.parse(JSON.stringify(rest));
 }
 
@@ -108,6 +109,7 @@ export class LpoTrainer {
   iteration = 0;
   optimizerSteps = 0;
   private readonly uncond: Tensor;
+  private store: CheckpointStore | null = null;
   private readonly latentShape: [number, number, number];
 
   constructor(readonly models: LpoModels, readonly prompts: readonly string[], config: Partial<LpoTrainConfig> = {}) {
@@ -142,15 +144,23 @@ export class LpoTrainer {
     };
   }
 
-  async saveCheckpoint(dir?: string): Promise<string> {
-    const d = dir ?? join(this.config.outDir ?? '.', 'checkpoint');
-    mkdirSync(join(d, '..'), { recursive: true });
-    await saveCheckpoint(d, this.models.unet, this.optimizer, this.state());
-    return d;
+  /** The checkpoint store: <outDir>/checkpoints, one folder per iteration, the newest `keepCheckpoints` kept. */
+  get checkpointRoot(): string {
+    return join(this.config.outDir ?? '.', 'checkpoints');
   }
 
-  /** Continues from a checkpoint folder: the same settings and prompt file are required. */
-  async resume(dir: string): Promise<void> {
+  /** Saves a checkpoint of the current iteration; returns its folder. */
+  async saveCheckpoint(): Promise<string> {
+    this.store ??= new CheckpointStore(this.checkpointRoot, { keep: this.config.keepCheckpoints ?? 3 });
+    return saveCheckpoint(this.store, this.models.unet, this.optimizer, this.state());
+  }
+
+  /**
+   * Continues from a checkpoint: one checkpoint folder, or a store root (its newest complete checkpoint). The same
+   * settings and prompt file are required. Returns the folder used.
+   */
+  async resume(path: string, warn?: (msg: string) => void): Promise<string> {
+    const dir = resolveCheckpoint(path, warn);
     const s = await loadCheckpoint(dir, this.models.unet, this.optimizer);
     const want = resumeKey(this.config);
     const diff = Object.keys({ ...want, ...s.config }).filter((k) => JSON.stringify(want[k]) !== JSON.stringify(s.config[k]));
@@ -158,6 +168,7 @@ export class LpoTrainer {
     if (s.numPrompts !== this.prompts.length) throw new LpoError(`resume: the checkpoint's prompt file had ${s.numPrompts} prompts, this one has ${this.prompts.length}`);
     this.iteration = s.iteration;
     this.optimizerSteps = s.optimizerSteps;
+    return dir;
   }
 
   private updateContext(cond: Tensor): UpdateContext {
