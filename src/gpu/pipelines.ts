@@ -89,14 +89,18 @@ export class PipelineCache {
     return { label, layout: 'auto', compute: { module, entryPoint: spec.entry ?? 'main', constants: spec.constants } };
   }
 
-  /** The pipeline for `spec` (hot path: every dispatch). Errors are queued for the next sync. */
-  get(spec: KernelSpec): CachedPipeline {
-    const key = keyOf(spec);
-    const hit = this.pipelines.get(key);
-    if (hit) return hit;
+  /** What a cache miss needs: the key and label, features checked, and the (possibly new) module. */
+  private prepare(spec: KernelSpec): { key: string; label: string; module: GPUShaderModule; error: Promise<Error | null> | null } {
     const label = this.labelOf(spec);
     this.checkFeatures(spec, label);
-    const { module, error } = this.moduleFor(spec, label);
+    return { key: keyOf(spec), label, ...this.moduleFor(spec, label) };
+  }
+
+  /** The pipeline for `spec` (hot path: every dispatch). Errors are queued for the next sync. */
+  get(spec: KernelSpec): CachedPipeline {
+    const hit = this.pipelines.get(keyOf(spec));
+    if (hit) return hit;
+    const { key, label, module, error } = this.prepare(spec);
     if (error) {
       this.pendingErrors.push(error);
       this.modules.set(spec.code, module);
@@ -115,12 +119,9 @@ export class PipelineCache {
    * candidate never reaches the stream's error lists).
    */
   async build(spec: KernelSpec): Promise<CachedPipeline> {
-    const key = keyOf(spec);
-    const hit = this.pipelines.get(key);
+    const hit = this.pipelines.get(keyOf(spec));
     if (hit) return hit;
-    const label = this.labelOf(spec);
-    this.checkFeatures(spec, label);
-    const { module, error } = this.moduleFor(spec, label);
+    const { key, label, module, error } = this.prepare(spec);
     const failed = await error;
     if (failed) throw failed;
     this.modules.set(spec.code, module);
