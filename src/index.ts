@@ -2,9 +2,11 @@
 // optimiser, errors, and the main models and pipeline. Everything else lives in one subpath each:
 //   lpo-wgsl/ops        tensor ops (matmul, conv2d, silu, exp, log, sum, …: short names stay in this namespace)
 //   lpo-wgsl/nn         Module, layers and model building blocks, model configs
-//   lpo-wgsl/io         safetensors, the CLIP tokenizer, images, model folders, datasets
+//   lpo-wgsl/io         safetensors, the CLIP tokenizer, images, model folders, pair datasets, checkpoints
 //   lpo-wgsl/diffusion  DDIM internals (log-probability, schedules) and pipeline types
-//   lpo-wgsl/lrm, lpo-wgsl/lpo, lpo-wgsl/toy   (filled as those modules land)
+//   lpo-wgsl/lrm        the reward model's training, evaluation, loss, MPCF filter
+//   lpo-wgsl/lpo        the LPO loss, thresholds, pair selection, step-wise sampler, GRPO, best-of-N
+//   lpo-wgsl/toy        the toy world (empty until src/toy lands)
 // Rules (docs/CONVENTIONS.md, "Public API"): each name is exported from exactly one entry point; internals
 // (tuning, variant resolution, kernel tables, the verify harness, test references) are not exported; names
 // follow PyTorch/diffusers where one exists. test/api.test.ts checks the first two.
@@ -37,5 +39,6 @@ export { UNet2DConditionModel, type UNetForwardOptions, type UNetOutput, type UN
 export { AutoencoderKL, DiagonalGaussianDistribution, type EncodeOptions } from './nn/vae.js';
 export { CLIPTextModel, type CLIPTextConfig, type CLIPTextOutput, type CLIPForwardOptions, type TokenIds } from './nn/clip.js';
 
-// The latent reward model and the LPO trainer: add their main classes here as they land, e.g.
-// export { LatentRewardModel } from './lrm/model.js';
+// The latent reward model and the LPO trainer (their parts: lpo-wgsl/lrm, lpo-wgsl/lpo).
+export { LatentRewardModel, type ScoreDetails } from './lrm/model.js';
+export { LpoTrainer, LPO_SD15_CONFIG, type LpoTrainConfig, type LpoModels } from './lpo/trainer.js';

@@ -1,5 +1,12 @@
-// `lpo-wgsl/lrm`: the latent reward model's parts (text features, scoring, its loss). The model class itself is
-// exported from the package root. Empty until src/lrm lands: each export is one line, e.g.
-// export { encodeText, type TextFeatures } from '../lrm/text.js';
+// `lpo-wgsl/lrm`: the latent reward model's parts (text features, its loss, training, evaluation, the MPCF data
+// filter). The model class (LatentRewardModel) is exported from the package root. A new public name is one line here.
 /// <reference types="@webgpu/types" preserve="true" />
-export {};
+
+export { TextFeatures } from '../lrm/text.js';
+export { LRM_DEFAULTS, lrmConfigFor, type LrmConfig } from '../lrm/config.js';
+export { LRM_TIMESTEPS } from '../lrm/schedule.js';
+export { pairLoss, pairWeights, pairAccuracy, type PairLabels, type PairLossOutput } from '../lrm/loss.js';
+export { trainLrm, type TrainLrmOptions, type TrainLrmResult, type StepMetrics, type EvalRecord } from '../lrm/train.js';
+export { evaluateLrm, accuracyAt, type EvalLrmOptions, type LrmEvalResult } from '../lrm/eval.js';
+export { mpcfFilter, countMpcf, parseMpcfStrategy, MpcfError, type MpcfStrategy, type MpcfCounts } from '../lrm/mpcf.js';
+export type { BaseComponents, FromDiffusersOptions } from '../lrm/io.js';

@@ -4,7 +4,7 @@
 /// <reference types="@webgpu/types" preserve="true" />
 
 export { Module, ModuleList, StateDictError, type StateDictSource, type LoadOptions, type LoadReport, type StateDictReport, type ShapeMismatch } from '../nn/module.js';
-export { Linear, LoRALinear, injectLoRA, type Projection, type LinearOptions, type LoRAOptions } from '../nn/linear.js';
+export { Linear, LoRALinear, type Projection, type LinearOptions, type LoRAOptions } from '../nn/linear.js';
 export { Conv2d, Embedding, Dropout, type Conv2dOptions, type Padding } from '../nn/layers.js';
 export { GroupNorm, LayerNorm, type NormOptions } from '../nn/norm.js';
 export { Attention, FeedForward, GEGLU, type AttentionOptions, type FeedForwardOptions } from '../nn/attention.js';
@@ -15,4 +15,6 @@ export { TimestepEmbedding, parseUNetConfig, timestepEmbedding, SD15_UNET_CONFIG
 export { Encoder, Decoder, DownEncoderBlock2D, UpDecoderBlock2D, VAEMidBlock2D, parseVAEConfig, SD15_VAE_CONFIG, type AutoencoderKLConfigJson, type VAEConfig } from '../nn/vae.js';
 export { parseCLIPTextConfig } from '../nn/clip.js';
 
-// LoRA adapters on models (src/nn/lora*.ts): add their exports here as they land.
+// LoRA adapters on a model (PEFT-style targets and init; diffusers/PEFT key names in files).
+export { addLoRA, loraLayers, loraParameters, setLoRABypass, withLoRABypassed, mergeLoRA, unmergeLoRA, DEFAULT_LORA_TARGETS, type LoRAConfig } from '../nn/lora.js';
+export { saveLoRA, loadLoRA, injectLoRAFromFile } from '../nn/lora_io.js';
