@@ -7,7 +7,7 @@ import { CLIPTokenizer } from '../src/io/tokenizer.js';
 import { Generator } from '../src/tensor/random.js';
 import { LatentRewardModel } from '../src/lrm/model.js';
 import type { LrmConfig } from '../src/lrm/config.js';
-import { memoryPairs, type MemoryPair } from '../src/io/pairs/index.js';
+import { brightDarkDataset as brightDark } from '../src/lrm/synthetic.js';
 import type { PairDataset } from '../src/io/pairs/types.js';
 
 export const TINY_UNET: UNet2DConditionConfigJson = {
@@ -54,43 +54,9 @@ export function tinyLrm(seed = 1, config: Partial<LrmConfig> = {}): LatentReward
   });
 }
 
-const PROMPTS = ['bright', 'dark'];
+export { brightDarkPairs } from '../src/lrm/synthetic.js';
 
-/**
- * Synthetic pairs with latents [4, s, s] ~ N(0, 1): the winner is the image whose channel-0 mean is higher for the
- * prompt "bright" and lower for "dark" (both images share the prompt), so a model must read prompt and latent.
- */
-export function brightDarkPairs(n: number, seed: number, side = 8, opts: { tieEvery?: number; shift?: number } = {}): MemoryPair[] {
-  const gen = new Generator(seed);
-  const per = 4 * side * side;
-  const plane = side * side;
-  const shift = opts.shift ?? 0.75;
-  const out: MemoryPair[] = [];
-  for (let i = 0; i < n; i++) {
-    const caption = PROMPTS[i % 2];
-    const a = gen.normalArray(per);
-    const b = gen.normalArray(per);
-    // Push channel 0 apart by ±shift so the property is clear but noisy.
-    const s = gen.uniform() < 0.5 ? 1 : -1;
-    for (let p = 0; p < plane; p++) {
-      a[p] += s * shift;
-      b[p] -= s * shift;
-    }
-    const mean = (x: Float32Array) => x.subarray(0, plane).reduce((u, v) => u + v, 0) / plane;
-    const aWins = (mean(a) > mean(b)) === (caption === 'bright');
-    const tie = opts.tieEvery !== undefined && i % opts.tieEvery === opts.tieEvery - 1;
-    out.push({
-      caption,
-      label0: tie ? 0.5 : aWins ? 1 : 0,
-      label1: tie ? 0.5 : aWins ? 0 : 1,
-      numExamplesPerPrompt: 1 + (i % 3),
-      latent0: { data: a, shape: [4, side, side] },
-      latent1: { data: b, shape: [4, side, side] },
-    });
-  }
-  return out;
-}
-
+/** The synthetic bright/dark pairs (src/lrm/synthetic.ts) as a dataset of `side`×`side` latents. */
 export function brightDarkDataset(n: number, seed: number, side = 8, opts: { tieEvery?: number; shift?: number } = {}): PairDataset {
-  return memoryPairs(brightDarkPairs(n, seed, side, opts), { resolution: side * 8, source: `<bright/dark seed ${seed}>` });
+  return brightDark(n, seed, { side, ...opts });
 }
