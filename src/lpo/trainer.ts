@@ -3,6 +3,13 @@
 // Epochs walk a seeded shuffle of the prompt file. `algo: 'grpo'` trains step-wise GRPO on the same loop
 // (groups of K instead of pairs). Everything random derives from (seed, iteration), so a checkpoint holds the
 // LoRA, the optimizer state, the seed and the position, and resume() continues exactly.
+//
+// LPO-SPEC §9, where each note is honoured: 1 (candidates scored at t, threshold indexed by t), 2 (random
+// continuation) and 12 (no decoding) in sampler.ts; 3 (softmax over max and min only) in select.ts; 4 (clamp
+// before the log) in loss.ts; 5 (no gradient clipping by default) in update.ts; 7 (CFG 5 in both training
+// passes) in cfg.ts; 11 (reference outputs recomputed for every mini-batch, pairs used once, on-policy) here and
+// in update.ts. 6: we compute in float32 throughout (the authors: fp16 U-Nets, fp32 LoRA factors). 14–15: one
+// process; the authors' 4-GPU global batch of 20 prompts is `sampleBatchSize` here (5 per GPU by default).
 import { performance } from 'node:perf_hooks';
 import { join } from 'node:path';
 import { ArgumentError, LpoError } from '../errors.js';

@@ -1,0 +1,154 @@
+// `LPO_BENCH_FULL=1 npx vitest bench --run bench/lpo-sd15.bench.ts` (opt-in on lavapipe: ~1 h; runs by default on
+// a GPU adapter). One LPO iteration's phases at SD1.5 size: the policy U-Net with SD1.5's real config and seeded
+// random weights plus rank-4 LoRA on to_q/to_k/to_v/to_out.0, an LRM on an SD1.5 truncated U-Net and a CLIP-L/14
+// text encoder (random), 64×64 latents, K = 4, CFG 5.
+//   sampling step: the guided U-Net forward of B prompts ([uncond; cond], batch 2B), the DDIM mean, K·B candidates,
+//                  the LRM scoring all K·B candidates (text and null passes) — one step, × 20 for an iteration;
+//   training step: P pairs: reference forward (LoRA bypassed), policy forward, backward, AdamW — timed per phase
+//                  (the GPU is waited for between phases).
+// B and P default to 5 and 10 (the authors' per-GPU batches) on GPUs and to 1 and 1 on lavapipe (LPO_BENCH_B,
+// LPO_BENCH_P); LPO_BENCH_CKPT=1 turns gradient checkpointing on. Reports the pool's memory peaks and merges an
+// `lpo_sd15` section into bench/results/<adapter>.json.
+import { bench, describe } from 'vitest';
+import { fullShapesOnSoftware, writeSection } from './common.js';
+import { gpu, initGpu } from '../src/gpu/runtime.js';
+import { noGrad } from '../src/autograd/tape.js';
+import { Generator } from '../src/tensor/random.js';
+import { Tensor } from '../src/tensor/tensor.js';
+import { DDIMScheduler } from '../src/diffusion/ddim.js';
+import { CLIPTokenizer } from '../src/io/tokenizer.js';
+import { CLIPTextModel, parseCLIPTextConfig } from '../src/nn/clip.js';
+import { UNet2DConditionModel, SD15_UNET_CONFIG } from '../src/nn/unet.js';
+import { addLoRA, loraParameters } from '../src/nn/lora.js';
+import { AdamW } from '../src/optim/adamw.js';
+import { LatentRewardModel } from '../src/lrm/model.js';
+import { cfgNoise } from '../src/lpo/cfg.js';
+import { ddimMean } from '../src/lpo/loss.js';
+import { candidatesFrom, type StepPair } from '../src/lpo/sampler.js';
+import { lpoStep } from '../src/lpo/update.js';
+
+const MB = 2 ** 20;
+const LATENT = 64;
+const K = 4;
+const SD_SCHEDULER = { beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', clip_sample: false, set_alpha_to_one: false, steps_offset: 1, timestep_spacing: 'leading' };
+const CLIP_L = parseCLIPTextConfig({
+  hidden_size: 768, intermediate_size: 3072, num_hidden_layers: 12, num_attention_heads: 12, max_position_embeddings: 77,
+  hidden_act: 'quick_gelu', layer_norm_eps: 1e-5, vocab_size: 49408,
+});
+
+async function timed<T>(fn: () => T | Promise<T>): Promise<[T, number]> {
+  const t = performance.now();
+  const r = await fn();
+  await gpu().sync();
+  return [r, (performance.now() - t) / 1000];
+}
+
+async function runSuite(): Promise<void> {
+  const g = await initGpu();
+  const s = g.summary;
+  const B = Number(process.env.LPO_BENCH_B ?? (s.isSoftware ? 1 : 5));
+  const P = Number(process.env.LPO_BENCH_P ?? (s.isSoftware ? 1 : 10));
+  const adapter = `${s.vendor} / ${s.architecture} / ${s.description || s.device}`;
+  console.log(`\nLPO SD1.5 bench on ${adapter}: latents ${LATENT}×${LATENT}, B = ${B} prompts, K = ${K}, P = ${P} pairs per step`);
+  const gen = new Generator(1234);
+  const [parts, initS] = await timed(() => {
+    const unet = new UNet2DConditionModel(SD15_UNET_CONFIG, { gen });
+    const lrm = new LatentRewardModel({
+      unet: new UNet2DConditionModel(SD15_UNET_CONFIG, { gen, upBlocks: false }),
+      textEncoder: new CLIPTextModel(CLIP_L, { gen }),
+      tokenizer: CLIPTokenizer.fromFile(),
+      seed: 5,
+    });
+    lrm.freeze();
+    const names = addLoRA(unet, { rank: 4, gen });
+    return { unet, lrm, names };
+  });
+  const { unet, lrm, names } = parts;
+  if (process.env.LPO_BENCH_CKPT) unet.enableGradientCheckpointing(true);
+  const loraParams = loraParameters(unet).reduce((a, p) => a + p.size, 0);
+  const unetParams = unet.numParameters() - loraParams;
+  const lrmParams = lrm.numParameters();
+  const afterInit = gpu().pool.stats().inUseBytes;
+  console.log(`init ${initS.toFixed(1)} s: policy U-Net ${unetParams.toLocaleString()} parameters (${(unetParams * 4 / 1e9).toFixed(2)} GB f32) + LoRA ${loraParams.toLocaleString()} in ${names.length} layers; LRM ${lrmParams.toLocaleString()}; pool in use ${(afterInit / MB).toFixed(0)} MiB`);
+
+  const sched = DDIMScheduler.fromConfig(SD_SCHEDULER);
+  sched.setTimesteps(20);
+  const prompts = Array.from({ length: B }, (_, i) => `a photo of object number ${i}`);
+  const encode = (p: readonly string[]) => noGrad(() => {
+    const o = lrm.textEncoder.forward(lrm.tokenizer.encodeBatch(p));
+    o.poolerOutput.dispose();
+    return o.lastHiddenState;
+  });
+  const cond = encode(prompts);
+  const uncond = encode(['']);
+  const x = Tensor.randn([B, 4, LATENT, LATENT], gen);
+  const t = 501;
+  const phases: Record<string, number> = {};
+  gpu().pool.resetPeaks();
+
+  // One sampling step (the first run of each kernel includes its pipeline compilation: a warm-up step first on GPUs).
+  const samplingStep = async () => {
+    const [cands, tUnet] = await timed(() => noGrad(() => {
+      const eps = cfgNoise(unet, x, t, cond, uncond, 5);
+      const { mean, std } = ddimMean(sched, eps, t, x, 1);
+      const c = candidatesFrom(mean, std, Tensor.randn([K, B, 4, LATENT, LATENT], gen));
+      eps.dispose();
+      mean.dispose();
+      return c;
+    }));
+    const text = noGrad(() => lrm.encodeText(Array.from({ length: K * B }, (_, i) => prompts[i % B])));
+    const [scores, tLrm] = await timed(() => noGrad(() => lrm.score(cands, t, text)));
+    const vals = await scores.toArray();
+    if (!vals.every(Number.isFinite)) throw new Error('non-finite LRM scores');
+    for (const z of [scores, cands]) z.dispose();
+    text.dispose();
+    return { tUnet, tLrm };
+  };
+  if (!s.isSoftware) await samplingStep();
+  const st = await samplingStep();
+  phases.sampleUnetStep = st.tUnet;
+  phases.sampleLrmStep = st.tLrm;
+  const samplePeak = gpu().pool.stats().peakInUseBytes;
+  console.log(`sampling step: guided U-Net forward (batch ${2 * B}) + DDIM + ${K * B} candidates ${st.tUnet.toFixed(2)} s; LRM scoring of ${K * B} candidates ${st.tLrm.toFixed(2)} s; ×20 steps → ${(20 * (st.tUnet + st.tLrm)).toFixed(1)} s per trajectory batch`);
+
+  // One training step on P pairs.
+  const opt = new AdamW(loraParameters(unet), { lr: 6e-5, weightDecay: 1e-4 });
+  const pairs: StepPair[] = Array.from({ length: P }, (_, i) => ({
+    xt: Tensor.randn([1, 4, LATENT, LATENT], gen), t: [951, 501, 51, 1][i % 4], prompt: i % B,
+    xw: Tensor.randn([1, 4, LATENT, LATENT], gen), xl: Tensor.randn([1, 4, LATENT, LATENT], gen), scoreW: 1, scoreL: 0,
+  }));
+  const ctx = { policy: unet, scheduler: sched, optimizer: opt, cond, uncond, syncPhases: true };
+  if (!s.isSoftware) await lpoStep(ctx, pairs);
+  gpu().pool.resetPeaks();
+  const [stats, tTrain] = await timed(() => lpoStep(ctx, pairs));
+  const trainPeak = gpu().pool.stats().peakInUseBytes;
+  Object.assign(phases, { referenceForward: stats.times.reference, policyForward: stats.times.policy, backward: stats.times.backward, optimizer: stats.times.optimizer, trainStep: tTrain });
+  console.log(`training step (${P} pairs): reference forward ${stats.times.reference.toFixed(2)} s, policy forward ${stats.times.policy.toFixed(2)} s, backward ${stats.times.backward.toFixed(2)} s, AdamW ${stats.times.optimizer.toFixed(3)} s; loss ${stats.loss.toFixed(4)}`);
+  // The authors' iteration: 5 prompts × 20 steps sampled; with a 50% valid rate, 50 pairs → 5 steps of 10.
+  // Both phases scale about linearly in the batch, hence the B and P ratios.
+  const perIteration = 20 * (st.tUnet + st.tLrm) * (5 / B) + 5 * tTrain * (10 / P);
+  console.log(`pool peaks: sampling ${(samplePeak / MB).toFixed(0)} MiB, training ${(trainPeak / MB).toFixed(0)} MiB in use (weights ${(afterInit / MB).toFixed(0)} MiB)`);
+  console.log(`an authors'-size iteration (5 prompts × 20 steps, 50 valid pairs → 5 steps of 10), extrapolated from these phases: ${perIteration.toFixed(0)} s`);
+  console.log(`wrote ${writeSection(s, 'lpo_sd15', {
+    date: new Date().toISOString(), adapter, software: s.isSoftware, latent: LATENT, B, K, P, checkpointing: !!process.env.LPO_BENCH_CKPT,
+    parameters: { unet: unetParams, lora: loraParams, loraLayers: names.length, lrm: lrmParams }, initSeconds: initS, phases,
+    pool: { weightsMiB: afterInit / MB, samplingPeakMiB: samplePeak / MB, trainingPeakMiB: trainPeak / MB, peakAllocatedMiB: gpu().pool.stats().peakAllocatedBytes / MB },
+    extrapolatedIterationSeconds: perIteration,
+  })}`);
+  for (const p of pairs) for (const z of [p.xt, p.xw, p.xl]) z.dispose();
+  for (const z of [cond, uncond, x]) z.dispose();
+  opt.dispose();
+  unet.dispose();
+  lrm.dispose();
+}
+
+describe('lpo sd15', () => {
+  bench('one LPO iteration at SD1.5 size, by phase (report above)', async () => {
+    const g = await initGpu();
+    if (g.summary.isSoftware && !fullShapesOnSoftware) {
+      console.log('lpo sd15: skipped on a software adapter (set LPO_BENCH_FULL=1; about an hour on lavapipe)');
+      return;
+    }
+    await runSuite();
+  }, { iterations: 1, warmupIterations: 0, time: 0, warmupTime: 0 });
+});
