@@ -16,8 +16,9 @@ export interface WarmupDecay {
 /**
  * The learning rate of optimizer step `step` (0-based), as DeepSpeed's WarmupDecayLR (warmup_min_lr = 0,
  * warmup_type 'log') gives it: max_lr·ln(step + 1)/ln(warmup) while step < warmup, then
- * max_lr·max(0, (total − step)/(total − warmup)). Step 0 thus runs at lr 0 (DeepSpeed does the same); with
- * warmup ≤ 1 there is no warm-up.
+ * max_lr·max(0, (total − step)/(total − warmup)); with warmup ≤ 1 there is no warm-up. Step 0 thus runs at
+ * lr 0. (DeepSpeed 0.8.3's scheduler sets no lr before its first step() call, so there the very first update uses
+ * the optimizer's configured lr and the sequence above follows one step late; we follow the formula from step 0.)
  */
 export function warmupDecayLr(step: number, s: WarmupDecay): number {
   if (!(s.maxLr >= 0) || !Number.isInteger(s.warmup) || s.warmup < 0 || !Number.isInteger(s.total) || s.total < 1) {
