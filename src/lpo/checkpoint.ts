@@ -85,6 +85,7 @@ export function readTrainerState(dir: string): TrainerState {
   } catch (e) {
     throw new FileFormatError(file, `is not valid JSON: ${(e as Error).message}`);
   }
+  if (typeof s !== 'object' || s === null || Array.isArray(s)) throw new FileFormatError(file, 'is not a JSON object');
   if (s.version !== CHECKPOINT_VERSION) throw new FileFormatError(file, `checkpoint version ${s.version}, this build reads ${CHECKPOINT_VERSION}`);
   for (const k of ['iteration', 'optimizerSteps', 'seed', 'numPrompts'] as const) {
     if (!Number.isInteger(s[k]) || s[k] < 0) throw new FileFormatError(file, `'${k}' must be a non-negative integer`);
@@ -106,6 +107,7 @@ export async function loadCheckpoint(dir: string, model: Module, optimizer: Adam
     } catch {
       throw new FileFormatError(file, '__metadata__ has no valid "steps" entry');
     }
+    if (typeof steps !== 'object' || steps === null) throw new FileFormatError(file, '__metadata__ "steps" is not an object');
     for (const [key, p] of namedFactors(model)) {
       const n = steps[key];
       if (!Number.isInteger(n)) throw new FileFormatError(file, `no step count for '${key}'`);
