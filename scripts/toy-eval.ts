@@ -8,7 +8,7 @@ import { initGpu } from '../src/gpu/runtime.js';
 import { StableDiffusionPipeline } from '../src/diffusion/pipeline.js';
 import { writePng } from '../src/io/image.js';
 import { HELD_OUT_PROMPTS } from '../src/toy/captions.js';
-import { evaluatePipeline, formatSummary } from '../src/toy/evaluate.js';
+import { evaluatePipeline, formatEvalSummary } from '../src/toy/evaluate.js';
 
 const { values } = parseArgs({
   options: {
@@ -29,7 +29,7 @@ const { rows, summary } = await evaluatePipeline(pipe, prompts, seeds, {
   steps: Number(values.steps), guidanceScale: Number(values.guidance),
   onProgress: (d, n) => console.log(`sampled ${d}/${n} (${((Date.now() - t0) / 1000).toFixed(0)} s)`),
 });
-console.log(formatSummary(summary));
+console.log(formatEvalSummary(summary));
 for (const p of prompts) {
   const r = rows.filter((x) => x.prompt === p);
   console.log(`${p.padEnd(44)} match ${r.filter((x) => x.match).length}/${r.length}  graded ${(r.reduce((s, x) => s + x.alignment, 0) / r.length).toFixed(2)}`);

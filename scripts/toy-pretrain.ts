@@ -10,7 +10,7 @@ import { initGpu } from '../src/gpu/runtime.js';
 import { StableDiffusionPipeline } from '../src/diffusion/pipeline.js';
 import { DEFAULT_PRETRAIN, pretrainToyBase, type PretrainConfig } from '../src/toy/pretrain.js';
 import { folderBytes } from '../src/toy/checkpoint.js';
-import { evaluatePipeline, formatSummary } from '../src/toy/evaluate.js';
+import { evaluatePipeline, formatEvalSummary } from '../src/toy/evaluate.js';
 import { HELD_OUT_PROMPTS } from '../src/toy/captions.js';
 import { toyReadme } from '../src/toy/readme.js';
 
@@ -54,7 +54,7 @@ const seeds = [0, 1, 2, 3, 4, 5];
 const evals = [];
 for (const guidanceScale of [5, 7.5]) {
   const { summary } = await evaluatePipeline(pipe, HELD_OUT_PROMPTS.slice(0, 16), seeds, { steps: 20, guidanceScale });
-  log(`guidance ${guidanceScale}:\n${formatSummary(summary)}`);
+  log(`guidance ${guidanceScale}:\n${formatEvalSummary(summary)}`);
   evals.push({ guidanceScale, summary });
 }
 pipe.dispose();

@@ -37,7 +37,7 @@ export interface EvalSummary {
   byCategory: Record<string, number>;
 }
 
-export function category(caption: string): string {
+export function captionCategory(caption: string): string {
   const s = parseCaption(caption);
   return s.kind === 'count' ? `count ${s.n}` : s.relation;
 }
@@ -53,13 +53,13 @@ function meanSpread(rows: readonly JudgedSample[], seeds: readonly number[], val
 }
 
 /** Summarises judged samples (any number of prompts × seeds). */
-export function summarise(rows: readonly JudgedSample[]): EvalSummary {
+export function summariseSamples(rows: readonly JudgedSample[]): EvalSummary {
   const seeds = [...new Set(rows.map((r) => r.seed))];
   const prompts = new Set(rows.map((r) => r.prompt));
   const byCategory: Record<string, number> = {};
   const counts: Record<string, number> = {};
   for (const r of rows) {
-    const c = category(r.prompt);
+    const c = captionCategory(r.prompt);
     byCategory[c] = (byCategory[c] ?? 0) + (r.match ? 1 : 0);
     counts[c] = (counts[c] ?? 0) + 1;
   }
@@ -87,11 +87,11 @@ export async function evaluatePipeline(
 ): Promise<{ rows: JudgedSample[]; summary: EvalSummary }> {
   const requests = seeds.flatMap((seed) => prompts.map((prompt) => ({ prompt, seed })));
   const rows = judgeSamples(await sampleImages(pipe, requests, opts));
-  return { rows, summary: summarise(rows) };
+  return { rows, summary: summariseSamples(rows) };
 }
 
 /** One line per metric, for logs and READMEs. */
-export function formatSummary(s: EvalSummary): string {
+export function formatEvalSummary(s: EvalSummary): string {
   const ms = (m: MeanSpread) => `${m.mean.toFixed(3)} ± ${m.spread.toFixed(3)}`;
   const cats = Object.entries(s.byCategory).map(([k, v]) => `${k} ${v.toFixed(2)}`).join(', ');
   return [

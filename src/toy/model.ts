@@ -13,6 +13,8 @@ import { CLIPTextModel, parseCLIPTextConfig } from '../nn/clip.js';
 import { UNet2DConditionModel, type UNet2DConditionConfigJson } from '../nn/unet.js';
 import { Generator } from '../tensor/random.js';
 import { IMAGE_SIZE } from './scenes.js';
+import { ArgumentError } from '../errors.js';
+import { findAsset } from '../io/tokenizer.js';
 
 export const DIFFUSERS_VERSION = '0.27.2';
 
@@ -122,6 +124,13 @@ export const TOY_MODEL_INDEX: Record<string, unknown> = {
   unet: ['diffusers', 'UNet2DConditionModel'],
   vae: ['diffusers', 'AutoencoderKL'],
 };
+
+/** The committed toy base checkpoint (assets/toy/base), found from src/ or the bundled dist/. */
+export function toyBaseDir(): string {
+  const dir = findAsset('toy/base');
+  if (!dir) throw new ArgumentError('cannot find assets/toy/base (the toy base checkpoint); run `npm run toy:pretrain` to make it');
+  return dir;
+}
 
 export interface ToyModels {
   vae: AutoencoderKL;
