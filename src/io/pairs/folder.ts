@@ -8,14 +8,15 @@
 //
 // A row needs, for each image, `image_k` or `latent_k` (or both). Latents are [C, h, w] (or [1, C, h, w]) float
 // tensors, z0 already × the VAE's scaling factor; every latent must have the same shape (or `latentShape`).
-// A row without `split` belongs to 'train'; `has_label` defaults to true.
+// A row without `split` belongs to 'train'; `has_label` defaults to true. Gaps are winner − loser as in the authors'
+// CSV (`gapSign: 'image0-image1'` reads files that store image_0 − image_1 and flips rows whose image_1 wins).
 //
 // Streaming: opening indexes the byte offset of every line (8 bytes a row); each row is then read by one positioned
 // read, so memory does not grow with the dataset and a seeded shuffle can visit rows in any order.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ArgumentError } from '../../errors.js';
-import { SafetensorsFile } from '../safetensors.js';
+import { SafetensorsError, SafetensorsFile } from '../safetensors.js';
 import { PairDataError, messageOf } from './errors.js';
 import { loadModelImage } from './image.js';
 import { parseRecord, rowError, type RecordContext } from './record.js';
@@ -150,7 +151,7 @@ class FolderPairs extends PairSource {
     try {
       return SafetensorsFile.openSync(p);
     } catch (e) {
-      throw new PairDataError(p, null, messageOf(e));
+      throw new PairDataError(p, null, safetensorsProblem(e));
     }
   }
 
@@ -198,9 +199,15 @@ class FolderPairs extends PairSource {
     try {
       return { data: await f.readF32(name), shape };
     } catch (e) {
-      throw rowError(ctx, `${field}: ${messageOf(e)}`);
+      throw rowError(ctx, `${field}: ${safetensorsProblem(e)}`);
     }
   }
+}
+
+/** A safetensors error without the file name the PairDataError already carries. */
+function safetensorsProblem(e: unknown): string {
+  if (!(e instanceof SafetensorsError)) return messageOf(e);
+  return `${e.key === null ? '' : `tensor ${JSON.stringify(e.key)}: `}${e.detail}`;
 }
 
 interface ImageRefs {

@@ -4,14 +4,15 @@
 // Streaming: only the footer is read at open; rows are read one row group at a time (hyparquet fetches just that
 // group's column chunks), and a row's image bytes are dropped as soon as the row is yielded. Memory is therefore
 // bounded by one row group's compressed images (~100 rows for Hugging Face image datasets). A metadata-only pass
-// (`rows({ images: false })`) never reads the image columns at all.
+// (`rows({ images: false })`) never reads the image columns at all. hyparquet itself runs in a worker thread with
+// a deadline (parquet-worker.ts), because some corrupt files make it loop forever.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { asyncBufferFromFile, parquetMetadataAsync, parquetReadObjects, parquetSchema, type AsyncBuffer, type FileMetaData } from 'hyparquet';
 import { PairDataError, messageOf } from './errors.js';
 import { readGapCsv, gapFields, type GapTable } from './csv.js';
 import { loadModelImage } from './image.js';
 import { GAP_COLUMNS, parseRecord, rowError, type RecordContext } from './record.js';
+import { ParquetWorker, type ParquetFooter } from './parquet-worker.js';
 import { PairSource, permutation, type Pixels, type ScanItem, type Wanted } from './source.js';
 import type { GapSign, PairReaderOptions } from './types.js';
 
@@ -27,12 +28,12 @@ export interface ParquetPairsOptions extends PairReaderOptions {
    * Its gaps replace any gap columns of the parquet.
    */
   gapsCsv?: string;
+  /** Deadline for parsing one row group: this many ms plus 1 s per MB it holds (default 30,000). */
+  parseDeadlineMs?: number;
 }
 
 interface Shard {
   path: string;
-  file: AsyncBuffer;
-  metadata: FileMetaData;
   /** Global index of the shard's first row. */
   base: number;
   columns: string[];
@@ -43,6 +44,7 @@ interface Group {
   index: number;
   start: number;
   rows: number;
+  bytes: number;
 }
 
 /** The parquet shards a path names: one file, or every *.parquet in a folder (sorted by name). */
@@ -60,26 +62,23 @@ async function shardPaths(p: string | readonly string[]): Promise<string[]> {
   return names.map((n) => path.join(p, n));
 }
 
-async function openShard(p: string, base: number): Promise<Shard> {
-  let file: AsyncBuffer;
-  let metadata: FileMetaData;
-  let columns: string[];
+async function readFooter(worker: ParquetWorker, p: string): Promise<ParquetFooter> {
   try {
-    file = await asyncBufferFromFile(p);
+    await fs.promises.access(p, fs.constants.R_OK);
   } catch (e) {
     throw new PairDataError(p, null, `cannot open: ${(e as NodeJS.ErrnoException).code ?? messageOf(e)}`);
   }
+  let footer: ParquetFooter;
   try {
-    metadata = await parquetMetadataAsync(file);
-    columns = parquetSchema(metadata).children.map((c) => c.element.name);
+    footer = await worker.footer(p);
   } catch (e) {
     throw new PairDataError(p, null, `not a readable parquet file (truncated or corrupt?): ${messageOf(e)}`);
   }
-  const missing = PARQUET_REQUIRED_COLUMNS.filter((c) => !columns.includes(c));
+  const missing = PARQUET_REQUIRED_COLUMNS.filter((c) => !footer.columns.includes(c));
   if (missing.length) {
-    throw new PairDataError(p, null, `parquet lacks required column(s) ${missing.join(', ')} (has: ${columns.join(', ').slice(0, 300)})`);
+    throw new PairDataError(p, null, `parquet lacks required column(s) ${missing.join(', ')} (has: ${footer.columns.join(', ').slice(0, 300)})`);
   }
-  return { path: p, file, metadata, base, columns };
+  return footer;
 }
 
 class ParquetPairs extends PairSource {
@@ -89,35 +88,40 @@ class ParquetPairs extends PairSource {
     private readonly gaps: GapTable | undefined,
     private readonly gapSign: GapSign,
     size: number,
-    opts: ParquetPairsOptions,
+    private readonly opts: ParquetPairsOptions,
   ) {
     super(source, size, opts);
   }
 
   protected async *scan(want: Wanted): AsyncGenerator<ScanItem> {
     const order = want.shuffleSeed === undefined ? null : permutation(this.groups.length, want.shuffleSeed);
-    for (let k = 0; k < this.groups.length; k++) {
-      const g = this.groups[order ? order[k] : k];
-      const { shard } = g;
-      const columns = shard.columns.filter((c) => (want.images ? READ_COLUMNS : META_COLUMNS).has(c));
-      let recs: (Record<string, unknown> | undefined)[];
-      try {
-        recs = await parquetReadObjects({ file: shard.file, metadata: shard.metadata, columns, rowStart: g.start, rowEnd: g.start + g.rows, utf8: false });
-        if (recs.length !== g.rows) throw new Error(`read ${recs.length} rows, the footer says ${g.rows}`);
-      } catch (e) {
-        // A damaged row group: each of its rows is a bad row (skippable), and the rest of the file still reads.
-        for (let i = 0; i < g.rows; i++) {
-          yield { error: new PairDataError(shard.path, shard.base + g.start + i, `row group ${g.index} cannot be read: ${messageOf(e)}`) };
+    const worker = new ParquetWorker(this.opts.parseDeadlineMs);
+    try {
+      for (let k = 0; k < this.groups.length; k++) {
+        const g = this.groups[order ? order[k] : k];
+        const { shard } = g;
+        const columns = shard.columns.filter((c) => (want.images ? READ_COLUMNS : META_COLUMNS).has(c));
+        let recs: (Record<string, unknown> | undefined)[];
+        try {
+          recs = await worker.rows(shard.path, columns, g.start, g.start + g.rows, g.bytes);
+          if (recs.length !== g.rows) throw new Error(`read ${recs.length} rows, the footer says ${g.rows}`);
+        } catch (e) {
+          // A damaged row group: each of its rows is a bad row (skippable), and the rest of the file still reads.
+          for (let i = 0; i < g.rows; i++) {
+            yield { error: new PairDataError(shard.path, shard.base + g.start + i, `row group ${g.index} cannot be read: ${messageOf(e)}`) };
+          }
+          continue;
         }
-        continue;
+        const inner = want.shuffleSeed === undefined ? null : permutation(g.rows, (want.shuffleSeed * 7919 + k) >>> 0);
+        for (let j = 0; j < g.rows; j++) {
+          const i = inner ? inner[j] : j;
+          const rec = recs[i] as Record<string, unknown>;
+          recs[i] = undefined; // let the image bytes go once the row has been handed on
+          yield this.item(shard, rec, shard.base + g.start + i, want);
+        }
       }
-      const inner = want.shuffleSeed === undefined ? null : permutation(g.rows, (want.shuffleSeed * 7919 + k) >>> 0);
-      for (let j = 0; j < g.rows; j++) {
-        const i = inner ? inner[j] : j;
-        const rec = recs[i] as Record<string, unknown>;
-        recs[i] = undefined; // let the image bytes go once the row has been handed on
-        yield this.item(shard, rec, shard.base + g.start + i, want);
-      }
+    } finally {
+      await worker.close();
     }
   }
 
@@ -143,8 +147,8 @@ class ParquetPairs extends PairSource {
 
   private decode(rec: Record<string, unknown>, ctx: RecordContext): Pixels {
     const [image0, image1] = IMAGE_COLUMNS.map((col) => {
-      const bytes = imageBytes(rec[col]);
-      if (!bytes) throw rowError(ctx, `${col} is ${rec[col] === null || rec[col] === undefined ? 'missing' : 'not binary image bytes'}`);
+      const bytes = rec[col]; // the worker reduced Image structs {bytes, path} to their bytes
+      if (!(bytes instanceof Uint8Array)) throw rowError(ctx, `${col} is ${rec[col] === null || rec[col] === undefined ? 'missing' : 'not binary image bytes'}`);
       try {
         return loadModelImage(bytes, this.resolution);
       } catch (e) {
@@ -163,13 +167,6 @@ function utf8(b: Uint8Array, ctx: RecordContext): string {
   }
 }
 
-/** Image bytes as stored: a binary column, or a Hugging Face Image struct {bytes, path}. */
-function imageBytes(v: unknown): Uint8Array | null {
-  if (v instanceof Uint8Array) return v;
-  if (v && typeof v === 'object' && (v as { bytes?: unknown }).bytes instanceof Uint8Array) return (v as { bytes: Uint8Array }).bytes;
-  return null;
-}
-
 /**
  * Opens Pick-a-Pic-style parquet: a file, a folder of shards, or a list of shard files. Reads only the footers
  * (and the side CSV, when given); rows stream from `rows()`.
@@ -178,19 +175,23 @@ export async function openParquetPairs(p: string | readonly string[], opts: Parq
   const paths = await shardPaths(p);
   const groups: Group[] = [];
   let base = 0;
-  for (const sp of paths) {
-    const shard = await openShard(sp, base);
-    let start = 0;
-    shard.metadata.row_groups.forEach((rg, index) => {
-      const rows = Number(rg.num_rows);
-      if (rows > 0) groups.push({ shard, index, start, rows });
-      start += Math.max(rows, 0);
-    });
-    // Global row indices (and the side CSV's alignment) rest on these counts agreeing.
-    if (start !== Number(shard.metadata.num_rows)) {
-      throw new PairDataError(sp, null, `footer says ${shard.metadata.num_rows} rows but its row groups hold ${start}`);
+  const worker = new ParquetWorker(opts.parseDeadlineMs);
+  try {
+    for (const sp of paths) {
+      const footer = await readFooter(worker, sp);
+      const shard: Shard = { path: sp, base, columns: footer.columns };
+      let start = 0;
+      footer.groups.forEach(({ rows, bytes }, index) => {
+        if (!Number.isSafeInteger(rows) || rows < 0) throw new PairDataError(sp, null, `row group ${index} has an invalid row count (${rows})`);
+        if (rows > 0) groups.push({ shard, index, start, rows, bytes: Number.isFinite(bytes) && bytes > 0 ? bytes : 0 });
+        start += rows;
+      });
+      // Global row indices (and the side CSV's alignment) rest on these counts agreeing.
+      if (start !== footer.numRows) throw new PairDataError(sp, null, `footer says ${footer.numRows} rows but its row groups hold ${start}`);
+      base += start;
     }
-    base += start;
+  } finally {
+    await worker.close();
   }
   let gaps: GapTable | undefined;
   if (opts.gapsCsv !== undefined) {
