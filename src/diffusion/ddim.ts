@@ -110,15 +110,21 @@ export class DDIMScheduler {
     try {
       text = readFileSync(file, 'utf8');
     } catch (e) {
-      throw new SchedulerConfigError(`cannot read scheduler config ${file}: ${(e as Error).message}`);
+      throw new SchedulerConfigError(`cannot read: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`, file);
     }
-    let json: Record<string, unknown>;
+    let json: unknown;
     try {
       json = JSON.parse(text);
     } catch (e) {
-      throw new SchedulerConfigError(`scheduler config ${file} is not valid JSON: ${(e as Error).message}`);
+      throw new SchedulerConfigError(`not valid JSON: ${(e as Error).message}`, file);
     }
-    return DDIMScheduler.fromConfig(json);
+    if (typeof json !== 'object' || json === null || Array.isArray(json)) throw new SchedulerConfigError('not a JSON object', file);
+    try {
+      return DDIMScheduler.fromConfig(json as Record<string, unknown>);
+    } catch (e) {
+      if (e instanceof SchedulerConfigError) throw new SchedulerConfigError(e.problem, file);
+      throw e;
+    }
   }
 
   /** set_timesteps(n): fills `timesteps` (largest first) and returns it. */

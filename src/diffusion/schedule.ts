@@ -8,7 +8,7 @@
 // - betas = lin**2 (x·x in float32), alphas = 1 − betas (float32);
 // - cumprod accumulates in float64 (torch's CPU accumulation type for float) and rounds each output to float32.
 // This reproduces diffusers 0.27's alphas_cumprod for SD1.5's config bit for bit.
-import { LpoError } from '../errors.js';
+import { ArgumentError, FileFormatError } from '../errors.js';
 
 export type BetaSchedule = 'linear' | 'scaled_linear' | 'squaredcos_cap_v2';
 export type PredictionType = 'epsilon' | 'v_prediction' | 'sample';
@@ -44,12 +44,20 @@ export const DDIM_DEFAULTS: SchedulerConfig = {
   timestepSpacing: 'leading',
 };
 
-export class SchedulerConfigError extends LpoError {}
+/** A scheduler config that cannot be used; names its file (or '<scheduler config>' for an object in memory). */
+export class SchedulerConfigError extends FileFormatError {
+  constructor(problem: string, file = '<scheduler config>') {
+    super(file, problem);
+  }
+}
+
+/** More train timesteps than any real schedule (1000): a sign of a wrong value, not a schedule to allocate. */
+const MAX_TRAIN_TIMESTEPS = 1_000_000;
 
 function pick<T>(json: Record<string, unknown>, key: string, fallback: T, check: (v: unknown) => boolean, what: string): T {
   const v = json[key];
   if (v === undefined || v === null) return fallback;
-  if (!check(v)) throw new SchedulerConfigError(`scheduler config: '${key}' must be ${what}, got ${JSON.stringify(v)}`);
+  if (!check(v)) throw new SchedulerConfigError(`'${key}' must be ${what}, got ${JSON.stringify(v)}`);
   return v as T;
 }
 
@@ -61,7 +69,7 @@ const oneOf = (...xs: string[]) => (v: unknown) => typeof v === 'string' && xs.i
 export function parseSchedulerConfig(json: Record<string, unknown>): SchedulerConfig {
   const d = DDIM_DEFAULTS;
   const cfg: SchedulerConfig = {
-    numTrainTimesteps: pick(json, 'num_train_timesteps', d.numTrainTimesteps, (v) => isNum(v) && Number.isInteger(v) && (v as number) > 0, 'a positive integer'),
+    numTrainTimesteps: pick(json, 'num_train_timesteps', d.numTrainTimesteps, (v) => isNum(v) && Number.isInteger(v) && (v as number) > 0 && (v as number) <= MAX_TRAIN_TIMESTEPS, `a positive integer ≤ ${MAX_TRAIN_TIMESTEPS}`),
     betaStart: pick(json, 'beta_start', d.betaStart, isNum, 'a number'),
     betaEnd: pick(json, 'beta_end', d.betaEnd, isNum, 'a number'),
     betaSchedule: pick(json, 'beta_schedule', d.betaSchedule, oneOf('linear', 'scaled_linear', 'squaredcos_cap_v2'), "'linear', 'scaled_linear' or 'squaredcos_cap_v2'"),
@@ -73,10 +81,10 @@ export function parseSchedulerConfig(json: Record<string, unknown>): SchedulerCo
     predictionType: pick(json, 'prediction_type', d.predictionType, oneOf('epsilon', 'v_prediction', 'sample'), "'epsilon', 'v_prediction' or 'sample'"),
     timestepSpacing: pick(json, 'timestep_spacing', d.timestepSpacing, oneOf('leading', 'trailing', 'linspace'), "'leading', 'trailing' or 'linspace'"),
   };
-  if (json.thresholding === true) throw new SchedulerConfigError('scheduler config: thresholding=true (dynamic thresholding) is not supported');
-  if (json.rescale_betas_zero_snr === true) throw new SchedulerConfigError('scheduler config: rescale_betas_zero_snr=true is not supported');
+  if (json.thresholding === true) throw new SchedulerConfigError('thresholding=true (dynamic thresholding) is not supported');
+  if (json.rescale_betas_zero_snr === true) throw new SchedulerConfigError('rescale_betas_zero_snr=true is not supported');
   if (cfg.trainedBetas && cfg.trainedBetas.length !== cfg.numTrainTimesteps) {
-    throw new SchedulerConfigError(`scheduler config: trained_betas has ${cfg.trainedBetas.length} values for ${cfg.numTrainTimesteps} train timesteps`);
+    throw new SchedulerConfigError(`trained_betas has ${cfg.trainedBetas.length} values for ${cfg.numTrainTimesteps} train timesteps`);
   }
   return cfg;
 }
@@ -145,8 +153,8 @@ export function roundHalfEven(x: number): number {
 /** DDIMScheduler.set_timesteps(n): the inference timesteps, largest first. */
 export function ddimTimesteps(cfg: SchedulerConfig, n: number): number[] {
   const T = cfg.numTrainTimesteps;
-  if (!Number.isInteger(n) || n < 1) throw new SchedulerConfigError(`setTimesteps: the number of steps must be a positive integer, got ${n}`);
-  if (n > T) throw new SchedulerConfigError(`setTimesteps: ${n} steps exceed num_train_timesteps = ${T}`);
+  if (!Number.isInteger(n) || n < 1) throw new ArgumentError(`setTimesteps: the number of steps must be a positive integer, got ${n}`);
+  if (n > T) throw new ArgumentError(`setTimesteps: ${n} steps exceed num_train_timesteps = ${T}`);
   switch (cfg.timestepSpacing) {
     case 'leading': {
       const r = Math.floor(T / n);

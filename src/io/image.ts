@@ -2,11 +2,14 @@
 // Quantisation follows diffusers' numpy_to_pil: clamp to [0, 1], ×255, round half to even, uint8.
 import * as fs from 'node:fs';
 import pngjs from 'pngjs';
-import { LpoError } from '../errors.js';
+import { FileFormatError, LpoError } from '../errors.js';
 import type { Tensor } from '../tensor/tensor.js';
 
-/** An image array with a shape or values that cannot be written, or a file that is not a readable PNG. */
+/** An image array with a shape or values that cannot be written, or bytes that are not a decodable image. */
 export class ImageError extends LpoError {}
+
+/** An image file that is missing, unreadable or not a decodable image; names the file. */
+export class ImageFileError extends FileFormatError {}
 
 export type ImageLayout = 'CHW' | 'HWC';
 
@@ -114,7 +117,11 @@ export function readPng(path: string, opts: { layout?: ImageLayout } = {}): Deco
   try {
     buf = fs.readFileSync(path);
   } catch (e) {
-    throw new ImageError(`cannot read '${path}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+    throw new ImageFileError(path, `cannot read (${(e as NodeJS.ErrnoException).code ?? (e as Error).message})`);
   }
-  return decodePng(buf, { ...opts, what: `'${path}'` });
+  try {
+    return decodePng(buf, { ...opts, what: 'the file' });
+  } catch (e) {
+    throw new ImageFileError(path, (e as Error).message);
+  }
 }

@@ -9,11 +9,18 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { gunzipSync } from 'node:zlib';
-import { LpoError } from '../errors.js';
+import { ArgumentError, FileFormatError } from '../errors.js';
 import { htmlUnescape } from './html-entities.js';
 
-/** The vocabulary file is missing or malformed. */
-export class TokenizerError extends LpoError {}
+/**
+ * The vocabulary (merges) file is missing or malformed: `new TokenizerError(file, problem)`. The one-argument
+ * form is for a problem found before there is a file (no vocabulary found); it names CLIP's vocabulary file.
+ */
+export class TokenizerError extends FileFormatError {
+  constructor(fileOrProblem: string, problem?: string) {
+    super(problem === undefined ? VOCAB_FILE : fileOrProblem, problem ?? fileOrProblem);
+  }
+}
 
 export const BOS_ID = 49406;
 export const EOS_ID = 49407;
@@ -142,7 +149,7 @@ export class CLIPTokenizer {
     this.ranks = new Map();
     merges.forEach((m, i) => {
       const parts = m.split(' ');
-      if (parts.length !== 2 || !parts[0] || !parts[1]) throw new TokenizerError(`merge ${i + 1} ${JSON.stringify(m)} is not two symbols`);
+      if (parts.length !== 2 || !parts[0] || !parts[1]) throw new TokenizerError(`merge ${i + 1} ${JSON.stringify(m).slice(0, 80)} is not two symbols`);
       this.ranks.set(m, i);
       vocab.push(parts[0] + parts[1]);
     });
@@ -167,25 +174,25 @@ export class CLIPTokenizer {
     try {
       raw = fs.readFileSync(p);
     } catch (e) {
-      throw new TokenizerError(`cannot read BPE vocabulary '${p}': ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
+      throw new TokenizerError(p, `cannot read BPE vocabulary: ${(e as NodeJS.ErrnoException).code ?? (e as Error).message}`);
     }
     let text: string;
     try {
       text = (raw[0] === 0x1f && raw[1] === 0x8b ? gunzipSync(raw) : raw).toString('utf8');
     } catch (e) {
-      throw new TokenizerError(`cannot decompress BPE vocabulary '${p}': ${(e as Error).message}`);
+      throw new TokenizerError(p, `cannot decompress BPE vocabulary: ${(e as Error).message}`);
     }
     const lines = text.split('\n');
     let merges: string[];
     if (lines[0].startsWith('#version')) merges = lines.slice(1).filter((l) => l.length > 0);
     else merges = lines.slice(1, NUM_MERGES + 1);
     if (merges.length !== NUM_MERGES) {
-      throw new TokenizerError(`BPE vocabulary '${p}' has ${merges.length} merges, expected ${NUM_MERGES}`);
+      throw new TokenizerError(p, `BPE vocabulary has ${merges.length} merges, expected ${NUM_MERGES}`);
     }
     try {
       return new CLIPTokenizer(merges);
     } catch (e) {
-      throw new TokenizerError(`BPE vocabulary '${p}': ${(e as Error).message}`);
+      throw new TokenizerError(p, `BPE vocabulary: ${e instanceof FileFormatError ? e.problem : (e as Error).message}`);
     }
   }
 
@@ -279,7 +286,7 @@ export class CLIPTokenizer {
     for (const id of ids) {
       if (id === this.bosId || id === this.eosId) continue;
       const piece = this.decoder[id];
-      if (piece === undefined) throw new TokenizerError(`id ${id} is outside the vocabulary (${this.vocabSize})`);
+      if (piece === undefined) throw new ArgumentError(`id ${id} is outside the vocabulary (${this.vocabSize})`);
       for (const ch of piece.replace(/<\/w>/g, ' ')) {
         const b = this.byteDecoder.get(ch);
         if (b === undefined) {

@@ -7,7 +7,9 @@
 // exactly (Pillow's Resample.c): separable, horizontal pass first, each pass in 22-bit fixed point and rounded to
 // 8 bits, so the floats we hand the VAE are the ones the authors' ToTensor made from the same decoded pixels.
 // The only remaining difference is the JPEG decoder (see src/io/jpeg.ts).
+import * as fs from 'node:fs';
 import pngjs from 'pngjs';
+import { ImageError, ImageFileError } from '../image.js';
 import { decodeJpeg, isJpeg, type JpegOptions, type Rgb8Image } from '../jpeg.js';
 import { messageOf } from './errors.js';
 
@@ -17,12 +19,12 @@ export function isPng(bytes: Uint8Array): boolean {
   return bytes.length >= 8 && PNG_SIGNATURE.every((b, i) => bytes[i] === b);
 }
 
-/** Decodes PNG or JPEG bytes (told apart by their signature) to 8-bit RGB; throws an Error saying why not. */
+/** Decodes PNG or JPEG bytes (told apart by their signature) to 8-bit RGB; throws ImageError or JpegError saying why not. */
 export function decodeImageBytes(bytes: Uint8Array, opts: JpegOptions = {}): Rgb8Image {
   if (isJpeg(bytes)) return decodeJpeg(bytes, opts);
   if (isPng(bytes)) return decodePngRgb8(bytes);
   const head = Array.from(bytes.subarray(0, 4), (b) => b.toString(16).padStart(2, '0')).join(' ');
-  throw new Error(`not a JPEG or PNG (${bytes.length} bytes, starting ${head || '(empty)'})`);
+  throw new ImageError(`not a JPEG or PNG (${bytes.length} bytes, starting ${head || '(empty)'})`);
 }
 
 // src/io/image.ts's decodePng returns [0, 1] floats for the pipeline's outputs; PIL-exact resampling needs the
@@ -32,7 +34,7 @@ function decodePngRgb8(bytes: Uint8Array): Rgb8Image {
   try {
     img = pngjs.PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
   } catch (e) {
-    throw new Error(`undecodable PNG: ${messageOf(e)}`);
+    throw new ImageError(`undecodable PNG: ${messageOf(e)}`);
   }
   const { width, height, data } = img;
   const n = width * height;
@@ -156,8 +158,23 @@ export function toNormalizedChw(img: Rgb8Image): Float32Array {
   return out;
 }
 
-/** Image bytes → CHW float32 in [-1, 1] at [height, width]. Throws an Error saying what is wrong with the bytes. */
+/** Image bytes → CHW float32 in [-1, 1] at [height, width]. Throws ImageError/JpegError saying what is wrong with the bytes. */
 export function loadModelImage(bytes: Uint8Array, resolution: readonly [number, number], opts: JpegOptions = {}): Float32Array {
   const img = decodeImageBytes(bytes, opts);
   return toNormalizedChw(resizeRgb8(img, resolution[0], resolution[1]));
+}
+
+/** An image file (PNG or JPEG) → CHW float32 in [-1, 1] at [height, width]; ImageFileError naming the file otherwise. */
+export function readModelImage(file: string, resolution: readonly [number, number], opts: JpegOptions = {}): Float32Array {
+  let bytes: Uint8Array;
+  try {
+    bytes = fs.readFileSync(file);
+  } catch (e) {
+    throw new ImageFileError(file, `cannot read: ${(e as NodeJS.ErrnoException).code ?? messageOf(e)}`);
+  }
+  try {
+    return loadModelImage(bytes, resolution, opts);
+  } catch (e) {
+    throw new ImageFileError(file, messageOf(e));
+  }
 }
