@@ -1,6 +1,6 @@
 // `npm run fuzz`: ≥ 10,000 generated malformed inputs per reader (test/fuzz-targets.ts), each of which must be
 // accepted or rejected with a FileFormatError naming the file, within the per-case limit. Prints the counts
-// per reader. Options: --runs N (default 10000), --seed S, --only <reader substring>, --keep <folder> (keeps
+// per reader. Options: --runs N (default 10000), --seed S, --only / --skip <reader substring>, --keep <folder> (keeps
 // the work folder and any failing input there).
 import { mkdtempSync, rmSync, mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
@@ -10,7 +10,7 @@ import { initGpu } from '../src/gpu/runtime.js';
 import { formatCounts, fuzzReader, type FuzzCounts } from '../test/fuzz-harness.js';
 import { FUZZ_TARGETS } from '../test/fuzz-targets.js';
 
-const { values } = parseArgs({ options: { runs: { type: 'string', default: '10000' }, seed: { type: 'string' }, only: { type: 'string' }, keep: { type: 'string' } } });
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '10000' }, seed: { type: 'string' }, only: { type: 'string' }, skip: { type: 'string' }, keep: { type: 'string' } } });
 const runs = Number(values.runs);
 const seed = values.seed === undefined ? Date.now() % 2 ** 31 : Number(values.seed);
 const work = values.keep ?? mkdtempSync(join(tmpdir(), 'lpo-fuzz-'));
@@ -21,6 +21,7 @@ const results: FuzzCounts[] = [];
 let failed = 0;
 for (const t of FUZZ_TARGETS) {
   if (values.only && !t.name.toLowerCase().includes(values.only.toLowerCase())) continue;
+  if (values.skip && t.name.toLowerCase().includes(values.skip.toLowerCase())) continue;
   try {
     const c = await fuzzReader(t, work, { numRuns: runs, seed, caseTimeoutMs: 10_000 });
     results.push(c);
