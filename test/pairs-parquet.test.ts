@@ -194,7 +194,7 @@ describe('parquet reader: malformed input', () => {
     })().catch((e) => e);
     expect(seen).toEqual([0, 1, 2]);
     expect(err).toBeInstanceOf(PairDataError);
-    expect(err.message).toMatch(/row 4: row group 2 cannot be read/);
+    expect(err.message).toMatch(/row 4 \(row group 2, rows 4–5\): cannot be read/);
     const ds = await openParquetPairs(file, { resolution: 4, skipBad: true });
     expect((await collect(ds)).map((r) => r.index)).toEqual([0, 1, 2]);
     expect(ds.counts.skippedBad).toBe(2);
@@ -208,13 +208,13 @@ describe('parquet reader: malformed input', () => {
     const skipped: string[] = [];
     const meta = await collect(await openParquetPairs(file, { ...opts, onSkip: (e) => skipped.push(e.message) }), { images: false });
     expect(meta.map((r) => r.index)).toEqual([0, 1, 2, 3]);
-    expect(skipped).toHaveLength(2);
-    expect(skipped[0]).toMatch(/row 4: row group 2 cannot be read: parsing did not finish within 1\.5 s \(corrupt data\?\)/);
+    expect(skipped).toHaveLength(1); // one report for the row group
+    expect(skipped[0]).toMatch(/row 4 \(row group 2, rows 4–5\): cannot be read: parsing did not finish within 1\.5 s \(corrupt data\?\)/);
     // With the image columns, row group 1 is unreadable as well; without skipBad that stops the pass.
     const ds = await openParquetPairs(file, { ...opts, resolution: 4 });
     expect((await collect(ds)).map((r) => r.index)).toEqual([0, 1]);
     expect(ds.counts.skippedBad).toBe(4);
-    await expect(collect(await openParquetPairs(file, { parseDeadlineMs: 1500, resolution: 4 }))).rejects.toThrow(/row 2: row group 1 cannot be read/);
+    await expect(collect(await openParquetPairs(file, { parseDeadlineMs: 1500, resolution: 4 }))).rejects.toThrow(/row 2 \(row group 1, rows 2–3\): cannot be read/);
   });
 
   it('random byte damage anywhere: only typed errors (skipped under skipBad), never a crash or a hang', async () => {

@@ -106,10 +106,10 @@ class ParquetPairs extends PairSource {
           recs = await worker.rows(shard.path, columns, g.start, g.start + g.rows, g.bytes);
           if (recs.length !== g.rows) throw new Error(`read ${recs.length} rows, the footer says ${g.rows}`);
         } catch (e) {
-          // A damaged row group: each of its rows is a bad row (skippable), and the rest of the file still reads.
-          for (let i = 0; i < g.rows; i++) {
-            yield { error: new PairDataError(shard.path, shard.base + g.start + i, `row group ${g.index} cannot be read: ${messageOf(e)}`) };
-          }
+          // A damaged row group: its rows are bad rows (skippable, counted, one report), and the rest of the file still reads.
+          const first = shard.base + g.start;
+          const where = `row group ${g.index}, rows ${first}–${first + g.rows - 1}`;
+          yield { error: new PairDataError(shard.path, first, `cannot be read: ${messageOf(e)}`, where), rows: g.rows };
           continue;
         }
         const inner = want.shuffleSeed === undefined ? null : permutation(g.rows, (want.shuffleSeed * 7919 + k) >>> 0);

@@ -23,8 +23,8 @@ export interface Wanted {
 export type ScanItem =
   /** A row whose metadata checked out; `load` reads its pixels only if the row survives the filters. */
   | { meta: PairMeta; load: () => Promise<Pixels> }
-  /** A row whose own fields are malformed (skippable). */
-  | { error: PairDataError }
+  /** A row whose own fields are malformed (skippable), or `rows` consecutive rows that cannot be read at all. */
+  | { error: PairDataError; rows?: number }
   /** A has_label = false row, dropped because only labelled rows are wanted. */
   | { unlabeled: true };
 
@@ -83,11 +83,12 @@ export abstract class PairSource implements PairDataset {
     const counts = (this.pass = zeroCounts());
     const want: Wanted = { images: opts.images ?? true, latents: opts.latents ?? true, shuffleSeed: opts.shuffleSeed };
     for await (const item of this.scan(want)) {
-      counts.seen++;
       if ('error' in item) {
-        this.skipOrThrow(item.error, counts);
+        counts.seen += item.rows ?? 1;
+        this.skipOrThrow(item.error, counts, item.rows ?? 1);
         continue;
       }
+      counts.seen++;
       if ('unlabeled' in item) {
         counts.filtered++;
         continue;
@@ -105,7 +106,7 @@ export abstract class PairSource implements PairDataset {
       try {
         px = await item.load();
       } catch (e) {
-        this.skipOrThrow(e, counts);
+        this.skipOrThrow(e, counts, 1);
         continue;
       }
       counts.yielded++;
@@ -113,13 +114,13 @@ export abstract class PairSource implements PairDataset {
     }
   }
 
-  private skipOrThrow(e: unknown, counts: PairPassCounts): void {
+  private skipOrThrow(e: unknown, counts: PairPassCounts, rows: number): void {
     if (!(e instanceof PairDataError)) {
       // A reader bug or an unexpected library failure: still a typed error naming the source.
       throw new PairDataError(this.source, null, `unexpected failure: ${messageOf(e)}`);
     }
     if (!this.skipBad || !e.skippable) throw e;
-    counts.skippedBad++;
+    counts.skippedBad += rows;
     this.onSkip?.(e);
   }
 }
