@@ -35,9 +35,18 @@ async function runSuite(): Promise<void> {
   const s = g.summary;
   const full = !s.isSoftware || fullShapesOnSoftware;
   const unetCfg = full ? { ...SD15_UNET_CONFIG } : { ...SD15_UNET_CONFIG, block_out_channels: [32, 64, 128, 128], cross_attention_dim: 64, norm_num_groups: 8, sample_size: 16 };
-  const clipCfg = parseCLIPTextConfig(full ? CLIP_L : { ...CLIP_L, hidden_size: 64, intermediate_size: 256, num_hidden_layers: 2, num_attention_heads: 4 });
+  // Devices bind at most maxStorageBufferBindingSize bytes per buffer (128 MiB on lavapipe): CLIP-L's token table
+  // (49408 × 768 f32 = 152 MB) is cut to the rows that fit there (ids past it embed as zero rows), and the U-Net
+  // batch runs in chunks whose largest activation (GEGLU's [b, h·w, 8·C0]) fits.
+  const limit = s.maxStorageBufferBindingSize;
+  const vocab = Math.min(CLIP_L.vocab_size, Math.floor(limit / (CLIP_L.hidden_size * 4)));
+  const clipCfg = parseCLIPTextConfig(full ? { ...CLIP_L, vocab_size: vocab } : { ...CLIP_L, hidden_size: 64, intermediate_size: 256, num_hidden_layers: 2, num_attention_heads: 4 });
   const side = full ? 64 : 16;
-  const label = full ? 'SD1.5 U-Net config (truncated) + CLIP ViT-L text, 64×64 latents' : 'stand-in (SD1.5 layout, widths 32/64/128/128, CLIP 64-wide × 2 layers, 16×16 latents; LPO_BENCH_FULL=1 for SD1.5)';
+  const c0 = (unetCfg.block_out_channels as number[])[0];
+  const unetBatch = Math.max(1, Math.floor(limit / (side * side * 8 * c0 * 4)));
+  const label = (full ? 'SD1.5 U-Net config (truncated) + CLIP ViT-L text, 64×64 latents' : 'stand-in (SD1.5 layout, widths 32/64/128/128, CLIP 64-wide × 2 layers, 16×16 latents; LPO_BENCH_FULL=1 for SD1.5)')
+    + (full && vocab < CLIP_L.vocab_size ? `; CLIP vocabulary cut to ${vocab} rows (binding limit ${limit / MB} MiB)` : '')
+    + `; U-Net batch in chunks of ${unetBatch}`;
   console.log(`\nlrm bench on ${s.description}${s.isSoftware ? ' (software)' : ''}: ${label}`);
 
   const t0 = performance.now();
@@ -48,6 +57,7 @@ async function runSuite(): Promise<void> {
     seed: 3,
   });
   model.unet.enableGradientCheckpointing(true);
+  model.unetBatch = unetBatch;
   await gpu().sync();
   const initS = (performance.now() - t0) / 1000;
   const weightsMiB = model.parameters().reduce((a, p) => a + p.bytes, 0) / MB;

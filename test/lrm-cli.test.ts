@@ -28,7 +28,10 @@ beforeAll(async () => {
   model = writeTinySd(join(tmp, 'sd'));
   data = join(tmp, 'pairs');
   // The golden U-Net takes 8×8 latents: 12 training and 6 validation pairs with pre-encoded latents.
-  const pairs = brightDarkPairs(18, 3, { side: 8, tieEvery: 6 }).map((p, i) => ({ ...p, split: i < 12 ? 'train' as const : 'validation' as const }));
+  const pairs = brightDarkPairs(18, 3, { side: 8, tieEvery: 6 }).map((p, i) => ({
+    caption: p.caption, label0: p.label0, label1: p.label1, numExamplesPerPrompt: p.numExamplesPerPrompt,
+    latent0: p.latent0, latent1: p.latent1, split: i < 12 ? 'train' as const : 'validation' as const,
+  }));
   await writePairFolder(data, pairs);
 });
 

@@ -5,6 +5,9 @@ import { gpu } from '../src/gpu/runtime.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { Generator } from '../src/tensor/random.js';
 import { gradcheck } from '../src/autograd/gradcheck.js';
+import { backward } from '../src/autograd/tape.js';
+import { sumAll } from '../src/tensor/ops/reduce.js';
+import type { Conv2d } from '../src/nn/layers.js';
 import { linear } from '../src/tensor/ops/matmul.js';
 import { pairAccuracy, pairLoss, pairWeights } from '../src/lrm/loss.js';
 import { cosineScores } from '../src/lrm/score.js';
@@ -184,6 +187,32 @@ describe('LatentRewardModel', () => {
     x.dispose();
     m1.dispose();
     m75.dispose();
+  });
+
+  it('a U-Net batch run in chunks (unetBatch) gives the same scores and gradients', async () => {
+    const model = tinyLrm(6);
+    const x = latents(9);
+    const run = async (chunk: number) => {
+      model.unetBatch = chunk;
+      const s = model.score(x, TS, PROMPTS);
+      const v = await s.toArray();
+      backward(sumAll(s));
+      const g = await model.unet.child<Conv2d>('conv_in').weight.grad!.toArray();
+      const gt = await model.textProjection.weight.grad!.toArray();
+      model.zeroGrad();
+      s.dispose();
+      return { v, g, gt };
+    };
+    const whole = await run(Infinity);
+    const calls = spy(model);
+    const chunked = await run(3);
+    calls.restore();
+    expect(calls.unet).toEqual([3, 3, 3, 1]);
+    expect(relL2(chunked.v, whole.v)).toBeLessThan(1e-6);
+    expect(relL2(chunked.g, whole.g)).toBeLessThan(1e-5);
+    expect(relL2(chunked.gt, whole.gt)).toBeLessThan(1e-5);
+    x.dispose();
+    model.dispose();
   });
 
   it('the up path is not built (no up_blocks/conv_norm_out/conv_out parameter) and no up-block kernel runs while scoring', async () => {

@@ -83,6 +83,12 @@ export class LatentRewardModel extends Module {
   readonly logitScale: Tensor;
   readonly schedulerConfig: Record<string, unknown> | null;
   readonly baseModel: string | null;
+  /**
+   * At most this many U-Net batch items per forward (default: all at once). Smaller chunks lower the peak memory
+   * and keep every tensor within a device's storage-binding limit (128 MiB on lavapipe: SD1.5 at 64×64 needs ≤ 2);
+   * the scores and gradients do not change. A runtime setting, not saved.
+   */
+  unetBatch = Infinity;
 
   constructor(parts: LrmParts) {
     super();
@@ -172,19 +178,40 @@ export class LatentRewardModel extends Module {
       const table = reshape(text.context, [R, L * D]);
       const ctx = reshape(embedding(Tensor.fromArray(Int32Array.from(ids), [ids.length], 'i32'), table), [ids.length, L, D]);
       const x = vfe ? concat([latents, latents], 0) : latents;
-      const o = this.unet.forward(x, vfe ? [...ts, ...ts] : ts, ctx, { stopAfterMid: true });
+      const o = this.pooledUnet(x, vfe ? [...ts, ...ts] : ts, ctx);
       // Pool first, then take the text half: the null half of the skips is not used (multi_scale_cfg = False).
-      const pooled = this.config.featureIndices.map((i) => {
-        const p = spatialMean(o.downBlockResSamples[i]);
-        return vfe ? slice(p, 0, 0, N) : p;
-      });
-      const mid = spatialMean(o.mid);
+      const pooled = o.pooled.map((p) => (vfe ? slice(p, 0, 0, N) : p));
+      const mid = o.mid;
       const midText = vfe ? slice(mid, 0, 0, N) : mid;
       const midNull = vfe ? slice(mid, 0, N, 2 * N) : null;
       const midVfe = midNull ? add(midNull, scale(sub(midText, midNull), w)) : midText;
       const cat = concat([...pooled, midVfe], 1);
       return { pooled, midText, midNull, midVfe, concat: cat, V: this.visualProjection.forward(cat) };
     });
+  }
+
+  /**
+   * Spatial means of the U-Net's skip outputs at featureIndices and of its mid-block output, for the batch x
+   * (run in chunks of at most `unetBatch` items; the chunks' pooled features are concatenated, so the result and
+   * its gradients are those of one batch).
+   */
+  private pooledUnet(x: Tensor, ts: readonly number[], ctx: Tensor): { pooled: Tensor[]; mid: Tensor } {
+    const B = x.shape[0];
+    const chunk = Math.max(1, Math.min(B, Math.floor(this.unetBatch)));
+    const run = (xs: Tensor, tc: readonly number[], cs: Tensor) => tidy(() => {
+      const o = this.unet.forward(xs, tc, cs, { stopAfterMid: true });
+      return { pooled: this.config.featureIndices.map((i) => spatialMean(o.downBlockResSamples[i])), mid: spatialMean(o.mid) };
+    });
+    if (chunk >= B) return run(x, ts, ctx);
+    const parts: { pooled: Tensor[]; mid: Tensor }[] = [];
+    for (let s = 0; s < B; s += chunk) {
+      const e = Math.min(B, s + chunk);
+      parts.push(tidy(() => run(slice(x, 0, s, e), ts.slice(s, e), slice(ctx, 0, s, e))));
+    }
+    return {
+      pooled: this.config.featureIndices.map((_, k) => concat(parts.map((p) => p.pooled[k]), 0)),
+      mid: concat(parts.map((p) => p.mid), 0),
+    };
   }
 
   /** Everything score() computes, kept (tests and verification). The caller disposes every tensor. */
