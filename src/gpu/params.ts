@@ -25,6 +25,7 @@ export interface BoundParams { readonly layout: ParamsLayout<Fields>; readonly v
 
 export class ParamsLayout<F extends Fields> {
   private readonly slots: Slot[] = [];
+  private readonly writer: Writer;
   /** Size in 4-byte words (offset of the end of the last field). */
   readonly words: number;
 
@@ -44,6 +45,7 @@ export class ParamsLayout<F extends Fields> {
       }
     }
     this.words = offset;
+    this.writer = compileWriter(this.slots);
   }
 
   /** Binds values to this layout for a dispatch. */
@@ -53,26 +55,38 @@ export class ParamsLayout<F extends Fields> {
 
   /** Writes `values` at word `base` of the three views of one buffer; `label` names the kernel in errors. */
   write(values: BoundParams['values'], u32: Uint32Array, f32: Float32Array, i32: Int32Array, base: number, label: string): void {
-    for (const s of this.slots) {
-      const v = values[s.name];
-      if (s.type === 'array') {
-        if (v === undefined) continue;
-        if (typeof v === 'number' || v.length > s.words) throw new KernelError(label, `param '${s.name}' takes at most ${s.words} numbers`);
-        for (let i = 0; i < s.words; i++) u32[base + s.offset + i] = v[i] ?? 0;
-        continue;
-      }
-      if (typeof v !== 'number') throw new KernelError(label, `param '${s.name}' (${s.type}) is missing`);
-      const o = base + s.offset;
-      if (s.type === 'f32') f32[o] = v;
-      else if (s.type === 'u32') {
-        if (!(Number.isInteger(v) && v >= 0 && v <= 0xffffffff)) throw new KernelError(label, `param '${s.name}' = ${v} is not a u32`);
-        u32[o] = v;
-      } else {
-        if (!(Number.isInteger(v) && v >= -0x80000000 && v <= 0x7fffffff)) throw new KernelError(label, `param '${s.name}' = ${v} is not an i32`);
-        i32[o] = v;
-      }
-    }
+    this.writer(values, u32, f32, i32, base, this.fail, label);
   }
+
+  /** Throws the error for slot i holding v (the generated writer calls it). */
+  private readonly fail = (i: number, v: unknown, label: string): never => {
+    const s = this.slots[i];
+    if (s.type === 'array') throw new KernelError(label, `param '${s.name}' takes at most ${s.words} numbers`);
+    if (typeof v !== 'number') throw new KernelError(label, `param '${s.name}' (${s.type}) is missing`);
+    throw new KernelError(label, `param '${s.name}' = ${v} is not ${s.type === 'u32' ? 'a u32' : 'an i32'}`);
+  };
+}
+
+type Writer = (v: BoundParams['values'], u32: Uint32Array, f32: Float32Array, i32: Int32Array, o: number, fail: (i: number, v: unknown, label: string) => never, label: string) => void;
+
+/**
+ * A straight-line writer for one layout. Packing runs on every dispatch; a generic loop over the
+ * fields does keyed loads that are megamorphic across layouts (≈ 0.5–1 µs a dispatch), while named
+ * loads in a function per layout cost what the positional arrays did (≈ 0.1 µs). Names are checked
+ * identifiers, so the generated text is only property reads, checks and stores.
+ */
+function compileWriter(slots: readonly Slot[]): Writer {
+  const lines = slots.map((s, i) => {
+    if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(s.name)) throw new KernelError('params', `field name '${s.name}' is not an identifier`);
+    const at = `o + ${s.offset}`;
+    switch (s.type) {
+      case 'u32': return `x = v.${s.name}; if (x >>> 0 !== x) fail(${i}, x, label); u32[${at}] = x;`;
+      case 'i32': return `x = v.${s.name}; if (typeof x !== 'number' || (x | 0) !== x) fail(${i}, x, label); i32[${at}] = x;`;
+      case 'f32': return `x = v.${s.name}; if (typeof x !== 'number') fail(${i}, x, label); f32[${at}] = x;`;
+      default: return `x = v.${s.name}; if (x !== undefined) { if (x.length > ${s.words}) fail(${i}, x, label); for (let j = 0; j < ${s.words}; j++) u32[${at} + j] = x[j] ?? 0; }`;
+    }
+  });
+  return new Function('v', 'u32', 'f32', 'i32', 'o', 'fail', 'label', `let x;\n${lines.join('\n')}`) as Writer;
 }
 
 /** The packed words of bound params (for private command streams such as the autotuner's). */
