@@ -21,6 +21,7 @@ export const evalLrmSpec = defineCommand({
     gapsCsv: { type: 'string', path: 'file', value: 'file.csv', help: 'side CSV of score gaps for parquet --data' },
     maxPairs: { type: 'int', min: 1, help: 'at most this many pairs' },
     batch: { type: 'int', min: 1, default: 8, help: 'pairs per forward pass' },
+    unetBatch: { type: 'int', min: 1, help: 'run the U-Net on at most n items at a time (less memory; same result)' },
     seed: { type: 'int', min: 0, default: 42, help: 'seed of the evaluation noise' },
     skipBad: { type: 'boolean', help: 'skip malformed rows (counted) instead of stopping' },
   },
@@ -34,6 +35,7 @@ export async function evalLrmCommand(argv: string[]): Promise<number> {
   const err = process.stderr;
   const model = await LatentRewardModel.fromPretrained(a.lrm);
   const vae = await loadVae(a.model ?? model.baseModel);
+  if (a.unetBatch) model.unetBatch = a.unetBatch;
   try {
     const strategy = parseMpcfStrategy(a.mpcf);
     const raw = await openLrmPairs(a.data, model, vae, { split: a.split as 'validation', skipBad: a.skipBad, gapsCsv: a.gapsCsv });

@@ -39,6 +39,7 @@ export const trainLrmSpec = defineCommand({
     evalBatch: { type: 'int', min: 1, default: 8, help: 'validation pairs per forward pass' },
     freezeTextEncoder: { type: 'boolean', help: 'keep the text encoder fixed' },
     checkpointing: { type: 'boolean', help: 'gradient checkpointing in the U-Net (less memory, ~1.3x time)' },
+    unetBatch: { type: 'int', min: 1, help: 'run the U-Net on at most n items at a time (less memory; same result)' },
     skipBad: { type: 'boolean', help: 'skip malformed rows (counted) instead of stopping' },
     seed: { type: 'int', min: 0, default: 42, help: 'seed of the data order, timesteps and noise' },
     out: { type: 'string', short: 'o', default: 'lrm-out', value: 'folder', help: 'output folder' },
@@ -57,6 +58,7 @@ export async function trainLrmCommand(argv: string[]): Promise<number> {
     ? await LatentRewardModel.fromPretrained(a.init)
     : await LatentRewardModel.fromDiffusers(a.model, { config: { vfeWeight: a.vfe }, clipTextProjection: a.clipProjection, seed: a.seed });
   const vae = await loadVae(a.model);
+  if (a.unetBatch) model.unetBatch = a.unetBatch;
   err.write(`LRM: ${(model.numParameters() / 1e6).toFixed(2)}M parameters (truncated U-Net ${(model.unet.numParameters() / 1e6).toFixed(2)}M), `
     + `features ${model.config.featureIndices.join(',')} + mid, w = ${model.config.vfeWeight}, loaded in ${((Date.now() - t0) / 1000).toFixed(1)} s\n`);
   let skipped = 0;
