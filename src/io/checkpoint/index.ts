@@ -2,4 +2,4 @@
 export { CheckpointError } from './errors.js';
 export { writeFileAtomic, writeFileAtomicWith, fsyncPath } from './atomic.js';
 export { MANIFEST_FILE, hashFile, parseManifest, readManifest, verifyCheckpoint, type Manifest, type FileEntry } from './manifest.js';
-export { CheckpointStore, stepDirName, type CheckpointStoreOptions, type CheckpointInfo, type LoadedCheckpoint } from './store.js';
+export { CheckpointStore, stepDirName, setCheckpointFaultHook, type CheckpointStoreOptions, type CheckpointInfo, type LoadedCheckpoint } from './store.js';

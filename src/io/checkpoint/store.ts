@@ -40,6 +40,17 @@ export interface LoadedCheckpoint extends CheckpointInfo {
 
 export const stepDirName = (step: number): string => `step-${String(step).padStart(8, '0')}`;
 
+let faultHook: ((tmpDir: string) => void | Promise<void>) | null = null;
+
+/**
+ * Fault injection for crash tests (test/sigkill.test.ts): `hook` runs in every store's save, at the same point
+ * as `beforeCommit` — the checkpoint durable in its temporary folder, not yet published — so a test can kill the
+ * process exactly there, even when the store belongs to a trainer. Null removes it.
+ */
+export function setCheckpointFaultHook(hook: ((tmpDir: string) => void | Promise<void>) | null): void {
+  faultHook = hook;
+}
+
 export class CheckpointStore {
   readonly keep: number;
 
@@ -83,6 +94,7 @@ export class CheckpointStore {
       writeFileAtomic(path.join(tmp, MANIFEST_FILE), `${JSON.stringify(manifest, null, 1)}\n`);
       for (const d of subfolders(tmp)) fsyncPath(d);
       await this.opts.beforeCommit?.(tmp);
+      await faultHook?.(tmp);
       if (fs.existsSync(final)) {
         // The same step again (a resumed run re-saving it): move the old one aside first; a crash in between
         // loses only this step, and the older checkpoints remain.

@@ -1,0 +1,38 @@
+// Runs the SIGKILL resume check ten times in a row (issue 13's acceptance): one uninterrupted reference run of
+// test/sigkill-child.ts, then ten runs each killed inside a checkpoint write of a random step and at a random
+// point, resumed, and compared with the reference. Prints one line per run and a summary; exits 1 on any miss.
+//   npx vite-node --config vitest.config.ts scripts/sigkill-loop.ts [-- --runs 10 --seed 1]
+import * as fs from 'node:fs';
+import { tmpdir } from 'node:os';
+import * as path from 'node:path';
+import { parseArgs } from 'node:util';
+import { Generator } from '../src/tensor/random.js';
+import { interruptedRun, maxAbsDiff, readFinal, runChild } from '../test/sigkill-driver.js';
+
+const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' }, seed: { type: 'string', default: String(Date.now() % 100_000) } } });
+const work = fs.mkdtempSync(path.join(tmpdir(), 'lpo-sigkill-loop-'));
+const g = new Generator(Number(values.seed));
+const t0 = Date.now();
+const ref = await runChild(path.join(work, 'reference'), null);
+if (ref.lines[ref.lines.length - 1] !== 'DONE') throw new Error(`reference run failed: ${ref.stderr.slice(-2000)}`);
+const want = readFinal(path.join(work, 'reference'));
+console.log(`reference: ${ref.lines.filter((l) => l.startsWith('ITER')).length} iterations in ${(ref.ms / 1000).toFixed(1)} s; seed ${values.seed}`);
+let pass = 0;
+const n = Number(values.runs);
+for (let i = 1; i <= n; i++) {
+  const commitStep = 1 + (g.nextU32() % 5);
+  const afterMs = Math.round((0.15 + 0.6 * g.uniform()) * ref.ms);
+  const s = Date.now();
+  try {
+    const r = await interruptedRun(path.join(work, `run${i}`), [{ commitStep }, { afterMs }]);
+    const d = maxAbsDiff(r.final, want);
+    const ok = d <= 1e-6;
+    pass += ok ? 1 : 0;
+    console.log(`run ${i}/${n}: ${ok ? 'PASS' : 'FAIL'} max |diff| ${d} — ${r.runs.join('; ')} (${((Date.now() - s) / 1000).toFixed(0)} s)`);
+  } catch (e) {
+    console.log(`run ${i}/${n}: FAIL ${(e as Error).message.split('\n')[0]}`);
+  }
+}
+console.log(`${pass}/${n} runs resumed to the uninterrupted result (${((Date.now() - t0) / 60000).toFixed(1)} min)`);
+fs.rmSync(work, { recursive: true, force: true });
+process.exit(pass === n ? 0 : 1);
