@@ -14,9 +14,9 @@ export type KillPoint = { commitStep: number } | { afterMs: number };
 
 export interface ChildRun { lines: string[]; killed: boolean; code: number | null; stderr: string; /** From the first line to the exit. */ ms: number }
 
-export function runChild(out: string, kill: KillPoint | null, commitDelayMs = 0, timeoutMs = 600_000): Promise<ChildRun> {
+export function runChild(out: string, kill: KillPoint | null, commitDelayMs = 0, extraArgs: readonly string[] = [], timeoutMs = 600_000): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
-    const args = [VITE_NODE, '--config', path.join(ROOT, 'vitest.config.ts'), path.join(ROOT, 'test/sigkill-child.ts'), '--', '--out', out, '--commit-delay-ms', String(commitDelayMs)];
+    const args = [VITE_NODE, '--config', path.join(ROOT, 'vitest.config.ts'), path.join(ROOT, 'test/sigkill-child.ts'), '--', '--out', out, '--commit-delay-ms', String(commitDelayMs), ...extraArgs];
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
     const lines: string[] = [];
     let stderr = '';

@@ -24,6 +24,11 @@ export function sizeClass(bytes: number): number {
   return Math.ceil(b / step) * step;
 }
 
+/** What to try when a buffer does not fit (the LimitError and GpuOutOfMemoryError messages end with it). */
+export const MEMORY_HINT = 'try a smaller batch or micro-batch, gradient checkpointing, or f16 weights';
+
+const mib = (b: number): string => `${(b / 2 ** 20).toFixed(1)} MiB`;
+
 export const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x4 /* COPY_SRC */ | 0x8; /* COPY_DST */
 
 export class BufferPool {
@@ -42,7 +47,7 @@ export class BufferPool {
   acquire(bytes: number, label = 'tensor'): GPUBuffer {
     const size = sizeClass(bytes);
     if (size > this.maxBufferSize) {
-      throw new LimitError(`${label}: ${bytes} bytes exceeds the adapter's maxBufferSize ${this.maxBufferSize}`);
+      throw new LimitError(`${label}: ${bytes} bytes (${mib(bytes)}) exceeds the adapter's maxBufferSize ${this.maxBufferSize} (${mib(this.maxBufferSize)}); ${MEMORY_HINT}`);
     }
     let buf = this.free.get(size)?.pop();
     if (buf) {
@@ -53,7 +58,7 @@ export class BufferPool {
       this.device.pushErrorScope('out-of-memory');
       buf = this.device.createBuffer({ size, usage: STORAGE_USAGE, label });
       this.pendingErrors.push(
-        this.device.popErrorScope().then((e) => (e ? new GpuOutOfMemoryError(label, size, e.message) : null)),
+        this.device.popErrorScope().then((e) => (e ? new GpuOutOfMemoryError(label, size, `${e.message}; ${MEMORY_HINT}`) : null)),
       );
       this.sizes.set(buf, size);
       this.s.allocatedBytes += size;
