@@ -6,6 +6,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { setupGpu } from './helpers.js';
+import { gpu } from '../src/gpu/runtime.js';
 import { tinyLrm } from './lrm-tiny.js';
 import { GOLDEN, sdScheduler, tinyModels, tinyWorld } from './lpo-tiny.js';
 import { StableDiffusionPipeline } from '../src/diffusion/pipeline.js';
@@ -69,9 +70,13 @@ describe('LpoTrainer', () => {
     const after = await loraValues(trainer);
     expect(after.some((a, i) => a.some((v, j) => v !== before[i][j]))).toBe(true);
     expect(trainer.models.unet.trainableParameters().length).toBe(after.length);
+    // A second iteration frees what it makes: the pool holds the same bytes after it (no leak per iteration).
+    const inUse = gpu().pool.stats().inUseBytes;
+    await trainer.step();
+    expect(gpu().pool.stats().inUseBytes).toBe(inUse);
     const lines = readFileSync(metricsFile, 'utf8').trim().split('\n');
-    expect(lines).toHaveLength(1);
-    expect(JSON.parse(lines[0]).iteration).toBe(0);
+    expect(lines).toHaveLength(2);
+    expect(lines.map((l) => JSON.parse(l).iteration)).toEqual([0, 1]);
     // The reference pass (LoRA bypassed) is still exactly the base U-Net.
     const g = new Generator(9);
     const x = Tensor.randn([1, 4, 8, 8], g);
