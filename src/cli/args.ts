@@ -5,7 +5,7 @@
 import { statSync } from 'node:fs';
 import { dirname, extname, resolve } from 'node:path';
 import { parseArgs } from 'node:util';
-import { UsageError } from '../errors.js';
+import { LpoError, UsageError } from '../errors.js';
 
 /** What must be true of a path argument before the command runs: an existing file, folder, either, or (for outputs) an existing parent folder. */
 export type PathCheck = 'file' | 'dir' | 'exists' | 'parent';
@@ -15,6 +15,8 @@ interface Common {
   help: string;
   /** One-letter alias (`-o`). */
   short?: string;
+  /** Keys of options that must be given too when this one is (`bestOf: { requires: ['lrm'] }`). */
+  requires?: readonly string[];
 }
 /** A string; with `path` checked on disk, with `ext` restricted to endings (case-insensitive), with `choices` to a set. */
 export interface StringOption extends Common {
@@ -27,13 +29,15 @@ export interface StringOption extends Common {
   /** Name of the value in --help (`--model <folder>`). */
   value?: string;
 }
-/** `int` or `number`, checked against the inclusive range [min, max]. */
+/** `int` or `number`, checked against the inclusive range [min, max] (and, with `atMost`, against another option's value). */
 export interface NumberOption extends Common {
   type: 'int' | 'number';
   default?: number;
   required?: boolean;
   min?: number;
   max?: number;
+  /** The key of a number option this one may not exceed (`microBatch: { atMost: 'batch' }`). */
+  atMost?: string;
   value?: string;
 }
 /** A switch: false unless given. `negatable` adds `--no-<flag>` and leaves the value undefined when neither is given. */
@@ -68,6 +72,11 @@ export interface CommandSpec {
   positionals?: readonly PositionalSpec[];
   /** Keys are camelCase; the flag is the kebab-case form (`gpuCeiling` → `--gpu-ceiling`). */
   options: Readonly<Record<string, OptionSpec>>;
+  /**
+   * Checks across options that `min`/`max`/`atMost`/`requires` cannot say; each returns the problem (one line)
+   * or null. They run after parsing, before the command does any work.
+   */
+  checks?: readonly ((args: Readonly<Record<string, unknown>>) => string | null)[];
 }
 
 type OptionValue<O> = O extends { type: 'boolean'; negatable: true } ? boolean | undefined
@@ -144,7 +153,35 @@ export function parseCommand<const S extends CommandSpec>(spec: S, argv: readonl
     if (raw !== undefined && p.path) checkPath(`<${p.name}>`, raw, p.path);
     args[p.name] = raw;
   });
+  checkCombinations(spec, args, v);
   return args as Args<S>;
+}
+
+/** `requires`, `atMost` and the spec's `checks`, on the parsed values (`given`: what the command line set). */
+function checkCombinations(spec: CommandSpec, args: Record<string, unknown>, given: Record<string, unknown>): void {
+  for (const [key, o] of Object.entries(spec.options)) {
+    const flag = flagOf(key);
+    const set = o.type === 'boolean' ? args[key] === true : given[flag] !== undefined;
+    for (const other of o.requires ?? []) {
+      if (set && args[other] === undefined) throw new UsageError(`--${flag} needs --${flagOf(other)}`);
+    }
+    if (o.type !== 'boolean' && o.type !== 'list' && o.type !== 'string' && o.atMost !== undefined) {
+      const x = args[key] as number | undefined;
+      const cap = args[o.atMost] as number | undefined;
+      if (x !== undefined && cap !== undefined && x > cap) throw new UsageError(`--${flag} ${x} exceeds --${flagOf(o.atMost)} ${cap}`);
+    }
+  }
+  for (const check of spec.checks ?? []) {
+    let problem: string | null;
+    try {
+      problem = check(args);
+    } catch (e) {
+      // A check may reuse a library validator (an ArgumentError): on the command line that is a usage error.
+      if (e instanceof LpoError && !(e instanceof UsageError)) throw new UsageError(e.message);
+      throw e;
+    }
+    if (problem) throw new UsageError(problem);
+  }
 }
 
 function valueName(key: string, o: Exclude<OptionSpec, BooleanOption>): string {

@@ -5,7 +5,7 @@ import { LatentRewardModel } from '../lrm/model.js';
 import { countMpcf, formatMpcfCounts, mpcfFilter, parseMpcfStrategy } from '../lrm/mpcf.js';
 import { LRM_TIMESTEPS } from '../lrm/schedule.js';
 import { defineCommand, parseCommand } from './args.js';
-import { accuracyTable, loadVae, openLrmPairs, parseTimesteps } from './lrm_data.js';
+import { accuracyTable, gapsCsvProblem, loadVae, openLrmPairs, parseTimesteps } from './lrm_data.js';
 import { Progress } from './progress.js';
 
 export const evalLrmSpec = defineCommand({
@@ -25,6 +25,7 @@ export const evalLrmSpec = defineCommand({
     seed: { type: 'int', min: 0, default: 42, help: 'seed of the evaluation noise' },
     skipBad: { type: 'boolean', help: 'skip malformed rows (counted) instead of stopping' },
   },
+  checks: [(a) => gapsCsvProblem(a.data as string, a.gapsCsv as string | undefined)],
 });
 
 export async function evalLrmCommand(argv: string[]): Promise<number> {

@@ -20,8 +20,8 @@ export const generateSpec = defineCommand({
     width: { type: 'int', min: 8, value: 'px', help: "image width (default: the U-Net's sample_size × 8)" },
     fp16: { type: 'boolean', help: 'prefer the .fp16 weight variants' },
     out: { type: 'string', short: 'o', default: 'out.png', ext: ['.png'], path: 'parent', value: 'file.png', help: 'output image' },
-    bestOf: { type: 'int', min: 2, value: 'K', help: 'LRM-guided step-level best-of-K (needs --lrm): keep the best of K candidates at every step' },
-    lrm: { type: 'string', path: 'dir', value: 'lrm folder', help: 'the latent reward model of --best-of' },
+    bestOf: { type: 'int', min: 2, value: 'K', requires: ['lrm'], help: 'LRM-guided step-level best-of-K (needs --lrm): keep the best of K candidates at every step' },
+    lrm: { type: 'string', path: 'dir', value: 'lrm folder', requires: ['bestOf'], help: 'the latent reward model of --best-of' },
   },
 });
 

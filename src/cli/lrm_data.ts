@@ -44,6 +44,11 @@ export async function openLrmPairs(
   return openPairs(p, o);
 }
 
+/** --gaps-csv belongs to parquet data; a pair folder keeps its gaps in pairs.jsonl (checked before anything loads). */
+export function gapsCsvProblem(data: string, gapsCsv: string | undefined): string | null {
+  return gapsCsv !== undefined && fs.existsSync(path.join(data, 'pairs.jsonl')) ? `--gaps-csv applies to parquet --data; '${data}' is a pair folder (its gaps live in pairs.jsonl)` : null;
+}
+
 /** Parses `--timesteps 1,501,951` (or 'all' for the 20-step grid). */
 export function parseTimesteps(items: readonly string[] | undefined, all: readonly number[], flag: string): number[] | undefined {
   if (!items) return undefined;

@@ -28,6 +28,10 @@ export const sampleSpec = defineCommand({
     eta: { type: 'number', min: 0, default: 0, help: 'DDIM η' },
     out: { type: 'string', short: 'o', default: 'samples.png', ext: ['.png'], path: 'parent', value: 'file.png', help: 'output grid' },
   },
+  checks: [(a) => {
+    const bad = (a.seeds as string[]).find((s) => !/^\d+$/.test(s) || !Number.isSafeInteger(Number(s)));
+    return bad === undefined ? null : `--seeds: '${bad}' is not a non-negative integer`;
+  }],
 });
 
 const GAP = 4;

@@ -1,7 +1,6 @@
 // `lpo score`: a quick look at what an LRM thinks of images or latents for a prompt at a timestep.
 // PNG/JPEG images are VAE-encoded (posterior mean × scaling factor) and noised to --t with --seed; latents
 // (.safetensors, [N, C, h, w] or [C, h, w]) are scored as they are, as x_t.
-import * as fs from 'node:fs';
 import { UsageError } from '../errors.js';
 import { initGpu } from '../gpu/runtime.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
@@ -9,7 +8,7 @@ import { noGrad } from '../autograd/tape.js';
 import { scale } from '../tensor/ops/elementwise.js';
 import { Generator } from '../tensor/random.js';
 import { SafetensorsFile } from '../io/safetensors.js';
-import { loadModelImage } from '../io/pairs/image.js';
+import { readModelImage } from '../io/pairs/image.js';
 import { LatentRewardModel } from '../lrm/model.js';
 import { lrmScheduler } from '../lrm/noise.js';
 import { defineCommand, parseCommand } from './args.js';
@@ -28,6 +27,10 @@ export const scoreSpec = defineCommand({
     key: { type: 'string', value: 'name', help: 'tensor of a latents file (default: its only or first tensor)' },
     seed: { type: 'int', min: 0, default: 0, help: 'seed of the noise added to encoded images' },
   },
+  checks: [
+    (a) => (/\.(png|jpe?g|safetensors)$/i.test(a.input as string) ? null : `<input> must be a .png, .jpg or .safetensors file, got '${a.input}'`),
+    (a) => (a.key !== undefined && !(a.input as string).endsWith('.safetensors') ? '--key applies to a latents .safetensors <input>' : null),
+  ],
 });
 
 async function latentsOf(file: string, key: string | undefined, model: LatentRewardModel): Promise<Tensor> {
@@ -58,7 +61,7 @@ export async function scoreCommand(argv: string[]): Promise<number> {
       if (!vae) throw new UsageError(`scoring an image needs the base model's VAE: pass --model <diffusers folder>`);
       try {
         const r = modelResolution(model, vae);
-        const img = loadModelImage(new Uint8Array(fs.readFileSync(a.input)), [r, r]);
+        const img = readModelImage(a.input, [r, r]);
         const s = lrmScheduler(model);
         x = noGrad(() => tidy(() => {
           const dist = vae.encode(Tensor.fromArray(img, [1, 3, r, r]));

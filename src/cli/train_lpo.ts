@@ -9,8 +9,8 @@ import { saveLoRA } from '../nn/lora_io.js';
 import { DEFAULT_LORA_TARGETS } from '../nn/lora.js';
 import { readPrompts } from '../lpo/prompts.js';
 import { LpoTrainer, LPO_SD15_CONFIG, type LpoTrainConfig } from '../lpo/trainer.js';
-import type { ThresholdConfig, ThresholdStrategy } from '../lpo/threshold.js';
-import { defineCommand, parseCommand } from './args.js';
+import { validateThresholdConfig, type ThresholdConfig, type ThresholdStrategy } from '../lpo/threshold.js';
+import { defineCommand, parseCommand, type Args } from './args.js';
 import { loadLpoBase, loadLrmFor } from './lpo_models.js';
 import { Progress } from './progress.js';
 
@@ -33,11 +33,11 @@ export const trainLpoSpec = defineCommand({
     maxIterations: { type: 'int', min: 1, help: 'stop after this many iterations (this run)' },
     sampleBatch: { type: 'int', min: 1, default: D.sampleBatchSize, help: 'prompts sampled per iteration' },
     trainBatch: { type: 'int', min: 1, default: D.trainBatchSize, help: 'pairs (or groups) per optimizer step' },
-    microBatch: { type: 'int', min: 1, help: 'pairs per forward pass inside a step (memory; default: --train-batch)' },
+    microBatch: { type: 'int', min: 1, atMost: 'trainBatch', help: 'pairs per forward pass inside a step (memory; default: --train-batch)' },
     k: { type: 'int', min: 2, default: D.K, help: 'candidates per step (K)' },
     steps: { type: 'int', min: 1, default: D.numInferenceSteps, help: 'DDIM steps' },
     guidance: { type: 'number', min: 0, default: D.guidanceScale, help: 'CFG scale in sampling and training' },
-    eta: { type: 'number', min: 0, default: D.eta, help: 'DDIM η (> 0)' },
+    eta: { type: 'number', min: 1e-6, default: D.eta, help: 'DDIM η (> 0)' },
     beta: { type: 'number', min: 0, default: D.beta, help: 'β of the LPO loss' },
     clipEps: { type: 'number', min: 0, max: 1, default: D.clipEps, help: 'ratio clamp ε: r ∈ [1 − ε, 1 + ε]' },
     grpoClip: { type: 'number', min: 0, max: 1, default: D.grpoClip, help: 'GRPO PPO clip ε' },
@@ -56,6 +56,14 @@ export const trainLpoSpec = defineCommand({
     checkpointing: { type: 'boolean', help: 'gradient checkpointing in the U-Net (less memory)' },
     seed: { type: 'int', min: 0, default: D.seed, help: 'seed of the LoRA init, prompt order and sampling' },
   },
+  // The threshold and the timestep range are checked before anything loads (the trainer would only after).
+  checks: [
+    (a) => { validateThresholdConfig(thresholdOf(a as Args<typeof trainLpoSpec>)); return null; },
+    (a) => {
+      const r = pairOf('--timestep-range', a.timestepRange as string[] | undefined);
+      return r && !(r[0] >= 0 && r[0] <= r[1] && r[1] <= 999) ? `--timestep-range needs 0 ≤ lo ≤ hi ≤ 999, got '${r.join(',')}'` : null;
+    },
+  ],
 });
 
 function pairOf(flag: string, xs: string[] | undefined): [number, number] | undefined {
@@ -65,12 +73,16 @@ function pairOf(flag: string, xs: string[] | undefined): [number, number] | unde
   return [v[0], v[1]];
 }
 
+function thresholdOf(a: Args<typeof trainLpoSpec>): ThresholdConfig {
+  const strategy = a.threshold as ThresholdStrategy;
+  if (strategy === 'constant' && a.thresholdValue === undefined) throw new UsageError('--threshold constant needs --threshold-value');
+  return strategy === 'constant' ? { strategy, value: a.thresholdValue } : { strategy, range: pairOf('--threshold-range', a.thresholdRange) };
+}
+
 export async function trainLpoCommand(argv: string[]): Promise<number> {
   const a = parseCommand(trainLpoSpec, argv);
   if (!a) return 0;
-  const strategy = a.threshold as ThresholdStrategy;
-  if (strategy === 'constant' && a.thresholdValue === undefined) throw new UsageError('--threshold constant needs --threshold-value');
-  const threshold: ThresholdConfig = strategy === 'constant' ? { strategy, value: a.thresholdValue } : { strategy, range: pairOf('--threshold-range', a.thresholdRange) };
+  const threshold = thresholdOf(a);
   const config: Partial<LpoTrainConfig> = {
     algo: a.algo as 'lpo' | 'grpo', seed: a.seed, epochs: a.epochs, sampleBatchSize: a.sampleBatch, trainBatchSize: a.trainBatch,
     microBatch: a.microBatch, K: a.k, numInferenceSteps: a.steps, guidanceScale: a.guidance, eta: a.eta, beta: a.beta, clipEps: a.clipEps,

@@ -8,7 +8,7 @@ import { countMpcf, formatMpcfCounts, mpcfFilter, parseMpcfStrategy } from '../l
 import { LRM_TIMESTEPS } from '../lrm/schedule.js';
 import { trainLrm, type EvalRecord } from '../lrm/train.js';
 import { defineCommand, parseCommand } from './args.js';
-import { accuracyTable, loadVae, openLrmPairs, parseTimesteps } from './lrm_data.js';
+import { accuracyTable, gapsCsvProblem, loadVae, openLrmPairs, parseTimesteps } from './lrm_data.js';
 import { linePlotSvg } from './plot.js';
 import { Progress } from './progress.js';
 
@@ -25,7 +25,7 @@ export const trainLrmSpec = defineCommand({
     mpcf: { type: 'string', choices: ['none', '1', '2', '3'], default: 'none', help: 'MPCF filter strategy of the training pairs (LPO-SPEC §3; the paper uses 2)' },
     steps: { type: 'int', min: 1, default: 4000, help: 'optimizer steps' },
     batch: { type: 'int', min: 1, default: 128, help: 'pairs per optimizer step (global batch)' },
-    microBatch: { type: 'int', min: 1, help: 'pairs per forward/backward pass; gradients accumulate (default: --batch)' },
+    microBatch: { type: 'int', min: 1, atMost: 'batch', help: 'pairs per forward/backward pass; gradients accumulate (default: --batch)' },
     lr: { type: 'number', min: 0, default: 1e-5, help: 'peak learning rate' },
     warmup: { type: 'int', min: 0, default: 500, help: 'log warm-up steps (then linear decay to 0)' },
     weightDecay: { type: 'number', min: 0, default: 0.3, help: 'AdamW weight decay (every parameter, tau included)' },
@@ -44,6 +44,7 @@ export const trainLrmSpec = defineCommand({
     seed: { type: 'int', min: 0, default: 42, help: 'seed of the data order, timesteps and noise' },
     out: { type: 'string', short: 'o', default: 'lrm-out', value: 'folder', help: 'output folder' },
   },
+  checks: [(a) => gapsCsvProblem(a.data as string, a.gapsCsv as string | undefined)],
 });
 
 export async function trainLrmCommand(argv: string[]): Promise<number> {
