@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { parseArgs } from 'node:util';
 import { Generator } from '../src/tensor/random.js';
-import { interruptedRun, maxAbsDiff, readFinal, runChild } from '../test/sigkill-driver.js';
+import { interruptedRun, maxAbsDiff, randomKills, readFinal, runChild } from '../test/sigkill-driver.js';
 
 const { values } = parseArgs({ options: { runs: { type: 'string', default: '10' }, seed: { type: 'string', default: String(Date.now() % 100_000) } } });
 const work = fs.mkdtempSync(path.join(tmpdir(), 'lpo-sigkill-loop-'));
@@ -20,11 +20,9 @@ console.log(`reference: ${ref.lines.filter((l) => l.startsWith('ITER')).length} 
 let pass = 0;
 const n = Number(values.runs);
 for (let i = 1; i <= n; i++) {
-  const commitStep = 1 + (g.nextU32() % 5);
-  const afterMs = Math.round((0.15 + 0.6 * g.uniform()) * ref.ms);
   const s = Date.now();
   try {
-    const r = await interruptedRun(path.join(work, `run${i}`), [{ commitStep }, { afterMs }]);
+    const r = await interruptedRun(path.join(work, `run${i}`), randomKills(() => g.uniform(), ref.ms));
     const d = maxAbsDiff(r.final, want);
     const ok = d <= 1e-6;
     pass += ok ? 1 : 0;

@@ -55,13 +55,28 @@ export interface InterruptedResult {
   final: Float32Array;
 }
 
+/**
+ * A kill plan: inside the checkpoint write of a random step (1–5 of the run's 6), then at a random point of the
+ * resumed run, scaled to the iterations it has left (`refMs`: an uninterrupted run's time from its first line).
+ */
+export function randomKills(next: () => number, refMs: number): KillPoint[] {
+  const commitStep = 1 + Math.floor(next() * 5);
+  const left = (6 - (commitStep - 1)) / 6;
+  return [{ commitStep }, { afterMs: Math.round((0.1 + 0.5 * next()) * refMs * left) }];
+}
+
 /** Runs the child with each kill in turn (each resuming from the last), then once more to the end. */
 export async function interruptedRun(out: string, kills: readonly KillPoint[]): Promise<InterruptedResult> {
   fs.rmSync(out, { recursive: true, force: true });
   const runs: string[] = [];
   for (const k of kills) {
     const r = await runChild(out, k, 'commitStep' in k ? 5_000 : 0);
-    if (!r.killed) throw new Error(`the run meant to be killed (${JSON.stringify(k)}) finished: ${r.lines.join(' | ')}\n${r.stderr.slice(-2000)}`);
+    if (!r.killed && 'afterMs' in k && r.code === 0) {
+      // A slow machine can make a random kill come after the end; the run still resumed correctly, say so.
+      runs.push(`finished before the kill at ${k.afterMs} ms (${r.lines[0]})`);
+      continue;
+    }
+    if (!r.killed) throw new Error(`the run meant to be killed (${JSON.stringify(k)}) ended with code ${r.code}: ${r.lines.join(' | ')}\n${r.stderr.slice(-2000)}`);
     const last = r.lines[r.lines.length - 1] ?? '(no output)';
     runs.push('commitStep' in k ? `killed inside the checkpoint write of step ${k.commitStep} (${r.lines[0]})` : `killed after ${k.afterMs} ms (${r.lines[0]}; last line: ${last})`);
     // Whatever was on disk when the process died: every published checkpoint verifies.

@@ -7,7 +7,7 @@ import { tmpdir } from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { Generator } from '../src/tensor/random.js';
-import { interruptedRun, maxAbsDiff, readFinal, runChild } from './sigkill-driver.js';
+import { interruptedRun, maxAbsDiff, randomKills, readFinal, runChild } from './sigkill-driver.js';
 
 const work = fs.mkdtempSync(path.join(tmpdir(), 'lpo-sigkill-'));
 afterAll(() => fs.rmSync(work, { recursive: true, force: true }));
@@ -20,9 +20,9 @@ describe('SIGKILL during training', () => {
     const want = readFinal(refOut);
     const seed = Date.now() % 100_000;
     const g = new Generator(seed);
-    const commitStep = 1 + (g.nextU32() % 5);
-    const afterMs = Math.round((0.15 + 0.6 * g.uniform()) * ref.ms);
-    const r = await interruptedRun(path.join(work, 'killed'), [{ commitStep }, { afterMs }]);
+    const kills = randomKills(() => g.uniform(), ref.ms);
+    const commitStep = (kills[0] as { commitStep: number }).commitStep;
+    const r = await interruptedRun(path.join(work, 'killed'), kills);
     const diff = maxAbsDiff(r.final, want);
     console.log(`seed ${seed}: ${r.runs.join('; ')}; max |LoRA difference| ${diff} over ${want.length} values`);
     // The first kill left a temporary folder; the next run removed it and resumed from the step before.

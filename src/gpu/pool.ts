@@ -11,6 +11,8 @@ export interface PoolStats {
   peakAllocatedBytes: number;
   /** Bytes currently handed out (live tensors and scratch). */
   inUseBytes: number;
+  /** Buffers currently handed out (the live count a leak test watches). */
+  inUseBuffers: number;
   peakInUseBytes: number;
   freeBuffers: number;
   hits: number;
@@ -34,7 +36,7 @@ export const STORAGE_USAGE = 0x80 /* STORAGE */ | 0x4 /* COPY_SRC */ | 0x8; /* C
 export class BufferPool {
   private readonly free = new Map<number, GPUBuffer[]>();
   private readonly sizes = new WeakMap<GPUBuffer, number>();
-  private s: PoolStats = { allocatedBytes: 0, peakAllocatedBytes: 0, inUseBytes: 0, peakInUseBytes: 0, freeBuffers: 0, hits: 0, misses: 0 };
+  private s: PoolStats = { allocatedBytes: 0, peakAllocatedBytes: 0, inUseBytes: 0, inUseBuffers: 0, peakInUseBytes: 0, freeBuffers: 0, hits: 0, misses: 0 };
   /** Allocation errors reported asynchronously by Dawn; checked at the next sync. */
   readonly pendingErrors: Promise<Error | null>[] = [];
 
@@ -65,6 +67,7 @@ export class BufferPool {
       this.s.peakAllocatedBytes = Math.max(this.s.peakAllocatedBytes, this.s.allocatedBytes);
     }
     this.s.inUseBytes += size;
+    this.s.inUseBuffers++;
     this.s.peakInUseBytes = Math.max(this.s.peakInUseBytes, this.s.inUseBytes);
     return buf;
   }
@@ -81,6 +84,7 @@ export class BufferPool {
     list.push(buf);
     this.s.freeBuffers++;
     this.s.inUseBytes -= size;
+    this.s.inUseBuffers--;
   }
 
   /** Destroys all free buffers (call after a sync, when none is referenced by pending work). */
