@@ -16,6 +16,7 @@ import { loraLayers } from '../nn/lora.js';
 import { loadLoRA, loraKey, saveLoRA } from '../nn/lora_io.js';
 import type { Module } from '../nn/module.js';
 import type { AdamW } from '../optim/adamw.js';
+import { adamwStateToHost, restoreAdamwState } from '../optim/state.js';
 import type { Tensor } from '../tensor/tensor.js';
 import type { DataPosition } from './prompts.js';
 
@@ -47,16 +48,10 @@ function namedFactors(model: Module): [string, Tensor][] {
 export async function saveCheckpoint(store: CheckpointStore, model: Module, optimizer: AdamW, state: TrainerState): Promise<string> {
   return store.save(state.iteration, async (tmp) => {
     await saveLoRA(model, join(tmp, 'lora.safetensors'));
-    const tensors: Record<string, TensorToWrite> = {};
-    const steps: Record<string, number> = {};
-    for (const [key, p] of namedFactors(model)) {
-      const st = optimizer.moments(p);
-      steps[key] = optimizer.stepCount(p);
-      if (!st) continue;
-      tensors[`${key}.exp_avg`] = { dtype: 'F32', shape: p.shape, data: await st.m.toArray() };
-      tensors[`${key}.exp_avg_sq`] = { dtype: 'F32', shape: p.shape, data: await st.v.toArray() };
-    }
-    await writeSafetensors(join(tmp, 'optimizer.safetensors'), tensors, { format: 'lpo-adamw', steps: JSON.stringify(steps) });
+    const { tensors, steps } = await adamwStateToHost(optimizer, namedFactors(model));
+    const out: Record<string, TensorToWrite> = {};
+    for (const [k, t] of Object.entries(tensors)) out[k] = { dtype: 'F32', shape: t.shape, data: t.data };
+    await writeSafetensors(join(tmp, 'optimizer.safetensors'), out, { format: 'lpo-adamw', steps: JSON.stringify(steps) });
     writeFileSync(join(tmp, 'state.json'), `${JSON.stringify(state, null, 1)}\n`);
   }, { algo: state.algo, iteration: state.iteration });
 }
@@ -101,23 +96,7 @@ export async function loadCheckpoint(dir: string, model: Module, optimizer: Adam
   const file = join(dir, 'optimizer.safetensors');
   const f = SafetensorsFile.openSync(file);
   try {
-    let steps: Record<string, number>;
-    try {
-      steps = JSON.parse(f.metadata.steps ?? '');
-    } catch {
-      throw new FileFormatError(file, '__metadata__ has no valid "steps" entry');
-    }
-    if (typeof steps !== 'object' || steps === null) throw new FileFormatError(file, '__metadata__ "steps" is not an object');
-    for (const [key, p] of namedFactors(model)) {
-      const n = steps[key];
-      if (!Number.isInteger(n)) throw new FileFormatError(file, `no step count for '${key}'`);
-      if (n === 0) continue;
-      for (const k of [`${key}.exp_avg`, `${key}.exp_avg_sq`]) {
-        if (!f.has(k)) throw new FileFormatError(file, `'${k}' is missing`);
-        if (f.info(k).shape.join() !== p.shape.join()) throw new FileFormatError(file, `'${k}' has shape [${f.info(k).shape}], the parameter [${p.shape}]`);
-      }
-      optimizer.setState(p, n, f.readF32Sync(`${key}.exp_avg`), f.readF32Sync(`${key}.exp_avg_sq`));
-    }
+    restoreAdamwState(optimizer, namedFactors(model), f, file);
   } finally {
     f.closeSync();
   }

@@ -18,6 +18,7 @@ import { keep, type Tensor } from '../tensor/tensor.js';
 import type { DDIMScheduler } from '../diffusion/ddim.js';
 import type { UNetLike } from '../diffusion/pipeline.js';
 import { AdamW } from '../optim/adamw.js';
+import { StepGuard } from '../optim/guard.js';
 import { addLoRA, DEFAULT_LORA_TARGETS, loraLayers, loraParameters } from '../nn/lora.js';
 import type { PolicyUNet } from './cfg.js';
 import { CheckpointStore } from '../io/checkpoint/index.js';
@@ -70,6 +71,8 @@ export interface LpoTrainConfig {
   gradientCheckpointing?: boolean;
   /** Time each training phase on its own (waits for the GPU between phases). */
   syncPhases?: boolean;
+  /** Optimizer steps in a row with NaN/Inf gradients (each skipped) that stop training (default 5). */
+  maxNonFiniteSteps?: number;
 }
 
 /** LPO-SPEC §5.4, SD1.5 column (single process: 5 prompts per iteration, 10 pairs per step). */
@@ -93,7 +96,7 @@ export interface LpoModels {
 
 /** Settings that must be equal for a checkpoint to continue a run. */
 function resumeKey(c: LpoTrainConfig): Record<string, unknown> {
-  const { outDir: _o, checkpointEvery: _c, keepCheckpoints: _k, metricsFile: _m, syncPhases: _s, epochs: _e, microBatch: _mb, gradientCheckpointing: _g, ...rest } = c;
+  const { outDir: _o, checkpointEvery: _c, keepCheckpoints: _k, metricsFile: _m, syncPhases: _s, epochs: _e, microBatch: _mb, gradientCheckpointing: _g, maxNonFiniteSteps: _n, ...rest } = c;
   return JSON.parse(JSON.stringify(rest));
 }
 
@@ -112,6 +115,8 @@ export class LpoTrainer {
   readonly config: LpoTrainConfig;
   readonly schedule: PromptSchedule;
   readonly optimizer: AdamW;
+  /** Skips optimizer steps with NaN/Inf gradients and stops after maxNonFiniteSteps in a row. */
+  readonly guard: StepGuard;
   /** Iterations completed. */
   iteration = 0;
   optimizerSteps = 0;
@@ -130,6 +135,7 @@ export class LpoTrainer {
     }
     if (c.gradientCheckpointing) unet.enableGradientCheckpointing?.(true);
     this.optimizer = new AdamW(loraParameters(unet), { lr: c.lr, weightDecay: c.weightDecay, betas: c.adamBetas, eps: c.adamEps });
+    this.guard = new StepGuard({ maxConsecutive: c.maxNonFiniteSteps ?? 5 });
     const size = c.latentSize ?? [unet.config.sampleSize ?? 64, unet.config.sampleSize ?? 64];
     this.latentShape = [unet.config.inChannels, size[0], size[1]];
     this.uncond = keep(noGrad(() => models.encodePrompt([''])));
@@ -183,7 +189,7 @@ export class LpoTrainer {
     return {
       policy: this.models.unet, scheduler: this.models.scheduler, optimizer: this.optimizer, cond, uncond: this.uncond,
       guidanceScale: c.guidanceScale, eta: c.eta, beta: c.beta, clipEps: c.clipEps, grpoClip: c.grpoClip, klBeta: c.klBeta,
-      advEps: c.advEps, maxGradNorm: c.maxGradNorm, microBatch: c.microBatch, reference: this.models.reference, syncPhases: c.syncPhases,
+      advEps: c.advEps, maxGradNorm: c.maxGradNorm, microBatch: c.microBatch, reference: this.models.reference, syncPhases: c.syncPhases, guard: this.guard,
     };
   }
 

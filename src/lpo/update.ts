@@ -15,6 +15,7 @@ import { concat, permute, reshape, slice } from '../tensor/ops/layout.js';
 import type { DDIMScheduler } from '../diffusion/ddim.js';
 import type { UNetLike } from '../diffusion/pipeline.js';
 import { clipGradNorm, type AdamW } from '../optim/adamw.js';
+import type { StepGuard } from '../optim/guard.js';
 import { cfgNoise, referenceCfgNoise, type PolicyUNet } from './cfg.js';
 import { GRPO_DEFAULTS, gaussianKL, groupAdvantages, grpoLoss } from './grpo.js';
 import { candidateLogProbs, ddimMean, LPO_DEFAULTS, lpoLossFromLogProbs, policyPairLogProbs, referencePairLogProbs, type PairBatch } from './loss.js';
@@ -42,6 +43,8 @@ export interface UpdateContext {
   reference?: UNetLike;
   /** Wait for the GPU between phases so each phase's time is its own (benchmarks); otherwise only totals. */
   syncPhases?: boolean;
+  /** Checks the gradients before the AdamW step and skips a step with NaN/Inf (src/optim/guard.ts); none: unchecked. */
+  guard?: StepGuard;
 }
 
 export interface PhaseTimes { reference: number; policy: number; backward: number; optimizer: number }
@@ -53,6 +56,8 @@ export interface LpoStepStats {
   logRatioW: number[];
   logRatioL: number[];
   times: PhaseTimes;
+  /** The guard found NaN/Inf in the gradients: no AdamW step was taken. */
+  skipped?: boolean;
 }
 
 export interface GrpoStepStats {
@@ -62,6 +67,8 @@ export interface GrpoStepStats {
   ratios: number[];
   kl: number[];
   times: PhaseTimes;
+  /** The guard found NaN/Inf in the gradients: no AdamW step was taken. */
+  skipped?: boolean;
 }
 
 function chunks<T>(xs: readonly T[], size: number | undefined): T[][] {
@@ -89,11 +96,17 @@ function contextRows(cond: Tensor, prompts: readonly number[]): Tensor {
   return tidy(() => concat(prompts.map((p) => slice(cond, 0, p, p + 1)), 0));
 }
 
-async function finishStep(ctx: UpdateContext, clock: Clock): Promise<void> {
+/** Clips (when asked) and steps; with a guard, a step with NaN/Inf gradients is skipped. Returns whether it was taken. */
+async function finishStep(ctx: UpdateContext, clock: Clock): Promise<boolean> {
   if (ctx.maxGradNorm !== undefined) clipGradNorm(ctx.optimizer.params, ctx.maxGradNorm).dispose();
-  ctx.optimizer.step();
-  ctx.optimizer.zeroGrad();
+  let taken = true;
+  if (ctx.guard) taken = (await ctx.guard.step(ctx.optimizer, [], 'LPO optimizer step')).finite;
+  else {
+    ctx.optimizer.step();
+    ctx.optimizer.zeroGrad();
+  }
   await clock.lap('optimizer');
+  return taken;
 }
 
 /** One LPO optimizer step on `pairs` (non-empty). */
@@ -124,7 +137,7 @@ export async function lpoStep(ctx: UpdateContext, pairs: readonly StepPair[]): P
     lpl.forEach((v, i) => stats.logRatioL.push(v - lrl[i]));
     for (const t of new Set([loss, weighted, pol.w, pol.l, pol.mean, ref.w, ref.l, ref.mean, batch.xt, batch.xw, batch.xl, batch.cond])) t.dispose();
   }
-  await finishStep(ctx, clock);
+  if (!(await finishStep(ctx, clock))) stats.skipped = true;
   return stats;
 }
 
@@ -167,6 +180,6 @@ export async function grpoStep(ctx: UpdateContext, groups: readonly StepGroup[])
     stats.kl.push(...kl);
     for (const t of new Set([out.logp, out.kl, out.loss, out.weighted, xt, cond, muRef, cands, old, adv])) t.dispose();
   }
-  await finishStep(ctx, clock);
+  if (!(await finishStep(ctx, clock))) stats.skipped = true;
   return stats;
 }

@@ -6,7 +6,7 @@
 // global batch split into micro-batches draws exactly what the whole batch would: accumulation is equivalent.
 import { ArgumentError, ShapeError } from '../errors.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
-import { Generator } from '../tensor/random.js';
+import { Generator, type GeneratorState } from '../tensor/random.js';
 import { noGrad } from '../autograd/tape.js';
 import { add, mul, scale } from '../tensor/ops/elementwise.js';
 import type { AutoencoderKL } from '../nn/vae.js';
@@ -50,7 +50,20 @@ export class PairDraws {
   vaeNoiseFor(pairs: number, per: number): Float32Array {
     return this.pairNoise(this.vae, pairs, per);
   }
+
+  /** The three streams' states (a training checkpoint), and their restoration. */
+  state(): PairDrawsState {
+    return { t: this.t.getState(), noise: this.noise.getState(), vae: this.vae.getState() };
+  }
+
+  setState(s: PairDrawsState): void {
+    this.t.setState(s.t);
+    this.noise.setState(s.noise);
+    this.vae.setState(s.vae);
+  }
 }
+
+export interface PairDrawsState { t: GeneratorState; noise: GeneratorState; vae: GeneratorState }
 
 export interface LatentSource {
   /** Encodes rows without pre-encoded latents (frozen, no grad). */

@@ -6,11 +6,17 @@
 //
 // A global batch is processed as micro-batches whose gradients accumulate (the weights w_i are normalised over the
 // global batch and every draw is made per pair), so any micro-batch size gives the same update as one big batch.
+//
+// Reliability: every optimizer step goes through a StepGuard (one flag for the gradients' finiteness, read back with
+// the gradient norm; a NaN step is skipped, N in a row stop the run), and with `checkpointEvery` the run keeps
+// training checkpoints (src/lrm/checkpoint.ts) from which `resume` continues exactly.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ArgumentError } from '../errors.js';
 import { backward } from '../autograd/tape.js';
 import { AdamW, clipGradNorm } from '../optim/adamw.js';
+import { StepGuard } from '../optim/guard.js';
+import { CheckpointStore, MANIFEST_FILE } from '../io/checkpoint/index.js';
 import type { DDIMScheduler } from '../diffusion/ddim.js';
 import type { PairDataset, PairMeta, PairRow } from '../io/pairs/types.js';
 import type { AutoencoderKL } from '../nn/vae.js';
@@ -20,6 +26,7 @@ import { pairAccuracy, pairLoss, pairWeights } from './loss.js';
 import type { LatentRewardModel } from './model.js';
 import { lrmScheduler } from './noise.js';
 import { LRM_TIMESTEPS, warmupDecayLr } from './schedule.js';
+import { loadLrmCheckpoint, saveLrmCheckpoint, type StreamPosition } from './checkpoint.js';
 
 export interface TrainLrmOptions {
   /** Optimizer steps (max_steps; 4000 for LRM-1.5). */
@@ -68,6 +75,18 @@ export interface TrainLrmOptions {
   where?: (meta: PairMeta) => boolean;
   onStep?: (m: StepMetrics) => void;
   onEval?: (e: EvalRecord) => void;
+  /** Training checkpoints (model, AdamW state, step, random streams, data position) every n steps and at the end, into <outDir>/checkpoints (0: none). */
+  checkpointEvery?: number;
+  /** Training checkpoints kept (the newest; default 3). */
+  keepCheckpoints?: number;
+  /** Continue from the newest checkpoint in <outDir>/checkpoints that verifies (true), or from this checkpoint folder. */
+  resume?: boolean | string;
+  /** Steps in a row with NaN/Inf gradients (each skipped) that stop training (default 5). */
+  maxNonFiniteSteps?: number;
+  /** The step guard (default: a StepGuard with maxNonFiniteSteps; tests pass their own). */
+  guard?: StepGuard;
+  /** Where notes go (a corrupted checkpoint skipped on resume; a skipped step). Default: stderr. */
+  log?: (message: string) => void;
 }
 
 export interface StepMetrics {
@@ -97,12 +116,18 @@ export interface TrainLrmResult {
   seconds: number;
 }
 
-/** Endless pairs: the dataset's passes one after another, each in a seeded order (seed + epoch). */
-async function* pairStream(data: PairDataset, seed: number, opts: { images: boolean; where?: (m: PairMeta) => boolean }): AsyncGenerator<PairRow> {
-  for (let epoch = 0; ; epoch++) {
+/**
+ * Endless pairs: the dataset's passes one after another, each in a seeded order (seed + epoch), starting at `pos`
+ * (rows of that pass already taken are skipped); `pos` is kept up to date as rows are taken (checkpoints save it).
+ */
+async function* pairStream(data: PairDataset, seed: number, opts: { images: boolean; where?: (m: PairMeta) => boolean }, pos: StreamPosition): AsyncGenerator<PairRow> {
+  for (; ; pos.epoch++, pos.consumed = 0) {
     let n = 0;
-    for await (const r of data.rows({ images: opts.images, latents: true, where: opts.where, shuffleSeed: seed + epoch })) {
+    const skip = pos.consumed;
+    for await (const r of data.rows({ images: opts.images, latents: true, where: opts.where, shuffleSeed: seed + pos.epoch })) {
       n++;
+      if (n <= skip) continue;
+      pos.consumed = n;
       yield r;
     }
     if (!n) throw new ArgumentError(`trainLrm: '${data.source}' yielded no training pairs`);
@@ -177,11 +202,35 @@ export async function trainLrm(model: LatentRewardModel, train: PairDataset, val
   const params = model.trainableParameters();
   const opt = new AdamW(params, { lr: 0, weightDecay: opts.weightDecay ?? 0.3, betas: opts.betas, eps: opts.eps });
   const draws = new PairDraws(seed);
-  const stream = pairStream(train, seed, { images: !!opts.vae, where: opts.where });
+  const pos: StreamPosition = { epoch: 0, consumed: 0 };
   const evals: EvalRecord[] = [];
   let best: EvalRecord | null = null;
   const t0 = Date.now();
   if (opts.outDir) fs.mkdirSync(opts.outDir, { recursive: true });
+  const log = opts.log ?? ((m: string) => process.stderr.write(`${m}\n`));
+  const guard = opts.guard ?? new StepGuard({ maxConsecutive: opts.maxNonFiniteSteps ?? 5, log });
+  const every = opts.checkpointEvery ?? 0;
+  if (!(Number.isInteger(every) && every >= 0)) throw new ArgumentError(`trainLrm: checkpointEvery must be a non-negative integer, got ${every}`);
+  if ((every || opts.resume === true) && !opts.outDir) throw new ArgumentError('trainLrm: training checkpoints need outDir');
+  const store = every || opts.resume === true ? new CheckpointStore(path.join(opts.outDir!, 'checkpoints'), { keep: opts.keepCheckpoints ?? 3 }) : null;
+  let start = 0;
+  if (opts.resume) {
+    // `resume` is one checkpoint folder (it has a manifest), a store root, or true for <outDir>/checkpoints.
+    const at = opts.resume === true ? store!.root : opts.resume;
+    const one = fs.existsSync(path.join(at, MANIFEST_FILE));
+    const from = new CheckpointStore(one ? path.dirname(at) : at);
+    const c = one ? from.load(at) : from.latest((dir, e) => log(`checkpoint ${dir} is corrupted (${e.problem}); trying an older one`));
+    if (c) {
+      const s = await loadLrmCheckpoint(c.dir, model, opt);
+      if (s.seed !== seed) throw new ArgumentError(`trainLrm: the checkpoint ${c.dir} was made with seed ${s.seed}, this run has ${seed}`);
+      start = s.step;
+      draws.setState(s.draws);
+      Object.assign(pos, s.data);
+      best = s.best as EvalRecord | null;
+      log(`resumed from ${c.dir} at step ${start}`);
+    }
+  }
+  const stream = pairStream(train, seed, { images: !!opts.vae, where: opts.where }, pos);
 
   const evaluate = async (step: number, timesteps = opts.evalTimesteps ?? [1]): Promise<void> => {
     if (!validation) return;
@@ -202,30 +251,29 @@ export async function trainLrm(model: LatentRewardModel, train: PairDataset, val
 
   try {
     const edge = opts.edgeEvalTimesteps ?? opts.evalTimesteps;
-    await evaluate(0, edge);
-    const every = opts.evalEvery ?? 100;
-    for (let step = 0; step < opts.steps; step++) {
+    if (start === 0) await evaluate(0, edge);
+    const evalEvery = opts.evalEvery ?? 100;
+    for (let step = start; step < opts.steps; step++) {
       const tStep = Date.now();
       const rows: PairRow[] = [];
       while (rows.length < batchSize) rows.push((await stream.next()).value as PairRow);
       const { loss, accuracy } = await accumulatePairGradients(model, rows, { microBatch, timesteps: opts.timesteps ?? LRM_TIMESTEPS, draws, scheduler, vae: opts.vae });
       const maxNorm = opts.maxGradNorm ?? 1.0;
-      let gradNorm = NaN;
-      if (maxNorm > 0) {
-        const n = clipGradNorm(params, maxNorm);
-        gradNorm = await n.item();
-        n.dispose();
-      }
+      const norm = maxNorm > 0 ? clipGradNorm(params, maxNorm) : null;
       opt.lr = warmupDecayLr(step, sched);
-      opt.step();
-      opt.zeroGrad();
+      // The guard reads the gradients' finiteness flag and the norm back together, then steps or skips.
+      const verdict = await guard.step(opt, norm ? [norm] : [], `LRM step ${step + 1}`).finally(() => norm?.dispose());
+      const gradNorm = norm ? verdict.scalars[0] : NaN;
       const m: StepMetrics = {
         step: step + 1, loss, batchAccuracy: accuracy, lr: opt.lr, gradNorm,
         pairsPerSecond: batchSize / Math.max(1e-9, (Date.now() - tStep) / 1000), elapsedSeconds: (Date.now() - t0) / 1000,
       };
       appendJsonl(opts.metricsFile, { type: 'step', step: m.step, loss, batch_accuracy: accuracy, lr: m.lr, grad_norm: gradNorm, pairs_per_s: m.pairsPerSecond, elapsed_s: m.elapsedSeconds });
       opts.onStep?.(m);
-      if (every > 0 && m.step % every === 0 && m.step < opts.steps) await evaluate(m.step);
+      if (evalEvery > 0 && m.step % evalEvery === 0 && m.step < opts.steps) await evaluate(m.step);
+      if (store && every && (m.step % every === 0 || m.step === opts.steps)) {
+        await saveLrmCheckpoint(store, model, opt, { version: 1, step: m.step, seed, draws: draws.state(), data: { ...pos }, best: best as Record<string, unknown> | null });
+      }
     }
     await evaluate(opts.steps, edge);
     if (opts.outDir) await model.save(path.join(opts.outDir, 'final'));

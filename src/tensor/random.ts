@@ -1,5 +1,12 @@
 // Seeded host-side randomness: the same seed gives the same numbers on every adapter, because
 // they are made on the CPU in exact integer arithmetic and uploaded.
+import { ArgumentError } from '../errors.js';
+
+/** A Generator's whole state: the four xoshiro words and the cached second Box–Muller normal (checkpoints). */
+export interface GeneratorState {
+  s: number[];
+  spare: number | null;
+}
 
 /** xoshiro128** seeded by splitmix32: small, fast, good statistical quality. */
 export class Generator {
@@ -20,6 +27,21 @@ export class Generator {
       this.s[i] = (z ^ (z >>> 16)) >>> 0;
     }
     this.spare = null;
+    return this;
+  }
+
+  /** The state to resume this exact stream later (setState). */
+  getState(): GeneratorState {
+    return { s: Array.from(this.s), spare: this.spare };
+  }
+
+  setState(st: GeneratorState): this {
+    if (!Array.isArray(st.s) || st.s.length !== 4 || !st.s.every((x) => Number.isInteger(x) && x >= 0 && x < 2 ** 32)) {
+      throw new ArgumentError(`Generator.setState: s must be four unsigned 32-bit integers, got ${JSON.stringify(st.s)}`);
+    }
+    if (!(st.spare === null || Number.isFinite(st.spare))) throw new ArgumentError(`Generator.setState: spare must be null or a number, got ${st.spare}`);
+    this.s.set(st.s);
+    this.spare = st.spare;
     return this;
   }
 
