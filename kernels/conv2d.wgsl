@@ -7,6 +7,9 @@
 //          rows = o (M = O), cols = (c,ky,kx), k = (n,oy,ox)
 // Padding: only pad_t/pad_l are needed; bottom/right padding is implied by OH/OW and the bounds checks,
 // so asymmetric padding (the VAE's right/bottom pad) costs nothing extra.
+// Forward epilogue (epi_fwd): y = acc + bias[o] + shift[n, o] (epi bit 2: a per-sample channel shift, the
+// resnet's time embedding) + res[y index] (epi bit 1: a residual of y's shape, the resnet's shortcut), so
+// a diffusers resnet needs no separate add launches.
 //
 // Three variants share the bindings:
 //   *_rb     no barriers, one column per invocation and OB rows in registers; the row operand (weights,
@@ -28,7 +31,7 @@ struct Params {
   n: u32, c: u32, h: u32, w: u32,
   o: u32, oh: u32, ow: u32, pad_t: u32,
   pad_l: u32, m: u32, ncols: u32, k: u32,
-  bias_on: u32,
+  bias_on: u32, epi: u32,
 }
 
 @group(0) @binding(0) var<uniform> p: Params;
@@ -39,11 +42,22 @@ struct Params {
 @group(0) @binding(2) var<storage, read> src1: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> dst: array<f32>;
+// Forward entry points (and `tiled`, which serves every mode) also bind the epilogue's operands; any
+// buffer when their epi bit is clear.
+@group(0) @binding(5) var<storage, read> res: array<f32>;
+@group(0) @binding(6) var<storage, read> shift: array<f32>;
 
 fn bias_at(row: u32) -> f32 {
   // Always read (the binding must stay live); the value only counts when bias_on.
   let b = bias[min(row, arrayLength(&bias) - 1u)];
   return select(0.0, b, p.bias_on != 0u && MODE == 0u);
+}
+
+// The forward output value at channel o of image n, flat output index i (reads kept live, see bias_at).
+fn epi_fwd(v: f32, o: u32, n: u32, i: u32) -> f32 {
+  let r = res[min(i, arrayLength(&res) - 1u)];
+  let s = shift[min(n * p.o + o, arrayLength(&shift) - 1u)];
+  return v + bias_at(o) + select(0.0, s, (p.epi & 2u) != 0u) + select(0.0, r, (p.epi & 1u) != 0u);
 }
 
 // ---------------------------------------------------------------- lavapipe: register-blocked, no barriers
@@ -80,7 +94,8 @@ fn fwd_rb(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
   }
   for (var j = 0u; j < OB; j++) {
     let o = r0 + j;
-    if (o < p.m) { dst[(n * p.o + o) * ohw + pix] = acc[j] + bias_at(o); }
+    let i = (n * p.o + o) * ohw + pix;
+    if (o < p.m) { dst[i] = epi_fwd(acc[j], o, n, i); }
   }
 }
 
@@ -272,10 +287,10 @@ fn tiled(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var i = 0u; i < 4u; i++) {
     let row = row0 + ty * 4u + i;
     if (row >= p.m) { continue; }
-    let bv = bias_at(row);
     for (var j = 0u; j < 4u; j++) {
       let col = col0 + tx * 4u + j;
-      if (col < p.ncols) { dst[dst_index(row, col)] = acc[i][j] + bv; }
+      let di = dst_index(row, col);
+      if (col < p.ncols) { dst[di] = epi_fwd(acc[i][j], row, col / max(p.oh * p.ow, 1u), di); }
     }
   }
 }

@@ -55,7 +55,12 @@ fn fwd_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
     hi.z += dot(subgroupBroadcast(av, 6u), bv);
     hi.w += dot(subgroupBroadcast(av, 7u), bv);
   }
-  store8(r0, live, n * p.o * ohw + pix, ohw, lo, hi);
+  if (!live) { return; }
+  for (var i = 0u; i < 8u; i++) {
+    let r = r0 + i;
+    let di = (n * p.o + r) * ohw + pix;
+    if (r < p.m) { dst[di] = epi_fwd(select(hi[i % 4u], lo[i % 4u], i < 4u), r, n, di); }
+  }
 }
 
 // dx: k = (o, ky, kx); row operand w[o, c, ky, kx] for c = row; column operand dy (stride-checked).

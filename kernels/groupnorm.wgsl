@@ -1,15 +1,22 @@
 // GroupNorm family over x viewed as [N, C, S] (S = spatial size), G groups of CG = C/G channels.
 // Each (n, g) block of L = CG·S values is contiguous. f32 accumulation, two-pass variance
-// (mean first, then Σ(x−mean)²), Kahan-compensated serial sums.
-//   stats / stats_wg           mean[n,g], rstd[n,g] = 1/sqrt(var + eps)  (serial per block | workgroup per block)
-//   apply                      y = (x − mean)·rstd·γ[c] + β[c]   (grid [S/WG, N·C])
-//   bwd_reduce / bwd_reduce_wg sdy[n,c] = Σ_s dy,  sdyx[n,c] = Σ_s dy·x̂
+// (mean first, then Σ(x−mean)²). An optional activation (ACT, a UNARY_* code: SiLU after the norm, as
+// every diffusers resnet does) is fused: y = act(z), z = x̂·γ + β, and the backward kernels apply act'(z),
+// recomputing z from x and the saved statistics.
+//   fused_wg                   one dispatch: a workgroup per block reduces in shared memory, then writes y,
+//                              mean and rstd (GPUs). groupnorm_sg.wgsl has the lavapipe twin, fused_sg.
+//   stats / stats_wg           mean[n,g], rstd[n,g] = 1/sqrt(var + eps), Kahan-compensated serial sums
+//                              (serial per block | workgroup per block): the unfused path (LPO_FUSE=0, and
+//                              lavapipe when S is not a multiple of 4)
+//   apply                      y = act((x − mean)·rstd·γ[c] + β[c])   (grid [S/WG, N·C])
+//   bwd_reduce / bwd_reduce_wg sdy[n,c] = Σ_s dz,  sdyx[n,c] = Σ_s dz·x̂   (dz = dy·act'(z))
 //   bwd_group                  gs[n,g] = (Σ_{c∈g} γ[c]·sdy[n,c], Σ_{c∈g} γ[c]·sdyx[n,c])
-//   bwd_dx                     dx = rstd·(γ·dy − gs.0/L − x̂·gs.1/L)
+//   bwd_dx                     dx = rstd·(γ·dz − gs.0/L − x̂·gs.1/L)
 //   bwd_params                 dγ[c] = Σ_n sdyx[n,c],  dβ[c] = Σ_n sdy[n,c]
 // The serial variants have no barriers (lavapipe); the *_wg variants reduce in shared memory (GPUs).
 
 override WG: u32 = 256u;
+override ACT: u32 = 0u; // UNARY_IDENTITY: no activation
 
 struct Params {
   n: u32, c: u32, s: u32, groups: u32,
@@ -62,7 +69,51 @@ fn stats_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
   }
 }
 
-// ---------------------------------------------------------------- y = x̂·γ + β
+// γ[c] and β[c], or 1 and 0 without affine (the bindings then hold any buffer; read to keep them bound).
+fn gamma_beta(g: ptr<storage, array<f32>, read>, b: ptr<storage, array<f32>, read>, c: u32) -> vec2<f32> {
+  let gv = (*g)[min(c, arrayLength(g) - 1u)];
+  let bv = (*b)[min(c, arrayLength(b) - 1u)];
+  return select(vec2<f32>(1.0, 0.0), vec2<f32>(gv, bv), p.affine != 0u);
+}
+
+// act'(z)·dy with z = x̂·γ + β (dy itself without an activation).
+fn act_back(dy: f32, xhat: f32, gb: vec2<f32>) -> f32 {
+  if (ACT == UNARY_IDENTITY) { return dy; }
+  return dy * unary_grad_fn(ACT, xhat * gb.x + gb.y, 1.0, 0.0);
+}
+
+@group(0) @binding(1) var<storage, read> fx: array<f32>;
+@group(0) @binding(2) var<storage, read> fgamma: array<f32>;
+@group(0) @binding(3) var<storage, read> fbeta: array<f32>;
+@group(0) @binding(4) var<storage, read_write> fy: array<f32>;
+@group(0) @binding(5) var<storage, read_write> fmean: array<f32>;
+@group(0) @binding(6) var<storage, read_write> frstd: array<f32>;
+
+@compute @workgroup_size(WG)
+fn fused_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let b = wg.x + wg.y * nwg.x; // one workgroup per (n, g): uniform
+  let live = b < p.n * p.groups;
+  let len = p.cg * p.s;
+  let base = b * len;
+  var s = 0.0;
+  if (live) { for (var i = lid; i < len; i += WG) { s += fx[base + i]; } }
+  let mean = wg_sum(s, lid) / f32(len);
+  var q = 0.0;
+  if (live) { for (var i = lid; i < len; i += WG) { let d = fx[base + i] - mean; q += d * d; } }
+  let rstd = inverseSqrt(wg_sum(q, lid) / f32(len) + p.eps);
+  if (!live) { return; }
+  if (lid == 0u) {
+    fmean[b] = mean;
+    frstd[b] = rstd;
+  }
+  let c0 = (b % p.groups) * p.cg;
+  for (var i = lid; i < len; i += WG) {
+    let gb = gamma_beta(&fgamma, &fbeta, c0 + i / p.s);
+    fy[base + i] = unary_fn(ACT, (fx[base + i] - mean) * rstd * gb.x + gb.y, 1.0, 0.0);
+  }
+}
+
+// ---------------------------------------------------------------- y = act(x̂·γ + β)
 
 @group(0) @binding(1) var<storage, read> ax: array<f32>;
 @group(0) @binding(2) var<storage, read> amean: array<f32>;
@@ -80,12 +131,10 @@ fn apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
   if (sp >= p.s) { return; }
   let c = nc % p.c;
   let b = (nc / p.c) * p.groups + c / p.cg;
-  // Without affine the γ/β bindings hold any buffer; the values are read (to keep the bindings) and ignored.
-  let g = select(1.0, agamma[min(c, arrayLength(&agamma) - 1u)], p.affine != 0u);
-  let be = select(0.0, abeta[min(c, arrayLength(&abeta) - 1u)], p.affine != 0u);
+  let gb = gamma_beta(&agamma, &abeta, c);
   let rstd = arstd[b];
   let i = nc * p.s + sp;
-  ay[i] = (ax[i] - amean[b]) * rstd * g + be;
+  ay[i] = unary_fn(ACT, (ax[i] - amean[b]) * rstd * gb.x + gb.y, 1.0, 0.0);
 }
 
 // ---------------------------------------------------------------- backward
@@ -94,14 +143,17 @@ fn apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) 
 @group(0) @binding(2) var<storage, read> rdy: array<f32>;
 @group(0) @binding(3) var<storage, read> rmean: array<f32>;
 @group(0) @binding(4) var<storage, read> rrstd: array<f32>;
-@group(0) @binding(5) var<storage, read_write> rsdy: array<f32>;
-@group(0) @binding(6) var<storage, read_write> rsdyx: array<f32>;
+@group(0) @binding(5) var<storage, read> rgamma: array<f32>;
+@group(0) @binding(6) var<storage, read> rbeta: array<f32>;
+@group(0) @binding(7) var<storage, read_write> rsdy: array<f32>;
+@group(0) @binding(8) var<storage, read_write> rsdyx: array<f32>;
 
 @compute @workgroup_size(WG)
 fn bwd_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
   let nc = linear_id(wg, nwg, lid);
   if (nc >= p.n * p.c) { return; }
   let b = (nc / p.c) * p.groups + (nc % p.c) / p.cg;
+  let gb = gamma_beta(&rgamma, &rbeta, nc % p.c);
   let mean = rmean[b];
   let rstd = rrstd[b];
   let base = nc * p.s;
@@ -109,9 +161,10 @@ fn bwd_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
   var a1 = vec2<f32>(0.0);
   var a2 = vec2<f32>(0.0);
   for (var i = 0u; i < p.s; i++) {
-    let d = rdy[base + i];
+    let xhat = (rx[base + i] - mean) * rstd;
+    let d = act_back(rdy[base + i], xhat, gb);
     a1 = kahan_add(a1, d, one);
-    a2 = kahan_add(a2, d * (rx[base + i] - mean) * rstd, one);
+    a2 = kahan_add(a2, d * xhat, one);
   }
   rsdy[nc] = a1.x;
   rsdyx[nc] = a2.x;
@@ -123,6 +176,7 @@ fn bwd_reduce_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
   let live = nc < p.n * p.c;
   let ncc = min(nc, p.n * p.c - 1u);
   let b = (ncc / p.c) * p.groups + (ncc % p.c) / p.cg;
+  let gb = gamma_beta(&rgamma, &rbeta, ncc % p.c);
   let mean = rmean[b];
   let rstd = rrstd[b];
   let base = ncc * p.s;
@@ -130,9 +184,10 @@ fn bwd_reduce_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
   var s2 = 0.0;
   if (live) {
     for (var i = lid; i < p.s; i += WG) {
-      let d = rdy[base + i];
+      let xhat = (rx[base + i] - mean) * rstd;
+      let d = act_back(rdy[base + i], xhat, gb);
       s1 += d;
-      s2 += d * (rx[base + i] - mean) * rstd;
+      s2 += d * xhat;
     }
   }
   let t1 = wg_sum(s1, lid);
@@ -171,8 +226,9 @@ fn bwd_group(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 @group(0) @binding(3) var<storage, read> dx_mean: array<f32>;
 @group(0) @binding(4) var<storage, read> dx_rstd: array<f32>;
 @group(0) @binding(5) var<storage, read> dx_gamma: array<f32>;
-@group(0) @binding(6) var<storage, read> dx_gs: array<f32>;
-@group(0) @binding(7) var<storage, read_write> dx_out: array<f32>;
+@group(0) @binding(6) var<storage, read> dx_beta: array<f32>;
+@group(0) @binding(7) var<storage, read> dx_gs: array<f32>;
+@group(0) @binding(8) var<storage, read_write> dx_out: array<f32>;
 
 // Grid [ceil(S / WG), N·C] as apply.
 @compute @workgroup_size(WG)
@@ -182,14 +238,14 @@ fn bwd_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   if (sp >= p.s) { return; }
   let c = nc % p.c;
   let b = (nc / p.c) * p.groups + c / p.cg;
-  let g = select(1.0, dx_gamma[min(c, arrayLength(&dx_gamma) - 1u)], p.affine != 0u);
+  let gb = gamma_beta(&dx_gamma, &dx_beta, c);
   let rstd = dx_rstd[b];
   let inv_len = 1.0 / f32(p.cg * p.s);
   let s1 = dx_gs[2u * b] * inv_len;
   let s2 = dx_gs[2u * b + 1u] * inv_len;
   let i = nc * p.s + sp;
   let xhat = (dx_x[i] - dx_mean[b]) * rstd;
-  dx_out[i] = rstd * (g * dx_dy[i] - s1 - xhat * s2);
+  dx_out[i] = rstd * (gb.x * act_back(dx_dy[i], xhat, gb) - s1 - xhat * s2);
 }
 
 @group(0) @binding(1) var<storage, read> psdy: array<f32>;

@@ -3,6 +3,8 @@
 # npm dependencies, then a Vulkan driver Dawn accepts when no adapter answers.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# onnxruntime-node (a bench peer) bundles its CPU binaries; its install step would fetch CUDA ones from outside npm.
+export ONNXRUNTIME_NODE_INSTALL="${ONNXRUNTIME_NODE_INSTALL:-skip}"
 
 # Dependencies changed when package-lock.json is newer than npm's record of the last install (editing scripts or
 # exports in package.json does not reinstall).

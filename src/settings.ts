@@ -50,6 +50,33 @@ export interface Settings {
   loraVariant: (typeof LORA_VARIANTS)[number];
   /** LPO_BENCH_FULL=1: benches run the real SD shapes on the software adapter too (minutes). */
   benchFull: boolean;
+  /**
+   * LPO_FUSE=0: run the unfused op sequences (groupNorm then SiLU, conv then add, linear then add, …)
+   * instead of the fused kernels: the baseline the dispatch bench compares against, and a debugging aid.
+   */
+  fuse: boolean;
+  /** Bench knobs (bench/ only): LPO_BENCH_LATENT (SD1.5 benches' latent side), LPO_BENCH_B / _P (LPO prompts, pairs), LPO_BENCH_CKPT=1 (gradient checkpointing), LPO_BENCH_PROFILE=1 (per-kernel GPU times), LPO_E2E_ITERS / _EVAL / _LR (bench/lpo-e2e). */
+  bench: BenchSettings;
+}
+
+/** What the benches read (bench/); unset numbers are undefined and each bench picks its own default. */
+export interface BenchSettings {
+  latent: number | undefined;
+  b: number | undefined;
+  p: number | undefined;
+  checkpointing: boolean;
+  profile: boolean;
+  e2eIters: number | undefined;
+  e2eEvalEvery: number | undefined;
+  e2eLr: number | undefined;
+}
+
+function num(env: Env, name: string): number | undefined {
+  const v = env[name];
+  if (v === undefined || v === '') return undefined;
+  const n = Number(v);
+  if (!Number.isFinite(n) || n <= 0) throw new ArgumentError(`${name}=${v}: expected a positive number`);
+  return n;
 }
 
 type Env = Record<string, string | undefined>;
@@ -97,6 +124,17 @@ export function settingsFromEnv(env: Env): Settings {
     attentionQueriesPerThread: int(env, 'LPO_ATTENTION_QPT', 0, 64) ?? 0,
     loraVariant: oneOf(env, 'LPO_LORA_VARIANT', LORA_VARIANTS) ?? 'auto',
     benchFull: flag(env, 'LPO_BENCH_FULL'),
+    fuse: env.LPO_FUSE === undefined || env.LPO_FUSE === '' ? true : flag(env, 'LPO_FUSE'),
+    bench: {
+      latent: int(env, 'LPO_BENCH_LATENT', 8, 256),
+      b: int(env, 'LPO_BENCH_B', 1, 1024),
+      p: int(env, 'LPO_BENCH_P', 1, 1024),
+      checkpointing: flag(env, 'LPO_BENCH_CKPT'),
+      profile: flag(env, 'LPO_BENCH_PROFILE'),
+      e2eIters: int(env, 'LPO_E2E_ITERS', 1, 1e6),
+      e2eEvalEvery: int(env, 'LPO_E2E_EVAL', 1, 1e6),
+      e2eLr: num(env, 'LPO_E2E_LR'),
+    },
   };
 }
 

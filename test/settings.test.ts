@@ -20,8 +20,9 @@ describe('settings', () => {
     expect(s).toMatchObject({
       adapter: undefined, submitEvery: 128, debugSync: false, checkFinite: false, dumpWgsl: false, matmulVariant: undefined,
       matmulSplitK: undefined, gpuSms: 132, autotune: 'background', autotuneCache: true, autotuneDispatchNs: 3000,
-      normVariant: 'auto', attentionQueriesPerThread: 0, loraVariant: 'auto', benchFull: false,
+      normVariant: 'auto', attentionQueriesPerThread: 0, loraVariant: 'auto', benchFull: false, fuse: true,
     });
+    expect(s.bench).toEqual({ latent: undefined, b: undefined, p: undefined, checkpointing: false, profile: false, e2eIters: undefined, e2eEvalEvery: undefined, e2eLr: undefined });
     expect(s.cacheDir).toMatch(/\.cache[/\\]lpo-wgsl$/);
     expect(settingsFromEnv({ VITEST: 'true' }).autotune).toBe('explicit');
   });
@@ -31,12 +32,14 @@ describe('settings', () => {
       LPO_ADAPTER: 'nvidia', LPO_SUBMIT_EVERY: '7', LPO_DEBUG_SYNC: '1', LPO_CHECK_FINITE: '1', LPO_DUMP_WGSL: '1',
       LPO_MATMUL_VARIANT: 'gemm64', LPO_MATMUL_SPLITK: '4', LPO_GPU_SMS: '80', LPO_AUTOTUNE: '0', LPO_AUTOTUNE_CACHE: '0',
       LPO_AUTOTUNE_DISPATCH_NS: '0', LPO_CACHE_DIR: '/tmp/x', LPO_NORM_VARIANT: 'wg', LPO_ATTENTION_QPT: '2',
-      LPO_LORA_VARIANT: 'rows', LPO_BENCH_FULL: '1',
+      LPO_LORA_VARIANT: 'rows', LPO_BENCH_FULL: '1', LPO_FUSE: '0', LPO_BENCH_LATENT: '16', LPO_BENCH_B: '2', LPO_BENCH_P: '3',
+      LPO_BENCH_CKPT: '1', LPO_BENCH_PROFILE: '1', LPO_E2E_ITERS: '5', LPO_E2E_EVAL: '2', LPO_E2E_LR: '0.01',
     });
     expect(s).toEqual({
       adapter: 'nvidia', submitEvery: 7, debugSync: true, checkFinite: true, dumpWgsl: true, matmulVariant: 'gemm64',
       matmulSplitK: 4, gpuSms: 80, autotune: 'off', autotuneCache: false, autotuneDispatchNs: 0, cacheDir: '/tmp/x',
-      normVariant: 'wg', attentionQueriesPerThread: 2, loraVariant: 'rows', benchFull: true,
+      normVariant: 'wg', attentionQueriesPerThread: 2, loraVariant: 'rows', benchFull: true, fuse: false,
+      bench: { latent: 16, b: 2, p: 3, checkpointing: true, profile: true, e2eIters: 5, e2eEvalEvery: 2, e2eLr: 0.01 },
     });
     expect(settingsFromEnv({ LPO_AUTOTUNE: '1', VITEST: 'true' }).autotune).toBe('background');
   });
@@ -49,6 +52,8 @@ describe('settings', () => {
       [{ LPO_DEBUG_SYNC: 'yes' }, /LPO_DEBUG_SYNC=yes: expected 0 or 1/],
       [{ LPO_AUTOTUNE: '2' }, /LPO_AUTOTUNE=2: expected 0 or 1/],
       [{ LPO_NORM_VARIANT: 'fast' }, /LPO_NORM_VARIANT=fast: expected one of auto\|serial\|wg/],
+      [{ LPO_FUSE: 'no' }, /LPO_FUSE=no: expected 0 or 1/],
+      [{ LPO_E2E_LR: '-1' }, /LPO_E2E_LR=-1: expected a positive number/],
     ];
     for (const [env, msg] of bad) {
       expect(() => settingsFromEnv(env)).toThrow(ArgumentError);

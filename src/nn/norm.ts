@@ -1,7 +1,7 @@
 // GroupNorm and LayerNorm modules (torch key names: weight, bias).
 import { ShapeError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { groupNorm, layerNorm } from '../tensor/ops/norm.js';
+import { groupNorm, layerNorm, type GroupNormOptions } from '../tensor/ops/norm.js';
 import { Module } from './module.js';
 import { constParam } from './init.js';
 
@@ -28,11 +28,12 @@ export class GroupNorm extends Module {
     this.bias = affine ? this.registerParameter('bias', zeros(numChannels)) : null;
   }
 
-  forward(x: Tensor): Tensor {
+  /** `activation: 'silu'` gives SiLU(GroupNorm(x)) from the norm's own kernels (what diffusers' resnets compute). */
+  forward(x: Tensor, opts: GroupNormOptions = {}): Tensor {
     if (x.rank < 2 || x.shape[1] !== this.numChannels) {
       throw new ShapeError(`GroupNorm(${this.numGroups}, ${this.numChannels}): expected [N, ${this.numChannels}, …], got [${x.shape}]`);
     }
-    return groupNorm(x, this.numGroups, this.weight ?? undefined, this.bias ?? undefined, this.eps);
+    return groupNorm(x, this.numGroups, this.weight ?? undefined, this.bias ?? undefined, this.eps, opts);
   }
 }
 

@@ -4,9 +4,12 @@ import { defineParams } from '../../gpu/params.js';
 import { foldWorkgroups, gpu } from '../../gpu/runtime.js';
 import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
-import { Tensor } from '../tensor.js';
+import { Tensor, tidy } from '../tensor.js';
+import { settings } from '../../settings.js';
 import { resolveConv2dVariant, type Conv2dVariant } from '../plan/variants.js';
 import { sum } from './reduce.js';
+import { add } from './elementwise.js';
+import { reshape } from './layout.js';
 
 export { resolveConv2dVariant, type Conv2dVariant };
 
@@ -19,14 +22,20 @@ export interface Conv2dOptions {
   padding?: Padding2d;
   /** Force a kernel variant (default: src/tensor/plan/variants.ts resolveConv2dVariant). */
   variant?: Conv2dVariant;
+  /** [N, O]: added to every pixel of channel o of image n (a resnet's projected time embedding), in the epilogue. */
+  shift?: Tensor;
+  /** Of the output's shape: added in the epilogue (a resnet's shortcut). */
+  residual?: Tensor;
 }
 
 const CODE = kernelModule('conv2d');
 const SG_CODE = kernelModule('conv2d', { also: ['conv2d_sg'] });
 const P = defineParams('conv2d.wgsl', 'Params', {
   n: 'u32', c: 'u32', h: 'u32', w: 'u32', o: 'u32', oh: 'u32', ow: 'u32', pad_t: 'u32',
-  pad_l: 'u32', m: 'u32', ncols: 'u32', k: 'u32', bias_on: 'u32',
+  pad_l: 'u32', m: 'u32', ncols: 'u32', k: 'u32', bias_on: 'u32', epi: 'u32',
 });
+const EPI_RES = 1;
+const EPI_SHIFT = 2;
 
 /** Normalises a padding spec to [top, bottom, left, right]. */
 export function normPadding(pad: Padding2d | undefined, op = 'conv2d'): [number, number, number, number] {
@@ -57,25 +66,30 @@ function foldColumns(tiles: number, rows: number): [number, number, number] {
   return [x, rows, z];
 }
 
-/** Launches one implicit GEMM of the family (mode 0 forward, 1 dx, 2 dw). */
-function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, bias: Tensor | null, dst: Tensor, variant: Conv2dVariant): void {
+interface Epilogue { bias: Tensor | null; residual?: Tensor | null; shift?: Tensor | null }
+
+/** Launches one implicit GEMM of the family (mode 0 forward, 1 dx, 2 dw); the epilogue applies to the forward. */
+function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, e: Epilogue, dst: Tensor, variant: Conv2dVariant): void {
   const m = mode === 1 ? g.c : g.o;
   const ncols = mode === 0 ? g.n * g.oh * g.ow : mode === 1 ? g.n * g.h * g.w : g.c * g.kh * g.kw;
   const k = mode === 0 ? g.c * g.kh * g.kw : mode === 1 ? g.o * g.kh * g.kw : g.n * g.oh * g.ow;
-  const params = P.of({ n: g.n, c: g.c, h: g.h, w: g.w, o: g.o, oh: g.oh, ow: g.ow, pad_t: g.pad[0], pad_l: g.pad[2], m, ncols, k, bias_on: bias ? 1 : 0 });
+  const epi = (e.residual ? EPI_RES : 0) | (e.shift ? EPI_SHIFT : 0);
+  const params = P.of({ n: g.n, c: g.c, h: g.h, w: g.w, o: g.o, oh: g.oh, ow: g.ow, pad_t: g.pad[0], pad_l: g.pad[2], m, ncols, k, bias_on: e.bias ? 1 : 0, epi });
   const constants = { KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, MODE: mode };
-  const buffers = [src0.buffer, src1.buffer, (bias ?? src1).buffer, dst.buffer];
+  const buffers = [src0.buffer, src1.buffer, (e.bias ?? src1).buffer, dst.buffer];
+  // Forward entry points and `tiled` bind the epilogue operands too (any buffer when unused).
+  const withEpi = [...buffers, (e.residual ?? src1).buffer, (e.shift ?? src1).buffer];
   if (variant === 'rb' || variant === 'sg') {
     const entry = `${['fwd', 'dx', 'dw'][mode]}_${variant}`;
     const sg = variant === 'sg';
     gpu().dispatch({
       kernel: { name: `conv2d.${entry}`, code: sg ? SG_CODE : CODE, entry, constants: { ...constants, WG: WG_RB } },
-      buffers, params, workgroups: foldColumns(Math.ceil(ncols / WG_RB), Math.ceil(m / OB)),
+      buffers: mode === 0 ? withEpi : buffers, params, workgroups: foldColumns(Math.ceil(ncols / WG_RB), Math.ceil(m / OB)),
     });
   } else {
     gpu().dispatch({
       kernel: { name: `conv2d.tiled${mode}`, code: CODE, entry: 'tiled', constants },
-      buffers, params, workgroups: foldColumns(Math.ceil(ncols / BN), Math.ceil(m / BM)),
+      buffers: withEpi, params, workgroups: foldColumns(Math.ceil(ncols / BN), Math.ceil(m / BM)),
     });
   }
 }
@@ -83,10 +97,12 @@ function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, bias: 
 /**
  * 2-D convolution like torch.nn.functional.conv2d (groups = 1): x [N,C,H,W], w [O,C,kh,kw],
  * bias [O]. Padding may be asymmetric ([top, bottom, left, right]), as the VAE encoder's
- * downsamplers need (right/bottom by 1, stride 2).
+ * downsamplers need (right/bottom by 1, stride 2). `shift` [N, O] and `residual` (the output's shape)
+ * are added in the same launch: y = conv(x, w) + bias + shift[n, o] + residual.
  */
 export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
-  for (const t of [x, w, bias]) if (t && t.dtype !== 'f32') throw new DTypeError(`conv2d: expects f32 tensors, got ${t.dtype}`);
+  const { shift, residual } = opts;
+  for (const t of [x, w, bias, shift, residual]) if (t && t.dtype !== 'f32') throw new DTypeError(`conv2d: expects f32 tensors, got ${t.dtype}`);
   if (x.rank !== 4 || w.rank !== 4) throw new ShapeError(`conv2d: x [${x.shape}] must be [N,C,H,W] and w [${w.shape}] [O,C,kh,kw]`);
   const [n, c, h, wd] = x.shape;
   const [o, wc, kh, kw] = w.shape;
@@ -97,34 +113,50 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dO
   const oh = Math.floor((h + pad[0] + pad[1] - kh) / sh) + 1;
   const ow = Math.floor((wd + pad[2] + pad[3] - kw) / sw) + 1;
   if (oh < 1 || ow < 1) throw new ShapeError(`conv2d: kernel ${kh}x${kw} does not fit x [${x.shape}] padded by [${pad}]`);
+  if (shift && (shift.rank !== 2 || shift.shape[0] !== n || shift.shape[1] !== o)) throw new ShapeError(`conv2d: shift [${shift.shape}] must be [${n}, ${o}]`);
+  if (residual && residual.shape.join() !== [n, o, oh, ow].join()) throw new ShapeError(`conv2d: residual [${residual.shape}] must be the output's shape [${n}, ${o}, ${oh}, ${ow}]`);
+  if ((shift || residual) && !settings.fuse) {
+    // The unfused baseline (LPO_FUSE=0): the convolution, then one add per epilogue term.
+    return tidy(() => {
+      let y = conv2d(x, w, bias, { stride: opts.stride, padding: opts.padding, variant: opts.variant });
+      if (shift) y = add(y, reshape(shift, [n, o, 1, 1]));
+      return residual ? add(residual, y) : y;
+    });
+  }
   const g: Geometry = { n, c, h, w: wd, o, kh, kw, sh, sw, pad, oh, ow };
   const variant = resolveConv2dVariant(opts.variant);
   const y = Tensor.empty([n, o, oh, ow]);
-  if (y.size) launch(0, g, x, w, bias ?? null, y, variant);
-  const inputs = bias ? [x, w, bias] : [x, w];
+  if (y.size) launch(0, g, x, w, { bias: bias ?? null, residual, shift }, y, variant);
+  const inputs = [x, w, ...(bias ? [bias] : []), ...(residual ? [residual] : []), ...(shift ? [shift] : [])];
   return record('conv2d', inputs, y, [x, w], (dy, [xs, ws]) => {
+    // Σ over pixels of dy per (n, o): the shift's gradient, and (summed over n) the bias's.
+    let perSample: Tensor | null = null;
+    // (The tape runs a thunk only for an input that requires a gradient.)
+    let users = (bias?.requiresGrad ? 1 : 0) + (shift?.requiresGrad ? 1 : 0);
+    const sums = (): Tensor => {
+      if (!perSample) {
+        const v = dy.view([n, o, oh * ow]);
+        perSample = sum(v, 2);
+        v.dispose();
+      }
+      return perSample;
+    };
+    const release = () => { if (--users === 0) perSample?.dispose(); };
     const thunks: ((() => Tensor) | null)[] = [
       () => {
         const dx = Tensor.empty(x.shape);
-        if (dx.size) launch(1, g, dy, ws, null, dx, variant);
+        if (dx.size) launch(1, g, dy, ws, { bias: null }, dx, variant);
         return dx;
       },
       () => {
         const dw = Tensor.empty(w.shape);
-        if (dw.size) launch(2, g, xs, dy, null, dw, variant);
+        if (dw.size) launch(2, g, xs, dy, { bias: null }, dw, variant);
         return dw;
       },
     ];
-    if (bias) {
-      thunks.push(() => {
-        const v = dy.view([n, o, oh * ow]);
-        const s = sum(v, 2);
-        v.dispose();
-        const db = sum(s, 0);
-        s.dispose();
-        return db;
-      });
-    }
+    if (bias) thunks.push(() => { const db = sum(sums(), 0); release(); return db; });
+    if (residual) thunks.push(() => dy.retain());
+    if (shift) thunks.push(() => { const ds = sums().retain(); release(); return ds; });
     return thunks;
   });
 }

@@ -1,13 +1,17 @@
 // Normalisation ops: groupNorm (x [N, C, ...spatial]) and layerNorm (x [..., D]), with backward.
-import { ShapeError, DTypeError } from '../../errors.js';
+import { ShapeError, DTypeError, ArgumentError } from '../../errors.js';
+import { opcode } from '../../gpu/opcodes.js';
 import { defineParams } from '../../gpu/params.js';
 import { gpu } from '../../gpu/runtime.js';
 import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
-import { Tensor, numel } from '../tensor.js';
-import { normUsesWorkgroups as useWg } from '../plan/variants.js';
+import { Tensor, numel, tidy } from '../tensor.js';
+import { settings } from '../../settings.js';
+import { groupNormPlan, normUsesWorkgroups as useWg } from '../plan/variants.js';
+import { unary } from './elementwise.js';
 
-const gnCode = kernelModule('groupnorm', { libs: ['wg_sum'] });
+const gnCode = kernelModule('groupnorm', { libs: ['wg_sum', 'unary'] });
+const gnSgCode = kernelModule('groupnorm', { libs: ['wg_sum', 'unary'], also: ['groupnorm_sg'] });
 const lnCode = kernelModule('layernorm', { libs: ['wg_sum'] });
 const GN = defineParams('groupnorm.wgsl', 'Params', {
   n: 'u32', c: 'u32', s: 'u32', groups: 'u32', cg: 'u32', eps: 'f32', affine: 'u32', total: 'u32',
@@ -15,6 +19,16 @@ const GN = defineParams('groupnorm.wgsl', 'Params', {
 const LN = defineParams('layernorm.wgsl', 'Params', { rows: 'u32', d: 'u32', eps: 'f32', affine: 'u32' });
 
 const WG = 256;
+/** Lanes of a fused_sg workgroup: one lavapipe subgroup (hasSubgroups8 guarantees ≥ 8 lanes per subgroup). */
+const SG_WG = 8;
+
+/** The activation a groupNorm may fuse (diffusers' resnets follow every norm with SiLU). */
+export type NormActivation = 'none' | 'silu';
+
+export interface GroupNormOptions {
+  /** Applied to the normalised output in the same kernel (forward and backward); default 'none'. */
+  activation?: NormActivation;
+}
 
 function requireF32(op: string, ...ts: (Tensor | null | undefined)[]): void {
   for (const t of ts) if (t && t.dtype !== 'f32') throw new DTypeError(`${op}: expects f32 tensors, got ${t.dtype}`);
@@ -22,9 +36,10 @@ function requireF32(op: string, ...ts: (Tensor | null | undefined)[]): void {
 
 /**
  * GroupNorm like torch.nn.functional.group_norm: x [N, C, ...spatial], `groups` dividing C,
- * optional weight/bias [C]. Saves mean and rstd per (n, group) for backward.
+ * optional weight/bias [C], then an optional activation (act(group_norm(x))). One dispatch forward
+ * (src/tensor/plan/variants.ts groupNormPlan). Saves mean and rstd per (n, group) for backward.
  */
-export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5, opts: GroupNormOptions = {}): Tensor {
   requireF32('groupNorm', x, weight, bias);
   if (x.rank < 2) throw new ShapeError(`groupNorm: x [${x.shape}] must be [N, C, ...spatial]`);
   const [n, c] = x.shape;
@@ -33,42 +48,61 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bia
     if (t && (t.rank !== 1 || t.shape[0] !== c)) throw new ShapeError(`groupNorm: ${name} [${t.shape}] must be [${c}]`);
   }
   if ((weight == null) !== (bias == null)) throw new ShapeError('groupNorm: pass both weight and bias, or neither');
+  const act = opts.activation ?? 'none';
+  if (act !== 'none' && act !== 'silu') throw new ArgumentError(`groupNorm: unknown activation '${act}'`);
   const s = numel(x.shape.slice(2));
+  if (act !== 'none' && !settings.fuse) {
+    // The unfused baseline (LPO_FUSE=0): the norm, then the elementwise activation.
+    return tidy(() => unary(act, groupNorm(x, groups, weight, bias, eps)));
+  }
   const cg = c / groups;
   const affine = weight != null;
   const gnParams = GN.of({ n, c, s, groups, cg, eps, affine: affine ? 1 : 0, total: x.size });
   const blocks = n * groups;
+  const ACT = opcode('UNARY', act === 'none' ? 'identity' : act);
   const y = Tensor.empty(x.shape);
   const mean = Tensor.empty([n, groups]);
   const rstd = Tensor.empty([n, groups]);
-  const k = (entry: string, wg = WG) => ({ name: `groupnorm.${entry}`, code: gnCode, entry, constants: { WG: wg } });
-  // Serial (one invocation per row) reductions run in 8-wide workgroups: N·G rows are few (64 for SD).
-  const SWG = 8;
+  const k = (entry: string, wg = WG, code = gnCode) => ({ name: `groupnorm.${entry}`, code, entry, constants: { WG: wg, ACT } });
+  const gamma = (weight ?? x).buffer;
+  const beta = (bias ?? x).buffer;
   if (x.size) {
-    gpu().dispatch({
-      kernel: useWg() ? k('stats_wg') : k('stats', SWG),
-      buffers: [x.buffer, mean.buffer, rstd.buffer],
-      params: gnParams,
-      workgroups: useWg() ? blocks : Math.ceil(blocks / SWG),
-    });
-    gpu().dispatch({
-      kernel: k('apply'),
-      buffers: [x.buffer, mean.buffer, rstd.buffer, (weight ?? x).buffer, (bias ?? x).buffer, y.buffer],
-      params: gnParams,
-      workgroups: [Math.ceil(s / WG), n * c, 1],
-    });
+    const plan = groupNormPlan(s);
+    if (plan === 'fused_sg' || plan === 'fused_wg') {
+      gpu().dispatch({
+        kernel: plan === 'fused_sg' ? k('fused_sg', SG_WG, gnSgCode) : k('fused_wg'),
+        buffers: [x.buffer, gamma, beta, y.buffer, mean.buffer, rstd.buffer],
+        params: gnParams,
+        workgroups: blocks,
+      });
+    } else {
+      // Serial (one invocation per row) reductions run in 8-wide workgroups: N·G rows are few (64 for SD).
+      gpu().dispatch({
+        kernel: plan === 'stats_wg' ? k('stats_wg') : k('stats', SG_WG),
+        buffers: [x.buffer, mean.buffer, rstd.buffer],
+        params: gnParams,
+        workgroups: plan === 'stats_wg' ? blocks : Math.ceil(blocks / SG_WG),
+      });
+      gpu().dispatch({
+        kernel: k('apply'),
+        buffers: [x.buffer, mean.buffer, rstd.buffer, gamma, beta, y.buffer],
+        params: gnParams,
+        workgroups: [Math.ceil(s / WG), n * c, 1],
+      });
+    }
   }
   const inputs = affine ? [x, weight!, bias!] : [x];
-  const saved = affine ? [x, mean, rstd, weight!] : [x, mean, rstd];
-  const out = record('groupNorm', inputs, y, saved, (dy, [xs, ms, rs, ws]) => {
+  const saved = affine ? [x, mean, rstd, weight!, bias!] : [x, mean, rstd];
+  const out = record(act === 'none' ? 'groupNorm' : `groupNorm+${act}`, inputs, y, saved, (dy, [xs, ms, rs, ws, bs]) => {
+    const gb = [(ws ?? xs).buffer, (bs ?? xs).buffer];
     // Per-(n, c) sums shared by dx and dγ/dβ; freed after the last gradient that needs them.
     const sdy = Tensor.empty([n, c]);
     const sdyx = Tensor.empty([n, c]);
     gpu().dispatch({
-      kernel: useWg() ? k('bwd_reduce_wg') : k('bwd_reduce', SWG),
-      buffers: [xs.buffer, dy.buffer, ms.buffer, rs.buffer, sdy.buffer, sdyx.buffer],
+      kernel: useWg() ? k('bwd_reduce_wg') : k('bwd_reduce', SG_WG),
+      buffers: [xs.buffer, dy.buffer, ms.buffer, rs.buffer, ...gb, sdy.buffer, sdyx.buffer],
       params: gnParams,
-      workgroups: useWg() ? n * c : Math.ceil((n * c) / SWG),
+      workgroups: useWg() ? n * c : Math.ceil((n * c) / SG_WG),
     });
     const wanted = inputs.map((t) => t.requiresGrad);
     let users = wanted.filter(Boolean).length;
@@ -79,14 +113,14 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bia
       const gs = Tensor.empty([n, groups, 2]);
       gpu().dispatch({
         kernel: k('bwd_group'),
-        buffers: [(ws ?? xs).buffer, sdy.buffer, sdyx.buffer, gs.buffer],
+        buffers: [gb[0], sdy.buffer, sdyx.buffer, gs.buffer],
         params: gnParams,
         workgroups: Math.ceil(blocks / WG),
       });
       const dx = Tensor.empty(xs.shape);
       gpu().dispatch({
         kernel: k('bwd_dx'),
-        buffers: [xs.buffer, dy.buffer, ms.buffer, rs.buffer, (ws ?? xs).buffer, gs.buffer, dx.buffer],
+        buffers: [xs.buffer, dy.buffer, ms.buffer, rs.buffer, ...gb, gs.buffer, dx.buffer],
         params: gnParams,
         workgroups: [Math.ceil(s / WG), n * c, 1],
       });

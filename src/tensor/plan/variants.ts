@@ -20,6 +20,19 @@ export function normUsesWorkgroups(): boolean {
   return v === 'auto' ? !gpu().isSoftware : v === 'wg';
 }
 
+/**
+ * groupNorm forward for S spatial values per channel: one fused dispatch ('fused_sg' on lavapipe with
+ * subgroups when S is a multiple of 4, 'fused_wg' on GPUs), or the two-dispatch statistics + apply path
+ * ('stats' serial, 'stats_wg'): lavapipe without subgroups or with a ragged S, and the unfused baseline
+ * (settings.fuse off) the dispatch bench compares against.
+ */
+export function groupNormPlan(s: number): 'fused_sg' | 'fused_wg' | 'stats' | 'stats_wg' {
+  const wg = normUsesWorkgroups();
+  if (!settings.fuse) return wg ? 'stats_wg' : 'stats';
+  if (wg) return 'fused_wg';
+  return gpu().hasSubgroups8 && s % 4 === 0 ? 'fused_sg' : 'stats';
+}
+
 /** loraLinear forward: 'tiled' (workgroup tiles, GPUs) or 'rows' (no barriers, lavapipe). */
 export type LoraVariant = 'rows' | 'tiled';
 /** Largest rank the tiled LoRA forward holds in workgroup memory (larger ranks use 'rows'). */
