@@ -43,6 +43,10 @@ export const trainLrmSpec = defineCommand({
     skipBad: { type: 'boolean', help: 'skip malformed rows (counted) instead of stopping' },
     seed: { type: 'int', min: 0, default: 42, help: 'seed of the data order, timesteps and noise' },
     out: { type: 'string', short: 'o', default: 'lrm-out', value: 'folder', help: 'output folder' },
+    checkpointEvery: { type: 'int', min: 0, default: 500, help: 'training checkpoint (weights, optimizer, data position) every n steps into <out>/checkpoints; 0: none' },
+    keepCheckpoints: { type: 'int', min: 1, default: 2, help: 'training checkpoints kept (the newest)' },
+    resume: { type: 'boolean', help: 'continue from the newest checkpoint in <out>/checkpoints that verifies (same data, seed and steps)' },
+    maxNonFinite: { type: 'int', min: 1, default: 5, help: 'steps in a row with NaN/Inf gradients (each skipped) that stop training' },
   },
   checks: [(a) => gapsCsvProblem(a.data as string, a.gapsCsv as string | undefined)],
 });
@@ -83,7 +87,7 @@ export async function trainLrmCommand(argv: string[]): Promise<number> {
   }
   fs.mkdirSync(a.out, { recursive: true });
   const metricsFile = path.join(a.out, 'metrics.jsonl');
-  fs.writeFileSync(metricsFile, '');
+  if (!a.resume) fs.writeFileSync(metricsFile, '');
   const bar = new Progress({ total: a.steps, label: 'train', stream: err });
   const evalLine = (e: EvalRecord) => {
     const byT = e.byTimestep.length > 1 ? `  by t: ${e.byTimestep.map((x) => `${x.t}:${(100 * x.accuracy).toFixed(0)}`).join(' ')}` : '';
@@ -94,6 +98,7 @@ export async function trainLrmCommand(argv: string[]): Promise<number> {
     maxGradNorm: a.maxGradNorm, seed: a.seed, trainTextEncoder: !a.freezeTextEncoder, gradientCheckpointing: a.checkpointing,
     evalEvery: a.evalEvery, evalTimesteps: evalTs, edgeEvalTimesteps: plotTs, evalBatch: a.evalBatch, evalMaxPairs: a.evalMaxPairs,
     outDir: a.out, metricsFile, vae: vae ?? undefined,
+    checkpointEvery: a.checkpointEvery, keepCheckpoints: a.keepCheckpoints, resume: a.resume, maxNonFiniteSteps: a.maxNonFinite, log: (m) => bar.log(m),
     onStep: (m) => bar.update(m.step, { loss: m.loss, lr: m.lr, 'pairs/s': m.pairsPerSecond }),
     onEval: evalLine,
   });

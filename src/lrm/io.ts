@@ -8,8 +8,8 @@
 //   <lrm>/scheduler/scheduler_config.json  the noise schedule (when known)
 //
 // The reference code saves unet/, text_encoder/ and a state_dict.pt of the three heads; this is the same split
-// with safetensors. A folder is written next to its destination and renamed into place, so a crash mid-save
-// leaves the previous checkpoint intact.
+// with safetensors. A folder is written next to its destination, fsynced and renamed into place, so a crash
+// mid-save leaves the previous checkpoint intact (training checkpoints with hashes are src/lrm/checkpoint.ts).
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ArgumentError } from '../errors.js';
@@ -22,6 +22,7 @@ import { CLIPTokenizer, findAsset, VOCAB_FILE } from '../io/tokenizer.js';
 import { openDiffusersModel } from '../io/diffusers.js';
 import { saveWeights } from '../io/pretrained.js';
 import { DiffusersError, openWeights, readJson } from '../io/weights.js';
+import { fsyncPath, fsyncTree } from '../io/checkpoint/index.js';
 import { lrmConfigToJson, parseLrmConfig, type LrmConfig } from './config.js';
 import type { LatentRewardModel, LrmParts } from './model.js';
 import { loadTruncatedUNet, truncatedCopy } from './truncated.js';
@@ -46,6 +47,7 @@ export async function writeFolderAtomically(dir: string, write: (tmp: string) =>
   fs.mkdirSync(tmp, { recursive: true });
   try {
     await write(tmp);
+    fsyncTree(tmp);
   } catch (e) {
     fs.rmSync(tmp, { recursive: true, force: true });
     throw e;
@@ -56,6 +58,7 @@ export async function writeFolderAtomically(dir: string, write: (tmp: string) =>
     fs.renameSync(tmp, dir);
     fs.rmSync(old, { recursive: true, force: true });
   } else fs.renameSync(tmp, dir);
+  fsyncPath(path.dirname(path.resolve(dir)));
 }
 
 /** Copies every parameter of `src` into `dst` (same keys and shapes) on the GPU. */

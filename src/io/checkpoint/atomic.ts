@@ -24,6 +24,16 @@ export function fsyncPath(p: string): void {
   }
 }
 
+/** fsyncs every file and folder under `dir`, and `dir` itself (before a folder is renamed into place). */
+export function fsyncTree(dir: string): void {
+  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
+    const p = path.join(dir, e.name);
+    if (e.isDirectory()) fsyncTree(p);
+    else if (e.isFile()) fsyncPath(p);
+  }
+  fsyncPath(dir);
+}
+
 /** Writes `data` to `file` atomically and durably (temporary file, fsync, rename, fsync of the folder). */
 export function writeFileAtomic(file: string, data: string | Uint8Array): void {
   const tmp = tempNameFor(file);

@@ -12,7 +12,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ArgumentError } from '../../errors.js';
-import { fsyncPath, writeFileAtomic } from './atomic.js';
+import { fsyncPath, fsyncTree, writeFileAtomic } from './atomic.js';
 import { CheckpointError } from './errors.js';
 import { hashFile, listFiles, MANIFEST_FILE, MANIFEST_FORMAT, MANIFEST_VERSION, verifyCheckpoint, type Manifest } from './manifest.js';
 
@@ -85,14 +85,10 @@ export class CheckpointStore {
     try {
       await write(tmp);
       const files: Manifest['files'] = {};
-      for (const rel of listFiles(tmp)) {
-        const p = path.join(tmp, ...rel.split('/'));
-        fsyncPath(p);
-        files[rel] = hashFile(p);
-      }
+      for (const rel of listFiles(tmp)) files[rel] = hashFile(path.join(tmp, ...rel.split('/')));
       const manifest: Manifest = { format: MANIFEST_FORMAT, version: MANIFEST_VERSION, step, created: new Date().toISOString(), files, meta };
       writeFileAtomic(path.join(tmp, MANIFEST_FILE), `${JSON.stringify(manifest, null, 1)}\n`);
-      for (const d of subfolders(tmp)) fsyncPath(d);
+      fsyncTree(tmp);
       await this.opts.beforeCommit?.(tmp);
       await faultHook?.(tmp);
       if (fs.existsSync(final)) {
@@ -158,12 +154,4 @@ export class CheckpointStore {
       else fs.rmSync(p, { recursive: true, force: true });
     }
   }
-}
-
-function subfolders(dir: string): string[] {
-  const out: string[] = [];
-  for (const e of fs.readdirSync(dir, { withFileTypes: true })) {
-    if (e.isDirectory()) out.push(...subfolders(path.join(dir, e.name)), path.join(dir, e.name));
-  }
-  return out;
 }
