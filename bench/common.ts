@@ -4,6 +4,7 @@
 // followed by a sync (`await gpu().sync()` unless the suite passes its own), with R sized so a sample
 // lasts ≥ ~25 ms on GPUs (R = 1 on the software adapter, where one launch already takes that long).
 import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import * as os from 'node:os';
 import { Bench } from 'tinybench';
 import { gpu } from '../src/gpu/runtime.js';
 import type { AdapterSummary } from '../src/gpu/device.js';
@@ -71,4 +72,39 @@ export function writeSection(s: AdapterSummary, section: string, data: unknown):
   try { prior = JSON.parse(readFileSync(file, 'utf8')); } catch { /* first run */ }
   writeFileSync(file, JSON.stringify({ ...prior, [section]: data }, null, 2));
   return file;
+}
+
+export interface AbResult { name: string; medianMs: number; samples: number[] }
+
+/**
+ * Times variants of one workload in the same process, interleaved: each round runs every variant once (the
+ * order rotates per round), so load on a shared machine hits all of them alike. `run` returns when the work
+ * is done (it syncs). Returns each variant's median and the median per-round ratio of each to the first.
+ */
+export async function interleaved(variants: { name: string; run: () => Promise<void> }[], rounds: number): Promise<{ results: AbResult[]; ratioToFirst: number[] }> {
+  for (const v of variants) { await v.run(); await v.run(); } // warm-up: pipelines, pool
+  const times = variants.map(() => [] as number[]);
+  for (let r = 0; r < rounds; r++) {
+    for (let j = 0; j < variants.length; j++) {
+      const i = (j + r) % variants.length;
+      const t0 = performance.now();
+      await variants[i].run();
+      times[i].push(performance.now() - t0);
+    }
+  }
+  const med = (a: number[]) => [...a].sort((x, y) => x - y)[a.length >> 1];
+  const results = variants.map((v, i) => ({ name: v.name, medianMs: med(times[i]), samples: times[i] }));
+  const ratioToFirst = variants.map((_, i) => med(times[i].map((t, r) => t / times[0][r])));
+  return { results, ratioToFirst };
+}
+
+/** The machine, for every results section: CPU, cores, load (a shared box inflates timings), adapter. */
+export function machineInfo(s: AdapterSummary): Record<string, unknown> {
+  const cpus = os.cpus();
+  return {
+    cpu: cpus[0]?.model ?? 'unknown', cores: cpus.length, memGiB: Math.round(os.totalmem() / 2 ** 30),
+    loadavg: os.loadavg().map((l) => Number(l.toFixed(2))), node: process.version, platform: `${os.platform()} ${os.release()}`,
+    adapter: `${s.vendor} / ${s.architecture} / ${s.description || s.device}`, software: s.isSoftware,
+    lpNumThreads: process.env.LP_NUM_THREADS ?? null,
+  };
 }

@@ -58,3 +58,31 @@ fn copy_axis(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
   let i = r % ap.inner;
   ay[(o * ap.dst_len + ap.dst_start + j) * ap.inner + i] = ax[(o * ap.src_len + ap.src_start + j) * ap.inner + i];
 }
+
+// concat2: y = cat([x0, x1], axis) in one launch, both viewed as [outer, len_i, inner] (a U-Net up block
+// joins every hidden state with its skip this way).
+struct Concat2Params {
+  outer: u32,
+  inner: u32,
+  len0: u32,
+  len1: u32,
+}
+
+@group(0) @binding(0) var<uniform> cp: Concat2Params;
+@group(0) @binding(1) var<storage, read> cx0: array<u32>;
+@group(0) @binding(2) var<storage, read> cx1: array<u32>;
+@group(0) @binding(3) var<storage, read_write> cy: array<u32>;
+
+@compute @workgroup_size(WG)
+fn concat2(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let t = linear_id(wg, nwg, lid);
+  let block = (cp.len0 + cp.len1) * cp.inner;
+  if (t >= cp.outer * block) { return; }
+  let o = t / block;
+  let r = t % block; // = j * inner + i
+  let b0 = cp.len0 * cp.inner;
+  // Both sources are read (clamped) so each binding stays live; the select picks the one that holds y[t].
+  let v0 = cx0[min(o * b0 + r, arrayLength(&cx0) - 1u)];
+  let v1 = cx1[min(o * cp.len1 * cp.inner + r - min(r, b0), arrayLength(&cx1) - 1u)];
+  cy[t] = select(v1, v0, r < b0);
+}

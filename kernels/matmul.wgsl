@@ -14,10 +14,15 @@
 //              at a time) and the other lanes get it with subgroupBroadcast; lanes along N. The fastest
 //              shape on lavapipe (see shared/docs/PERF-ANCHORS.md §5.3).
 // The host composes this file with matmul_gemm.wgsl or matmul_sg.wgsl for those variants (src/gpu/wgsl.ts).
+//
+// Epilogue (every variant): c = act(acc + bias) + res, with bias [N] per column or, BIAS_ROWS, [M] per row
+// (a 1x1 conv written as W·Xᵀ), and res a residual of C's shape (HAS_RES; a transformer's skip connection).
 
 override WG: u32 = 64u;        // naive / strip / blocked invocations per workgroup
 override ACT: u32 = 0u;        // a UNARY_* code (src/gpu/opcodes.ts): UNARY_IDENTITY for none
 override HAS_BIAS: bool = false;
+override BIAS_ROWS: bool = false;
+override HAS_RES: bool = false;
 
 struct Params {
   M: u32, N: u32, K: u32, batch: u32,
@@ -31,17 +36,20 @@ struct Params {
 @group(0) @binding(2) var<storage, read> b: array<f32>;
 @group(0) @binding(3) var<storage, read> bias: array<f32>;
 @group(0) @binding(4) var<storage, read_write> c: array<f32>;
+@group(0) @binding(5) var<storage, read> res: array<f32>;
 
-// bias then activation (kernels/lib/unary.wgsl), for output column n.
-fn epilogue(v: f32, n: u32) -> f32 {
+// Bias, activation (kernels/lib/unary.wgsl), residual, for the output at flat index i (column n).
+fn epilogue(v: f32, n: u32, i: u32) -> f32 {
   var x = v;
-  if (HAS_BIAS) { x += bias[n]; }
-  return unary_fn(ACT, x, 1.0, 0.0);
+  if (HAS_BIAS) { x += bias[select(n, (i / p.N) % p.M, BIAS_ROWS)]; }
+  x = unary_fn(ACT, x, 1.0, 0.0);
+  if (HAS_RES) { x += res[i]; }
+  return x;
 }
 
 fn touch_bias() -> f32 {
-  // Keeps `bias` in every entry point's auto layout when HAS_BIAS is false (the host binds a dummy).
-  return select(0.0, bias[0], HAS_BIAS && p.N == 0u);
+  // Keeps `bias` and `res` in every entry point's auto layout when unused (the host binds a dummy).
+  return select(0.0, bias[0] + res[0], (HAS_BIAS || HAS_RES) && p.N == 0u);
 }
 
 // ---------------------------------------------------------------------------------------- naive
@@ -60,21 +68,22 @@ fn naive(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var k = 0u; k < p.K; k++) {
     s += a[ab + k * p.sak] * b[bb + k * p.sbk];
   }
-  c[i] = epilogue(s, n);
+  c[i] = epilogue(s, n, i);
 }
 
 // Stores 4 consecutive outputs of row `row` (a flat index), applying the epilogue, bounds-checked on N.
 fn store4(row: u32, nb: u32, v: vec4<f32>) {
+  let i = row + nb;
   if (nb + 3u < p.N) {
-    c[row + nb] = epilogue(v.x, nb);
-    c[row + nb + 1u] = epilogue(v.y, nb + 1u);
-    c[row + nb + 2u] = epilogue(v.z, nb + 2u);
-    c[row + nb + 3u] = epilogue(v.w, nb + 3u);
+    c[i] = epilogue(v.x, nb, i);
+    c[i + 1u] = epilogue(v.y, nb + 1u, i + 1u);
+    c[i + 2u] = epilogue(v.z, nb + 2u, i + 2u);
+    c[i + 3u] = epilogue(v.w, nb + 3u, i + 3u);
     return;
   }
-  if (nb < p.N) { c[row + nb] = epilogue(v.x, nb); }
-  if (nb + 1u < p.N) { c[row + nb + 1u] = epilogue(v.y, nb + 1u); }
-  if (nb + 2u < p.N) { c[row + nb + 2u] = epilogue(v.z, nb + 2u); }
+  if (nb < p.N) { c[i] = epilogue(v.x, nb, i); }
+  if (nb + 1u < p.N) { c[i + 1u] = epilogue(v.y, nb + 1u, i + 1u); }
+  if (nb + 2u < p.N) { c[i + 2u] = epilogue(v.z, nb + 2u, i + 2u); }
 }
 
 // ---------------------------------------------------------------------------------------- strip
@@ -92,7 +101,8 @@ fn store_rows(cb: u32, m0: u32, n: u32, lo: vec4<f32>, hi: vec4<f32>) {
     let m = m0 + i;
     if (m >= p.M) { return; }
     let v = select(hi[i & 3u], lo[i & 3u], i < 4u);
-    c[cb + m * p.N + n] = epilogue(v, n);
+    let o = cb + m * p.N + n;
+    c[o] = epilogue(v, n, o);
   }
 }
 
@@ -146,5 +156,5 @@ fn splitk_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
   var s = touch_bias() + select(0.0, b[0], p.N == 0u);
   let base = bt * p.splits * mn + r;
   for (var j = 0u; j < p.splits; j++) { s += a[base + j * mn]; }
-  c[i] = epilogue(s, r % p.N);
+  c[i] = epilogue(s, r % p.N, i);
 }

@@ -59,6 +59,8 @@ export class Gpu {
   private nextBufferId = 1;
   private profiling: { querySet: GPUQuerySet; names: string[]; results: Map<string, KernelTiming>; pending: Promise<void>[] } | null = null;
   private finite: FiniteChecker | null = null;
+  /** Launches and queue submissions since the device was created (benches read differences). */
+  readonly counters = { dispatches: 0, submits: 0 };
   // dawn.node builds a fresh limits object on every `device.limits` read: cache what the hot path needs.
   private readonly maxWorkgroupsPerDim: number;
 
@@ -143,6 +145,7 @@ export class Gpu {
     pass.dispatchWorkgroups(x, y, z);
     if (this.profiling) pass.end();
     this.dispatches++;
+    this.counters.dispatches++;
     if (settings.debugSync) this.flush();
   }
 
@@ -205,6 +208,7 @@ export class Gpu {
       this.encoder.copyBufferToBuffer(qbuf, 0, resolve, 0, n * 8);
     }
     this.device.queue.submit([this.encoder.finish()]);
+    this.counters.submits++;
     this.encoder = null;
     this.dispatches = 0;
     this.boundThisSubmit.clear();

@@ -8,6 +8,8 @@ import { geglu } from '../tensor/ops/geglu.js';
 import { reshape, transpose } from '../tensor/ops/layout.js';
 import { Module, ModuleList, initGenerator } from './module.js';
 import { Linear, type Projection } from './linear.js';
+import { projectAdd } from './fused.js';
+
 import { GroupNorm } from './norm.js';
 
 export interface AttentionOptions {
@@ -72,8 +74,17 @@ export class Attention extends Module {
     return null;
   }
 
-  /** diffusers' AttnProcessor: [B, C, H, W] input attends over H·W tokens and comes back in that layout. */
-  forward(x: Tensor, context?: Tensor): Tensor {
+  /**
+   * diffusers' AttnProcessor: [B, C, H, W] input attends over H·W tokens and comes back in that layout.
+   * `residual` (token input only, the output's shape) is added by to_out's launch: a transformer block's skip.
+   */
+  forward(x: Tensor, context?: Tensor, residual?: Tensor): Tensor {
+    if (residual) {
+      if (x.rank !== 3 || this.groupNorm || this.residualConnection || this.rescaleOutputFactor !== 1) {
+        throw new ShapeError('Attention: a fused residual needs token input [B, L, C] and no group_norm, residual_connection or rescale');
+      }
+      return tidy(() => this.attend(x, context, residual));
+    }
     return tidy(() => {
       let tokens: Tensor;
       const gn = this.groupNorm;
@@ -94,7 +105,7 @@ export class Attention extends Module {
     });
   }
 
-  private attend(x: Tensor, context?: Tensor): Tensor {
+  private attend(x: Tensor, context?: Tensor, residual?: Tensor): Tensor {
     const ctx = context ?? x;
     if (ctx.rank !== 3 || ctx.shape[0] !== x.shape[0] || ctx.shape[2] !== this.crossAttentionDim) {
       throw new ShapeError(`Attention: context [${ctx.shape}] must be [${x.shape[0]}, L, ${this.crossAttentionDim}]`);
@@ -103,7 +114,7 @@ export class Attention extends Module {
     const k = this.toK.forward(ctx);
     const v = this.toV.forward(ctx);
     const a = attention(q, k, v, this.heads, { scale: 1 / Math.sqrt(this.dimHead) });
-    const out = this.toOut.forward(a);
+    const out = residual ? projectAdd(this.toOut, a, residual) : this.toOut.forward(a);
     [q, k, v, a].forEach((t) => t.dispose());
     return out;
   }
@@ -148,9 +159,11 @@ export class FeedForward extends Module {
 
   get net(): ModuleList<Module> { return this.child('net'); }
 
-  forward(x: Tensor): Tensor {
+  /** `residual` (the output's shape) is added by the last projection's launch. */
+  forward(x: Tensor, residual?: Tensor): Tensor {
     const h = (this.net.at(0) as GEGLU).forward(x);
-    const out = (this.net.at(2) as Projection).forward(h);
+    const last = this.net.at(2) as Projection;
+    const out = residual ? projectAdd(last, h, residual) : last.forward(h);
     h.dispose();
     return out;
   }

@@ -43,11 +43,12 @@ export class Conv2d extends Module {
     this.bias = opts.bias ?? true ? this.registerParameter('bias', uniformFanIn([outChannels], fanIn, gen)) : null;
   }
 
-  forward(x: Tensor): Tensor {
+  /** `shift` [N, out] and `residual` (the output's shape) are added in the convolution's epilogue. */
+  forward(x: Tensor, epilogue: { shift?: Tensor; residual?: Tensor } = {}): Tensor {
     if (x.rank !== 4 || x.shape[1] !== this.inChannels) {
       throw new ShapeError(`Conv2d(${this.inChannels}→${this.outChannels}): expected [N, ${this.inChannels}, H, W], got [${x.shape}]`);
     }
-    return conv2d(x, this.weight, this.bias ?? undefined, { stride: this.stride, padding: this.padding });
+    return conv2d(x, this.weight, this.bias ?? undefined, { stride: this.stride, padding: this.padding, ...epilogue });
   }
 }
 

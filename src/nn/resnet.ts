@@ -3,8 +3,7 @@
 import { ShapeError } from '../errors.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
-import { add, scale, silu } from '../tensor/ops/elementwise.js';
-import { reshape } from '../tensor/ops/layout.js';
+import { add, scale } from '../tensor/ops/elementwise.js';
 import { upsampleNearest2x } from '../tensor/ops/pool.js';
 import { Conv2d, GroupNorm, Linear, Module, type Projection } from './layers.js';
 
@@ -51,25 +50,24 @@ export class ResnetBlock2D extends Module {
     if (this.hasShortcut) this.registerModule('conv_shortcut', new Conv2d(o.inChannels, out, 1, { gen }));
   }
 
-  /** `embAct` is SiLU(temb) [B, tembChannels] (computed once per U-Net forward), or omitted for the VAE. */
+  /**
+   * `embAct` is SiLU(temb) [B, tembChannels] (computed once per U-Net forward), or omitted for the VAE.
+   * Five launches when fused (settings.fuse): SiLU(norm1) and SiLU(norm2) in the norms' kernels, the time
+   * embedding added in conv1's epilogue and the shortcut in conv2's, plus time_emb_proj.
+   */
   forward(x: Tensor, embAct?: Tensor | null): Tensor {
     if (x.rank !== 4 || x.shape[1] !== this.inChannels) {
       throw new ShapeError(`ResnetBlock2D(${this.inChannels}→${this.outChannels}): expected [B, ${this.inChannels}, H, W], got [${x.shape}]`);
     }
     if (this.hasTemb && !embAct) throw new ShapeError('ResnetBlock2D: this block has time_emb_proj but no time embedding was given');
     return tidy(() => {
-      let h = silu(this.child<GroupNorm>('norm1').forward(x));
-      h = this.child<Conv2d>('conv1').forward(h);
-      if (this.hasTemb && embAct) {
-        const t = this.child<Projection>('time_emb_proj').forward(embAct);
-        h = add(h, reshape(t, [t.shape[0], this.outChannels, 1, 1]));
-      }
-      h = silu(this.child<GroupNorm>('norm2').forward(h));
-      h = this.child<Conv2d>('conv2').forward(h);
+      let h = this.child<GroupNorm>('norm1').forward(x, { activation: 'silu' });
+      const shift = this.hasTemb && embAct ? this.child<Projection>('time_emb_proj').forward(embAct) : undefined;
+      h = this.child<Conv2d>('conv1').forward(h, { shift });
+      h = this.child<GroupNorm>('norm2').forward(h, { activation: 'silu' });
       const sc = this.hasShortcut ? this.child<Conv2d>('conv_shortcut').forward(x) : x;
-      let out = add(sc, h);
-      if (this.outputScaleFactor !== 1) out = scale(out, 1 / this.outputScaleFactor);
-      return out;
+      if (this.outputScaleFactor === 1) return this.child<Conv2d>('conv2').forward(h, { residual: sc });
+      return scale(add(sc, this.child<Conv2d>('conv2').forward(h)), 1 / this.outputScaleFactor);
     });
   }
 }

@@ -3,7 +3,8 @@ import { ShapeError } from '../errors.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
 import { add } from '../tensor/ops/elementwise.js';
-import { linear } from '../tensor/ops/matmul.js';
+import { linear, matmul } from '../tensor/ops/matmul.js';
+import { settings } from '../settings.js';
 import { permute, reshape } from '../tensor/ops/layout.js';
 import { Attention, Conv2d, FeedForward, GroupNorm, LayerNorm, Linear, Module, ModuleList, type Projection } from './layers.js';
 
@@ -34,13 +35,12 @@ export class BasicTransformerBlock extends Module {
     this.registerModule('ff', new FeedForward(o.dim, { gen }));
   }
 
-  /** x [B, L, dim], context [B, Lc, crossAttentionDim]. */
+  /** x [B, L, dim], context [B, Lc, crossAttentionDim]. Each skip is added by the launch of the branch's last projection. */
   forward(x: Tensor, context: Tensor): Tensor {
     return tidy(() => {
-      let h = add(x, this.child<Attention>('attn1').forward(this.child<LayerNorm>('norm1').forward(x)));
-      h = add(h, this.child<Attention>('attn2').forward(this.child<LayerNorm>('norm2').forward(h), context));
-      h = add(h, this.child<FeedForward>('ff').forward(this.child<LayerNorm>('norm3').forward(h)));
-      return h;
+      let h = this.child<Attention>('attn1').forward(this.child<LayerNorm>('norm1').forward(x), undefined, x);
+      h = this.child<Attention>('attn2').forward(this.child<LayerNorm>('norm2').forward(h), context, h);
+      return this.child<FeedForward>('ff').forward(this.child<LayerNorm>('norm3').forward(h), h);
     });
   }
 }
@@ -88,16 +88,28 @@ export class Transformer2DModel extends Module {
     else this.registerModule('proj_out', new Conv2d(this.innerDim, o.inChannels, 1, { gen }));
   }
 
+  /** The projection's [out, in] weight and bias, when it is a 1x1 conv or a plain f32 Linear (else null: run the module and permute). */
+  private weights(name: 'proj_in' | 'proj_out'): { w: Tensor; b: Tensor | undefined } | null {
+    if (!settings.fuse) return null; // the unfused baseline: permute copies and a separate add
+    const m = this.child(name);
+    if (m instanceof Conv2d) return { w: reshape(m.weight, [m.outChannels, m.inChannels]), b: m.bias ?? undefined };
+    if (m instanceof Linear && m.weight.dtype === 'f32') return { w: m.weight, b: m.bias ?? undefined };
+    return null;
+  }
+
+  /** The projection on tokens [B, L, in] (a 1x1 conv is a per-pixel linear map: its [out, in, 1, 1] weight read as [out, in]). */
   private project(name: 'proj_in' | 'proj_out', tokens: Tensor): Tensor {
     const m = this.child(name);
-    if (m instanceof Conv2d) {
-      const w = reshape(m.weight, [m.outChannels, m.inChannels]);
-      return linear(tokens, w, m.bias ?? undefined);
-    }
+    if (m instanceof Conv2d) return linear(tokens, reshape(m.weight, [m.outChannels, m.inChannels]), m.bias ?? undefined);
     return (m as Projection).forward(tokens);
   }
 
-  /** x [B, C, H, W], context [B, Lc, crossAttentionDim] → [B, C, H, W]. */
+  /**
+   * x [B, C, H, W], context [B, Lc, crossAttentionDim] → [B, C, H, W]. The NCHW ↔ token layout changes are
+   * strides of the projections' products, not copies: proj_in reads the normed image transposed
+   * (tokens = n[b]ᵀ·Wᵀ), and proj_out writes NCHW directly (W·h[b]ᵀ, bias per row) with the skip x added in
+   * its epilogue. A LoRA or non-f32 projection falls back to the permutes and its own forward.
+   */
   forward(x: Tensor, context: Tensor): Tensor {
     if (x.rank !== 4 || x.shape[1] !== this.inChannels) {
       throw new ShapeError(`Transformer2DModel(${this.inChannels}): expected [B, ${this.inChannels}, H, W], got [${x.shape}]`);
@@ -105,12 +117,14 @@ export class Transformer2DModel extends Module {
     const [b, c, hh, ww] = x.shape;
     return tidy(() => {
       const n = this.child<GroupNorm>('norm').forward(x);
-      const tokens = reshape(permute(n, [0, 2, 3, 1]), [b, hh * ww, c]);
-      let h = this.project('proj_in', tokens);
+      const pin = this.weights('proj_in');
+      let h = pin
+        ? matmul(reshape(n, [b, c, hh * ww]), pin.w, { transA: true, transB: true, bias: pin.b })
+        : this.project('proj_in', reshape(permute(n, [0, 2, 3, 1]), [b, hh * ww, c]));
       for (const blk of this.child<ModuleList<BasicTransformerBlock>>('transformer_blocks')) h = blk.forward(h, context);
-      h = this.project('proj_out', h);
-      const img = permute(reshape(h, [b, hh, ww, c]), [0, 3, 1, 2]);
-      return add(img, x);
+      const pout = this.weights('proj_out');
+      if (pout) return reshape(matmul(pout.w, h, { transB: true, bias: pout.b, biasRows: true, residual: reshape(x, [b, c, hh * ww]) }), x.shape);
+      return add(permute(reshape(this.project('proj_out', h), [b, hh, ww, c]), [0, 3, 1, 2]), x);
     });
   }
 }

@@ -8,6 +8,7 @@ import type { CheckpointKeys } from './state_dict.js';
 import { PretrainedModel } from './pretrained.js';
 import { DownBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D } from './unet_blocks.js';
 import { parseUNetConfig, timestepEmbedding, unetConfigToJson, type UNet2DConditionConfigJson, type UNetConfig } from './unet_config.js';
+import { projectAct } from './fused.js';
 
 export { parseUNetConfig, unetConfigToJson, timestepEmbedding, SD15_UNET_CONFIG, type UNet2DConditionConfigJson, type UNetConfig } from './unet_config.js';
 
@@ -24,8 +25,13 @@ export class TimestepEmbedding extends Module {
     this.registerModule('linear_2', new Linear(timeEmbedDim, timeEmbedDim, { gen }));
   }
 
-  forward(x: Tensor): Tensor {
-    return tidy(() => this.child<Projection>('linear_2').forward(silu(this.child<Projection>('linear_1').forward(x))));
+  /** linear_2(SiLU(linear_1(x))), then `activation` (the U-Net's resnets take SiLU(temb)); activations fused where the layers allow. */
+  forward(x: Tensor, opts: { activation?: 'silu' } = {}): Tensor {
+    return tidy(() => {
+      const h = projectAct(this.child<Projection>('linear_1'), x, 'silu');
+      const l2 = this.child<Projection>('linear_2');
+      return opts.activation ? projectAct(l2, h, opts.activation) : l2.forward(h);
+    });
   }
 }
 
@@ -211,8 +217,10 @@ export class UNet2DConditionModel extends PretrainedModel {
     return tidyObject(() => {
       const c0 = c.blockOutChannels[0];
       const tproj = Tensor.fromArray(timestepEmbedding(ts, c0, c.flipSinToCos, c.freqShift), [B, c0]);
-      const emb = this.child<TimestepEmbedding>('time_embedding').forward(tproj);
-      const embAct = silu(emb);
+      // SiLU(temb) is what the resnets take; temb itself only for the debug taps.
+      const te = this.child<TimestepEmbedding>('time_embedding');
+      const emb = features ? te.forward(tproj) : null;
+      const embAct = emb ? silu(emb) : te.forward(tproj, { activation: 'silu' });
 
       const x = c.centerInputSample ? affine(sample, 2, -1) : sample;
       const h0 = this.child<Conv2d>('conv_in').forward(x);
@@ -226,7 +234,7 @@ export class UNet2DConditionModel extends PretrainedModel {
         h = o.hidden;
       }
       const mid = this.midBlock.forward(h, embAct, encoderHiddenStates);
-      const debug: UNetDebug | undefined = features ? { conv_in: h0.retain(), time_proj: tproj, time_embedding: emb } : undefined;
+      const debug: UNetDebug | undefined = emb ? { conv_in: h0.retain(), time_proj: tproj, time_embedding: emb } : undefined;
       // Each returned entry is its own handle (shared storage is refcounted), so the caller may dispose each one.
       const midOut = (): UNetMidOutput => ({ downBlockResSamples: res, downBlocks: downOuts.map((t) => t.retain()), mid, ...(debug ? { debug } : {}) });
       if (toMid) return midOut();
@@ -246,7 +254,7 @@ export class UNet2DConditionModel extends PretrainedModel {
         u = next;
         ups.push(u);
       }
-      const out = this.child<Conv2d>('conv_out').forward(silu(this.child<GroupNorm>('conv_norm_out').forward(u)));
+      const out = this.child<Conv2d>('conv_out').forward(this.child<GroupNorm>('conv_norm_out').forward(u, { activation: 'silu' }));
       if (!features) return { sample: out };
       return { sample: out, ...midOut(), mid: mid, upBlocks: ups };
     });

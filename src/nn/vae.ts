@@ -3,7 +3,7 @@
 import { ShapeError } from '../errors.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
-import { add, affine, exp, maximum, minimum, mul, silu } from '../tensor/ops/elementwise.js';
+import { add, affine, exp, maximum, minimum, mul } from '../tensor/ops/elementwise.js';
 import { chunk } from '../tensor/ops/layout.js';
 import { Attention, Conv2d, GroupNorm, Module, ModuleList } from './layers.js';
 import type { CheckpointKeys } from './state_dict.js';
@@ -127,7 +127,7 @@ export class Encoder extends Module {
       }
       h = this.child<VAEMidBlock2D>('mid_block').forward(h);
       if (features) feats.mid_block = h;
-      return { out: this.child<Conv2d>('conv_out').forward(silu(this.child<GroupNorm>('conv_norm_out').forward(h))), feats };
+      return { out: this.child<Conv2d>('conv_out').forward(this.child<GroupNorm>('conv_norm_out').forward(h, { activation: 'silu' })), feats };
     });
     if (features) Object.assign(features, r.feats);
     return r.out;
@@ -167,7 +167,7 @@ export class Decoder extends Module {
         if (features) feats[`up_blocks.${i}`] = h;
         i++;
       }
-      return { out: this.child<Conv2d>('conv_out').forward(silu(this.child<GroupNorm>('conv_norm_out').forward(h))), feats };
+      return { out: this.child<Conv2d>('conv_out').forward(this.child<GroupNorm>('conv_norm_out').forward(h, { activation: 'silu' })), feats };
     });
     if (features) Object.assign(features, r.feats);
     return r.out;

@@ -8,12 +8,14 @@ import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor, numel } from '../tensor.js';
 import { zeros } from './elementwise.js';
+import { settings } from '../../settings.js';
 
 const code = kernelModule('layout');
 const PERMUTE = defineParams('layout.wgsl', 'PermuteParams', { n: 'u32', rank: 'u32', out_shape: 'array<vec4<u32>, 2>', in_strides: 'array<vec4<u32>, 2>' });
 const AXIS = defineParams('layout.wgsl', 'AxisParams', {
   outer: 'u32', inner: 'u32', count: 'u32', src_len: 'u32', src_start: 'u32', dst_len: 'u32', dst_start: 'u32',
 });
+const CONCAT2 = defineParams('layout.wgsl', 'Concat2Params', { outer: 'u32', inner: 'u32', len0: 'u32', len1: 'u32' });
 
 /** Same storage, new shape (one -1 allowed); differentiable. */
 export function reshape(x: Tensor, shape: readonly number[]): Tensor {
@@ -132,8 +134,19 @@ export function concat(tensors: readonly Tensor[], axis: number): Tensor {
   let off = 0;
   for (const t of tensors) {
     offsets.push(off);
-    copyAxis(t, 0, y, off, a, t.shape[a]);
     off += t.shape[a];
+  }
+  if (tensors.length === 2 && y.size > 0 && settings.fuse) {
+    // Two inputs (the U-Net's hidden state and skip): one launch.
+    const [t0, t1] = tensors;
+    gpu().dispatch({
+      kernel: { name: 'layout.concat2', code, entry: 'concat2', constants: { WG: LAYOUT_WG } },
+      buffers: [t0.buffer, t1.buffer, y.buffer],
+      params: CONCAT2.of({ outer: numel(first.shape.slice(0, a)), inner: numel(first.shape.slice(a + 1)), len0: t0.shape[a], len1: t1.shape[a] }),
+      workgroups: Math.ceil(y.size / LAYOUT_WG),
+    });
+  } else {
+    tensors.forEach((t, k) => copyAxis(t, 0, y, offsets[k], a, t.shape[a]));
   }
   return record('concat', tensors, y, [], (dy) => tensors.map((t, k) => () => {
     const dx = Tensor.empty(t.shape);

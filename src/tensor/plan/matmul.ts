@@ -41,8 +41,11 @@ export interface MatmulGeometry {
 }
 type Geometry = MatmulGeometry;
 
-/** Epilogue and layout flags of one product. */
-export interface MatmulFlags { act: MatmulActivation; hasBias: boolean; transA: boolean; transB: boolean }
+/**
+ * Epilogue and layout flags of one product: c = act(a·b + bias) + residual, with bias per column
+ * (bias [N]) or, biasRows, per row (bias [M]).
+ */
+export interface MatmulFlags { act: MatmulActivation; hasBias: boolean; transA: boolean; transB: boolean; biasRows?: boolean; hasResidual?: boolean }
 
 const P = defineParams('matmul.wgsl', 'Params', {
   M: 'u32', N: 'u32', K: 'u32', batch: 'u32', sam: 'u32', sak: 'u32', sbk: 'u32', sbn: 'u32',
@@ -165,7 +168,7 @@ export function matmulGeometry(M: number, K: number, N: number, o: { transA?: bo
   };
 }
 
-export interface PlanBuffers { a: GPUBuffer; b: GPUBuffer; bias: GPUBuffer; c: GPUBuffer; scratch?: GPUBuffer }
+export interface PlanBuffers { a: GPUBuffer; b: GPUBuffer; bias: GPUBuffer; c: GPUBuffer; scratch?: GPUBuffer; residual?: GPUBuffer }
 
 /** Elements of split-K scratch a configuration needs (0: none). */
 export function scratchElems(cfg: MatmulConfig, g: Geometry): number {
@@ -176,8 +179,12 @@ export function scratchElems(cfg: MatmulConfig, g: Geometry): number {
 
 /** The dispatches (in order) of one product under a configuration. */
 export function planMatmul(cfg: MatmulConfig, g: Geometry, f: MatmulFlags, bufs: PlanBuffers): Dispatch[] {
-  const constants: Record<string, number> = { ACT: opcode('UNARY', f.act === 'none' ? 'identity' : f.act), HAS_BIAS: f.hasBias ? 1 : 0 };
-  const buffers = [bufs.a, bufs.b, bufs.bias, bufs.c];
+  const constants: Record<string, number> = {
+    ACT: opcode('UNARY', f.act === 'none' ? 'identity' : f.act), HAS_BIAS: f.hasBias ? 1 : 0, BIAS_ROWS: f.biasRows ? 1 : 0, HAS_RES: f.hasResidual ? 1 : 0,
+  };
+  // Every entry point binds the residual (the bias buffer stands in when there is none).
+  const res = bufs.residual ?? bufs.bias;
+  const buffers = [bufs.a, bufs.b, bufs.bias, bufs.c, res];
   const base = { M: g.M, N: g.N, K: g.K, batch: g.batch, sam: g.sam, sak: g.sak, sbk: g.sbk, sbn: g.sbn, a_bs: g.aBs, b_bs: g.bBs };
   const v = cfg.variant;
   const name = `matmul.${v}`;
@@ -198,14 +205,14 @@ export function planMatmul(cfg: MatmulConfig, g: Geometry, f: MatmulFlags, bufs:
           name, code: GEMM_CODE, entry,
           constants: { ...constants, BM: bm, BN: bn, GBK: cfg.bk, SPLIT: split ? 1 : 0, TRANS_A: f.transA ? 1 : 0, TRANS_B: f.transB ? 1 : 0 },
         },
-        buffers: split ? [bufs.a, bufs.b, bufs.bias, bufs.scratch!] : buffers,
+        buffers: split ? [bufs.a, bufs.b, bufs.bias, bufs.scratch!, res] : buffers,
         params,
         workgroups: [Math.ceil(g.N / bn), Math.ceil(g.M / bm), g.batch * splits],
       };
       if (!split) return [gemm];
       const reduce: Dispatch = {
         kernel: { name: 'matmul.splitk', code: BASE, entry: 'splitk_reduce', constants: { ...constants, WG: 256 } },
-        buffers: [bufs.scratch!, bufs.scratch!, bufs.bias, bufs.c],
+        buffers: [bufs.scratch!, bufs.scratch!, bufs.bias, bufs.c, res],
         params,
         workgroups: Math.ceil((g.M * g.N * g.batch) / 256),
       };
@@ -231,12 +238,12 @@ function dummyBuffer(G: Gpu): GPUBuffer {
 }
 
 /** Records one product on the stream: c = act(op(a)·op(b) + bias) under `cfg` (blocked resolved here). */
-export function launchMatmul(cfg: MatmulConfig, g: Geometry, f: MatmulFlags, bufs: { a: GPUBuffer; b: GPUBuffer; bias?: GPUBuffer; c: GPUBuffer }): void {
+export function launchMatmul(cfg: MatmulConfig, g: Geometry, f: MatmulFlags, bufs: { a: GPUBuffer; b: GPUBuffer; bias?: GPUBuffer; c: GPUBuffer; residual?: GPUBuffer }): void {
   const G = gpu();
   const r: MatmulConfig = { ...cfg, variant: resolveMatmulVariant(cfg.variant, G) };
   const se = scratchElems(r, g);
   const scratch = se > 0 ? G.pool.acquire(se * 4, 'matmul.splitk') : undefined;
-  for (const d of planMatmul(r, g, f, { a: bufs.a, b: bufs.b, bias: bufs.bias ?? dummyBuffer(G), c: bufs.c, scratch })) G.dispatch(d);
+  for (const d of planMatmul(r, g, f, { a: bufs.a, b: bufs.b, bias: bufs.bias ?? dummyBuffer(G), c: bufs.c, scratch, residual: bufs.residual })) G.dispatch(d);
   // Stream order keeps the reduce's reads before any later writer of the recycled buffer.
   if (scratch) G.pool.release(scratch);
 }
