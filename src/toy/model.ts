@@ -1,12 +1,15 @@
 // The toy base model's architecture: diffusers/transformers config.json objects for a Stable-Diffusion-shaped
 // model sized for a 2-core software GPU. 32×32 RGB ↔ 8×8×4 latents (a three-level AutoencoderKL), a two-layer
 // CLIP text encoder of width 32 over the real CLIP BPE vocabulary (77 tokens, as SD), and a two-level U-Net
-// [16, 32] whose only attention is the mid block's (self- and cross-attention over 4×4 positions).
+// [16, 32] with attention only at its 4×4 level (the second down block, the mid block and the first up block:
+// four transformers of self- and cross-attention).
 //
 // Why so small: lavapipe costs ~0.15 ms per dispatch and runs ~1–3 GFLOP/s, and the demo samples thousands of
-// images with 20 CFG steps in minutes. This U-Net has ~140 dispatches per forward and ~9 MFLOP per sample; the
-// mid block is the one place where attention is cheap (16 positions) and it sees the whole latent, which is
-// what counts and relations need. The scheduler is SD1.5's (scaled_linear 0.00085 → 0.012, 1000 steps, DDIM
+// images with 20 CFG steps in minutes. This U-Net has ~220 dispatches per forward and ~10 MFLOP per sample.
+// Attention is cheap at 4×4 (16 positions) and sees the whole latent, which is what counts and relations need;
+// at 8×8 it would cost more than all the convolutions. Four cross-attention layers (not only the mid block's)
+// let the text steer the image at several depths, and give LoRA (LPO) and the LRM's truncated U-Net
+// something to work with. The scheduler is SD1.5's (scaled_linear 0.00085 → 0.012, 1000 steps, DDIM
 // with steps_offset 1 and "leading" spacing), so 20-step DDIM with CFG works as for SD.
 import { AutoencoderKL, type AutoencoderKLConfigJson } from '../nn/vae.js';
 import { CLIPTextModel, parseCLIPTextConfig } from '../nn/clip.js';
@@ -24,8 +27,8 @@ export const TOY_UNET_CONFIG: UNet2DConditionConfigJson = {
   sample_size: 8,
   in_channels: 4,
   out_channels: 4,
-  down_block_types: ['DownBlock2D', 'DownBlock2D'],
-  up_block_types: ['UpBlock2D', 'UpBlock2D'],
+  down_block_types: ['DownBlock2D', 'CrossAttnDownBlock2D'],
+  up_block_types: ['CrossAttnUpBlock2D', 'UpBlock2D'],
   mid_block_type: 'UNetMidBlock2DCrossAttn',
   block_out_channels: [16, 32],
   layers_per_block: 1,
@@ -138,10 +141,10 @@ export interface ToyModels {
   unet: UNet2DConditionModel;
 }
 
-/** Fresh, randomly initialised toy models (deterministic in `seed`). */
-export function createToyModels(seed: number): ToyModels {
+/** Fresh, randomly initialised toy models (deterministic in `seed`); `overrides` change config fields. */
+export function createToyModels(seed: number, overrides: { vae?: Partial<AutoencoderKLConfigJson> } = {}): ToyModels {
   const gen = new Generator(seed);
-  const vae = new AutoencoderKL(TOY_VAE_CONFIG, { gen });
+  const vae = new AutoencoderKL({ ...TOY_VAE_CONFIG, ...overrides.vae }, { gen });
   const textEncoder = new CLIPTextModel(parseCLIPTextConfig(TOY_TEXT_ENCODER_CONFIG), { gen });
   const unet = new UNet2DConditionModel(TOY_UNET_CONFIG, { gen });
   return { vae, textEncoder, unet };

@@ -25,10 +25,10 @@ export interface PretrainConfig {
 
 export const DEFAULT_PRETRAIN: PretrainConfig = {
   seed: 20240601,
-  vae: { steps: 800, batch: 8, lr: 2e-3, klWeight: 1e-4 },
+  vae: { steps: 1500, batch: 8, lr: 3e-3, klWeight: 1e-4 },
   datasetSize: 12288,
   scalingSamples: 1024,
-  diffusion: { steps: 3000, batch: 32, promptsPerBatch: 8, lr: 2e-3, captionDropout: 0.1 },
+  diffusion: { steps: 2500, batch: 32, promptsPerBatch: 16, lr: 2e-3, captionDropout: 0.1 },
 };
 
 export interface PretrainResult {
@@ -56,6 +56,7 @@ export interface PretrainOptions {
 interface VaeStamp {
   seed: number;
   vae: PretrainConfig['vae'];
+  arch: unknown;
   scalingFactor: number;
   seconds: number;
   curve: PretrainResult['vaeCurve'];
@@ -74,7 +75,8 @@ export async function pretrainToyBase(out: string, cfg: PretrainConfig = DEFAULT
   const stampFile = opts.workDir && path.join(opts.workDir, 'vae.json');
   const old = stampFile && fs.existsSync(stampFile) ? (JSON.parse(fs.readFileSync(stampFile, 'utf8')) as VaeStamp) : null;
   let stamp: VaeStamp;
-  if (old && old.seed === cfg.seed && JSON.stringify(old.vae) === JSON.stringify(v)) {
+  const arch = models.vae.toConfig();
+  if (old && old.seed === cfg.seed && JSON.stringify(old.vae) === JSON.stringify(v) && JSON.stringify(old.arch) === JSON.stringify(arch)) {
     await loadWeights(models.vae, path.join(opts.workDir!, 'vae', 'diffusion_pytorch_model.safetensors'));
     stamp = old;
     log(`vae: reusing ${path.join(opts.workDir!, 'vae')} (trained in ${(old.seconds / 60).toFixed(1)} min)`);
@@ -86,7 +88,7 @@ export async function pretrainToyBase(out: string, cfg: PretrainConfig = DEFAULT
     const seconds = secs();
     const reconstruction = await evaluateReconstruction(models.vae, 256, cfg.seed + 5);
     const scalingFactor = await latentScalingFactor(models.vae, cfg.scalingSamples, cfg.seed + 2);
-    stamp = { seed: cfg.seed, vae: v, scalingFactor, seconds, curve, reconstruction };
+    stamp = { seed: cfg.seed, vae: v, arch, scalingFactor, seconds, curve, reconstruction };
     if (opts.workDir) {
       models.vae.config.scalingFactor = scalingFactor;
       await saveWeights(models.vae, path.join(opts.workDir, 'vae', 'diffusion_pytorch_model.safetensors'));

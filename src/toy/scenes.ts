@@ -21,8 +21,11 @@ export const PALETTE: Readonly<Record<Colour, readonly [number, number, number]>
 /** Background greys: dark, mid and light. Captions never name the background; contrast is an aesthetic matter. */
 export const BACKGROUNDS = [0.1, 0.45, 0.9] as const;
 
-/** Object half-extents in pixels: small, medium, large (a circle's radius, half a triangle's base). */
-export const SIZES = [3.5, 5, 6.5] as const;
+/**
+ * Object half-extents in pixels: small, medium, large (a circle's radius, half a triangle's base). The
+ * smallest shape still spans more than two 4×4 latent cells, so the 8×8 latent can hold its outline.
+ */
+export const SIZES = [4.5, 5.75, 7] as const;
 
 export const IMAGE_SIZE = 32;
 /** Free pixels kept between two objects' bounding boxes, so neighbours never touch even anti-aliased. */

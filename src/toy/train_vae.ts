@@ -5,13 +5,13 @@
 import { backward, noGrad } from '../autograd/tape.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
-import { add, affine, exp, scale, square, sub } from '../tensor/ops/elementwise.js';
+import { add, affine, exp, mul, scale, square, sub } from '../tensor/ops/elementwise.js';
 import { meanAll } from '../tensor/ops/reduce.js';
 import { AdamW, clipGradNorm } from '../optim/adamw.js';
 import type { AutoencoderKL } from '../nn/vae.js';
 import type { Conv2d } from '../nn/layers.js';
 import { renderBatch, sampleExample, warmupCosine } from './data.js';
-import { IMAGE_SIZE } from './scenes.js';
+import { IMAGE_SIZE, pick, type Scene } from './scenes.js';
 import type { LatentDataset } from './train_diffusion.js';
 
 export interface VaeTrainOptions {
@@ -20,11 +20,72 @@ export interface VaeTrainOptions {
   lr: number;
   /** β of the KL term (per latent element, against the per-pixel MSE). */
   klWeight: number;
+  /** Weight of object pixels (and their 1-pixel rim) against background pixels in the MSE (default 10). */
+  objectWeight?: number;
+  /**
+   * The first `cropFraction` of the steps (default 0.8) train on `cropBatch` (default 4 × batch) windows of
+   * `cropSize` (default 16) pixels around objects: a quarter of the cost per image for the same local detail
+   * (the VAE is convolutional); the rest on whole images, so its normalisations settle at full size.
+   */
+  cropFraction?: number;
+  cropBatch?: number;
+  cropSize?: number;
   seed: number;
   warmup?: number;
   /** Called every `logEvery` steps with the mean losses since the last call. */
   onLog?: (info: { step: number; mse: number; kl: number; lr: number }) => void;
   logEvery?: number;
+}
+
+/**
+ * Per-pixel loss weights [B, 1, S, S]: `objectWeight` on pixels that differ from the background and on their
+ * 1-pixel rim, 1 elsewhere, so the few object pixels are not drowned by the background; `norm` turns the mean
+ * of weight × error into the weighted mean.
+ */
+export function pixelWeights(images: Float32Array, backgrounds: readonly number[], objectWeight: number, S = IMAGE_SIZE): { weights: Float32Array; norm: number } {
+  const n = S * S;
+  const weights = new Float32Array(backgrounds.length * n).fill(1);
+  let sum = 0;
+  backgrounds.forEach((bg, b) => {
+    const bgModel = bg * 2 - 1; // images are in [-1, 1]
+    const obj = new Uint8Array(n);
+    for (let p = 0; p < n; p++) {
+      for (let c = 0; c < 3; c++) if (Math.abs(images[(b * 3 + c) * n + p] - bgModel) > 0.04) obj[p] = 1;
+    }
+    for (let y = 0; y < S; y++) {
+      for (let x = 0; x < S; x++) {
+        let near = 0;
+        for (let dy = -1; dy <= 1 && !near; dy++) for (let dx = -1; dx <= 1 && !near; dx++) {
+          const yy = y + dy, xx = x + dx;
+          if (yy >= 0 && xx >= 0 && yy < S && xx < S && obj[yy * S + xx]) near = 1;
+        }
+        if (near) weights[b * n + y * S + x] = objectWeight;
+        sum += weights[b * n + y * S + x];
+      }
+    }
+  });
+  return { weights, norm: (backgrounds.length * n) / sum };
+}
+
+/**
+ * side × side windows of [B, 3, 32, 32] images, each around one of its scene's objects, at offsets that are
+ * multiples of 4 (so a window's latent grid lines up with the full image's).
+ */
+export function cropNearObjects(images: Float32Array, scenes: readonly Scene[], side: number, gen: Generator): Float32Array {
+  const S = IMAGE_SIZE;
+  const out = new Float32Array(scenes.length * 3 * side * side);
+  scenes.forEach((sc, b) => {
+    const o = sc.objects.length ? pick(gen, sc.objects) : { cx: S / 2, cy: S / 2 };
+    const at = (c: number) => Math.min(S - side, Math.max(0, 4 * Math.round((c - side / 2 + (gen.uniform() - 0.5) * side * 0.5) / 4)));
+    const ox = at(o.cx), oy = at(o.cy);
+    for (let c = 0; c < 3; c++) {
+      for (let y = 0; y < side; y++) {
+        const src = ((b * 3 + c) * S + oy + y) * S + ox;
+        out.set(images.subarray(src, src + side), ((b * 3 + c) * side + y) * side);
+      }
+    }
+  });
+  return out;
 }
 
 /** Initial log-variance of the posterior (see trainVae). */
@@ -51,17 +112,24 @@ export async function trainVae(vae: AutoencoderKL, o: VaeTrainOptions): Promise<
   let pending: { mse: Tensor; kl: Tensor }[] = [];
   for (let step = 0; step < o.steps; step++) {
     opt.lr = warmupCosine(step, o.steps, o.lr, o.warmup ?? 100);
-    const scenes = Array.from({ length: o.batch }, () => sampleExample(dataGen, { split: 'all' }).scene);
-    const x = Tensor.fromArray(renderBatch(scenes), [o.batch, 3, IMAGE_SIZE, IMAGE_SIZE]);
+    const onCrops = step < Math.round(o.steps * (o.cropFraction ?? 0.8));
+    const n = onCrops ? o.cropBatch ?? 4 * o.batch : o.batch;
+    const side = onCrops ? o.cropSize ?? 16 : IMAGE_SIZE;
+    const scenes = Array.from({ length: n }, () => sampleExample(dataGen, { split: 'all' }).scene);
+    const host = onCrops ? cropNearObjects(renderBatch(scenes), scenes, side, dataGen) : renderBatch(scenes);
+    const x = Tensor.fromArray(host, [n, 3, side, side]);
+    const { weights, norm } = pixelWeights(host, scenes.map((sc) => sc.background), o.objectWeight ?? 10, side);
     const { loss, mse, kl } = tidy(() => {
       const post = vae.encode(x);
       const z = post.sample(noiseGen);
       const recon = vae.decode(z);
-      const mse = meanAll(square(sub(recon, x)));
+      const se = square(sub(recon, x));
+      const mse = meanAll(se);
+      const weighted = scale(meanAll(mul(se, Tensor.fromArray(weights, [n, 1, side, side]))), norm);
       // KL(N(μ, σ²) ‖ N(0, 1)) per element = ½(μ² + σ² − 1 − log σ²)
       const kl = scale(meanAll(sub(add(square(post.mean), exp(post.logvar)), affine(post.logvar, 1, 1))), 0.5);
       post.dispose();
-      return { loss: add(mse, scale(kl, o.klWeight)), mse, kl };
+      return { loss: add(weighted, scale(kl, o.klWeight)), mse, kl };
     });
     backward(loss);
     clipGradNorm(params, 1).dispose();
