@@ -14,6 +14,12 @@ import { Module } from '../src/nn/module.js';
 import { Linear } from '../src/nn/linear.js';
 import { addLoRA } from '../src/nn/lora.js';
 import { loadLoRA, saveLoRA } from '../src/nn/lora_io.js';
+import { CLIPTextModel } from '../src/nn/clip.js';
+import { StateDictError } from '../src/nn/state_dict.js';
+import { LimitError } from '../src/gpu/errors.js';
+import { fromPretrained, savePretrained } from '../src/io/pretrained.js';
+import { Generator } from '../src/tensor/random.js';
+import { TINY_CLIP } from './lrm-tiny.js';
 
 const DTYPES: WritableDType[] = ['F32', 'F16', 'BF16', 'F64', 'I64', 'I32', 'I16', 'I8', 'U8', 'BOOL'];
 
@@ -237,6 +243,28 @@ export const trainerStateTarget: FuzzTarget = {
       run(b: Uint8Array) {
         fs.writeFileSync(file, b);
         readTrainerState(work);
+      },
+    };
+  },
+};
+
+export const modelConfigTarget: FuzzTarget = {
+  name: 'model config.json',
+  async setup(work) {
+    // A tiny CLIP text encoder folder; its config.json is edited and the folder loaded through fromPretrained.
+    const dir = path.join(work, 'clip');
+    const m = new CLIPTextModel(TINY_CLIP, { gen: new Generator(1) });
+    await savePretrained(m, dir);
+    m.dispose();
+    const base = JSON.parse(fs.readFileSync(path.join(dir, 'config.json'), 'utf8'));
+    return {
+      arb: editedJson(base), names: 'config.json',
+      // A config that builds a model of other shapes is refused by the strict load, naming the weights file; one
+      // too big for the adapter is the device's typed limit error (size and hint), as a real oversized model.
+      alsoTyped: (e: unknown) => (e instanceof StateDictError && e.message.includes('model.safetensors')) || e instanceof LimitError,
+      async run(b: Uint8Array) {
+        fs.writeFileSync(path.join(dir, 'config.json'), b);
+        (await fromPretrained(CLIPTextModel, dir)).dispose();
       },
     };
   },

@@ -15,6 +15,8 @@ export interface FuzzCase<T> {
   run(input: T): Promise<void> | void;
   /** The file (or folder) name every rejection must mention. */
   names: string;
+  /** Other typed rejections this reader may give (e.g. a StateDictError naming the weights file). */
+  alsoTyped?(e: unknown): boolean;
   dispose?(): void | Promise<void>;
 }
 
@@ -64,7 +66,7 @@ export async function fuzzReader(target: FuzzTarget, work: string, opts: FuzzOpt
           await c.run(input);
           counts.accepted++;
         } catch (e) {
-          if (!isTypedRejection(e, c.names)) {
+          if (!isTypedRejection(e, c.names) && !c.alsoTyped?.(e)) {
             const what = e instanceof Error ? `${e.constructor.name}: ${e.message.slice(0, 300)}` : String(e);
             throw new Error(`untyped rejection (${what})`, { cause: e });
           }

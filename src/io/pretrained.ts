@@ -10,7 +10,10 @@
 // `fromPretrained(dir)` / `savePretrained(dir)` without nn importing io.
 import * as fs from 'node:fs';
 import * as path from 'node:path';
+import { FileFormatError, LpoError } from '../errors.js';
+import { DeviceLostError, GpuOutOfMemoryError, LimitError } from '../gpu/errors.js';
 import { withoutInit } from '../nn/init.js';
+import { StateDictError } from '../nn/state_dict.js';
 import type { LoadOptions, LoadReport, Module } from '../nn/module.js';
 import { linkModelStore, type ConfigurableModel, type ModelClass, type PretrainedOptions, type SaveOptions } from '../nn/pretrained.js';
 import type { StateDictReader } from '../nn/state_dict.js';
@@ -48,6 +51,20 @@ export async function loadModel<M extends Module>(cls: ModelClass<M>, config: Re
   return model;
 }
 
+/** Counts of repeated blocks: a config asking for more than any real model has is refused before anything is built. */
+const MAX_REPEATS = 1000;
+const REPEAT_KEYS = /^(num_hidden_layers|num_layers|layers_per_block|transformer_layers_per_block|num_attention_heads|attention_head_dim|num_blocks)$/;
+
+/** Refuses absurd block counts (a corrupt config would otherwise build modules for minutes) with the file named. */
+function checkRepeats(config: Record<string, unknown>, file: string): void {
+  for (const [k, v] of Object.entries(config)) {
+    if (!REPEAT_KEYS.test(k)) continue;
+    for (const x of Array.isArray(v) ? v : [v]) {
+      if (typeof x === 'number' && x > MAX_REPEATS) throw new DiffusersError(file, `${k} = ${x} is more than any real model has (at most ${MAX_REPEATS})`);
+    }
+  }
+}
+
 /**
  * A model from a folder (config.json + weights found by name: diffusion_pytorch_model, model or weights;
  * .fp16 variants; shards) or from one weights file (.safetensors or .safetensors.index.json; its config is
@@ -69,9 +86,18 @@ export async function fromPretrained<M extends Module>(cls: ModelClass<M>, sourc
   if (named !== null && named !== cls.className) {
     throw new DiffusersError(opts.config ? weightsPath : configPath, `the config is for ${named}, not ${cls.className}`);
   }
+  const cfgFile = opts.config ? weightsPath : configPath;
+  checkRepeats(config, cfgFile);
   const weights = await openWeights(weightsPath);
   try {
     return await loadModel(cls, config, weights);
+  } catch (e) {
+    // A config the model class cannot build from (a wrong type, an unsupported value) names its file; file,
+    // state-dict and device errors pass as they are.
+    if (e instanceof LpoError && !(e instanceof FileFormatError) && !(e instanceof StateDictError) && !(e instanceof DeviceLostError) && !(e instanceof GpuOutOfMemoryError) && !(e instanceof LimitError)) {
+      throw new DiffusersError(cfgFile, `not a valid ${cls.className} config: ${e.message}`);
+    }
+    throw e;
   } finally {
     await weights.close();
   }
