@@ -52,11 +52,18 @@ export function parsePrompts(text: string, file = '<prompts>'): string[] {
 }
 
 export function readPrompts(file: string): string[] {
-  let text: string;
+  let bytes: Buffer;
   try {
-    text = readFileSync(file, 'utf8');
+    bytes = readFileSync(file);
   } catch (e) {
     throw new FileFormatError(file, `cannot be read: ${(e as Error).message}`);
+  }
+  let text: string;
+  try {
+    // Strict: a file in another encoding would otherwise become prompts full of U+FFFD.
+    text = new TextDecoder('utf-8', { fatal: true }).decode(bytes);
+  } catch {
+    throw new FileFormatError(file, 'is not valid UTF-8 text');
   }
   return parsePrompts(text, file);
 }
