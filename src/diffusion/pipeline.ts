@@ -11,9 +11,11 @@ import { gpu } from '../gpu/runtime.js';
 import { noGradAsync } from '../autograd/tape.js';
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
-import { add, affine, div, maximum, minimum, scale, sub } from '../tensor/ops/elementwise.js';
-import { concat, slice } from '../tensor/ops/layout.js';
+import { affine, div, maximum, minimum } from '../tensor/ops/elementwise.js';
+import { concat } from '../tensor/ops/layout.js';
+import { cfgCombine } from '../tensor/ops/guidance.js';
 import { DDIMScheduler } from './ddim.js';
+import { guidedDdimStep } from './guided_step.js';
 import { openDiffusersModel } from '../io/diffusers.js';
 import { fromPretrained, type ModelClass } from '../io/pretrained.js';
 import { CLIPTokenizer } from '../io/tokenizer.js';
@@ -183,11 +185,8 @@ export class StableDiffusionPipeline {
     return tidy(() => {
       const B = x.shape[0];
       if (context.shape[0] === B) return this.unet.forward(x, t, context).sample;
-      const eps = this.unet.forward(concat([x, x], 0), t, context).sample;
-      const u = slice(eps, 0, 0, B);
-      const c = slice(eps, 0, B, 2 * B);
-      // noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond), in this order
-      return add(u, scale(sub(c, u), guidanceScale));
+      // noise_pred_uncond + guidance_scale * (noise_pred_text - noise_pred_uncond), in one launch
+      return cfgCombine(this.unet.forward(concat([x, x], 0), t, context).sample, guidanceScale);
     });
   }
 
@@ -245,8 +244,10 @@ export class StableDiffusionPipeline {
       }
       for (let i = 0; i < timesteps.length; i++) {
         const t = timesteps[i];
-        const eps = this.guidedNoise(latents, t, context, g);
-        const r = this.scheduler.step(eps, t, latents, { eta, generator: gen });
+        // The U-Net on both CFG halves at once, then guidance and the DDIM update in one launch.
+        const guided = context.shape[0] !== B;
+        const eps = this.unet.forward(guided ? concat([latents, latents], 0) : latents, t, context).sample;
+        const r = guidedDdimStep(this.scheduler, eps, t, latents, { guidanceScale: guided ? g : undefined, eta, generator: gen });
         eps.dispose();
         r.predOriginalSample.dispose();
         latents.dispose();

@@ -25,6 +25,7 @@ import embedding from '../../kernels/embedding.wgsl';
 import geglu from '../../kernels/geglu.wgsl';
 import groupnorm from '../../kernels/groupnorm.wgsl';
 import groupnormSg from '../../kernels/groupnorm_sg.wgsl';
+import guidance from '../../kernels/guidance.wgsl';
 import layernorm from '../../kernels/layernorm.wgsl';
 import layout from '../../kernels/layout.wgsl';
 import lora from '../../kernels/lora.wgsl';
@@ -40,7 +41,7 @@ import { opcodeDeclarations } from './opcodes.js';
 /** Every kernel family file (kernels/<name>.wgsl). */
 export const KERNEL_FILES = {
   adamw, attention, cast, check, conv2d, conv2d_sg: conv2dSg, dpo_loss: dpoLoss, elementwise, embedding, geglu,
-  groupnorm, groupnorm_sg: groupnormSg, layernorm, layout, lora, matmul, matmul_gemm: matmulGemm, matmul_sg: matmulSg, pool, reduce, softmax,
+  groupnorm, groupnorm_sg: groupnormSg, guidance, layernorm, layout, lora, matmul, matmul_gemm: matmulGemm, matmul_sg: matmulSg, pool, reduce, softmax,
 } as const;
 /** Library files (kernels/lib/<name>.wgsl) a module may ask for; common.wgsl is always in. */
 export const LIB_FILES = { wg_sum: wgSum, unary: unaryLib, rows_vec4: rowsVec4, rows_f32: rowsF32 } as const;
