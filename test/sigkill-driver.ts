@@ -12,9 +12,9 @@ const VITE_NODE = path.join(ROOT, 'node_modules/vite-node/vite-node.mjs');
 /** When to kill: at the `COMMIT` line of a checkpoint (then it sleeps `commitDelayMs` there), or `afterMs` after the run's first line. */
 export type KillPoint = { commitStep: number } | { afterMs: number };
 
-export interface ChildRun { lines: string[]; killed: boolean; code: number | null; stderr: string; /** From the first line to the exit. */ ms: number }
+export interface ChildRun { lines: string[]; killed: boolean; code: number | null; signal: NodeJS.Signals | null; stderr: string; /** From the first line to the exit. */ ms: number }
 
-export function runChild(out: string, kill: KillPoint | null, commitDelayMs = 0, extraArgs: readonly string[] = [], timeoutMs = 600_000): Promise<ChildRun> {
+export function runChild(out: string, kill: KillPoint | null, commitDelayMs = 0, extraArgs: readonly string[] = [], timeoutMs = 1_800_000): Promise<ChildRun> {
   return new Promise((resolve, reject) => {
     const args = [VITE_NODE, '--config', path.join(ROOT, 'vitest.config.ts'), path.join(ROOT, 'test/sigkill-child.ts'), '--', '--out', out, '--commit-delay-ms', String(commitDelayMs), ...extraArgs];
     const child = spawn(process.execPath, args, { cwd: ROOT, stdio: ['ignore', 'pipe', 'pipe'] });
@@ -41,10 +41,10 @@ export function runChild(out: string, kill: KillPoint | null, commitDelayMs = 0,
     });
     child.stderr.setEncoding('utf8').on('data', (d: string) => { stderr += d; });
     child.on('error', reject);
-    child.on('close', (code) => {
+    child.on('close', (code, signal) => {
       clearTimeout(guard);
       if (timer) clearTimeout(timer);
-      resolve({ lines, killed, code, stderr, ms: first ? Date.now() - first : 0 });
+      resolve({ lines, killed, code, signal, stderr, ms: first ? Date.now() - first : 0 });
     });
   });
 }
@@ -84,7 +84,7 @@ export async function interruptedRun(out: string, kills: readonly KillPoint[]): 
     if (fs.existsSync(root)) for (const c of new CheckpointStore(root).list()) verifyCheckpoint(c.dir);
   }
   const done = await runChild(out, null);
-  if (done.code !== 0 || done.lines[done.lines.length - 1] !== 'DONE') throw new Error(`the final run failed (code ${done.code}): ${done.lines.join(' | ')}\n${done.stderr.slice(-3000)}`);
+  if (done.code !== 0 || done.lines[done.lines.length - 1] !== 'DONE') throw new Error(`the final run failed (code ${done.code}, signal ${done.signal}): ${done.lines.join(' | ')}\n${done.stderr.slice(-3000)}`);
   runs.push(`finished (${done.lines[0]})`);
   return { runs, final: readFinal(out) };
 }
