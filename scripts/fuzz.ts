@@ -23,7 +23,7 @@ for (const t of FUZZ_TARGETS) {
   if (values.only && !t.name.toLowerCase().includes(values.only.toLowerCase())) continue;
   if (values.skip && t.name.toLowerCase().includes(values.skip.toLowerCase())) continue;
   try {
-    const c = await fuzzReader(t, work, { numRuns: runs, seed, caseTimeoutMs: 10_000 });
+    const c = await fuzzReader(t, work, { numRuns: runs, seed, caseTimeoutMs: 10_000, onProgress: (p) => console.log(`  ${t.name}: ${p.runs} cases so far, ${p.accepted} accepted, ${p.rejected} rejected (typed)`) });
     results.push(c);
     console.log(`${t.name}: ${c.runs} cases, ${c.accepted} accepted, ${c.rejected} rejected with a typed error, worst ${c.worstMs.toFixed(0)} ms, ${c.seconds.toFixed(1)} s`);
   } catch (e) {

@@ -42,6 +42,8 @@ export interface FuzzOptions {
   seed?: number;
   /** A case slower than this fails the property (async cases are also cut off by fast-check's timeout). */
   caseTimeoutMs?: number;
+  /** Called every 1,000 cases with the counts so far (long runs). */
+  onProgress?: (c: FuzzCounts) => void;
 }
 
 /** A rejection that counts as handled: a FileFormatError (or subclass) whose message names the file. */
@@ -76,6 +78,7 @@ export async function fuzzReader(target: FuzzTarget, work: string, opts: FuzzOpt
         }
         const ms = performance.now() - s;
         counts.worstMs = Math.max(counts.worstMs, ms);
+        if (counts.runs % 1000 === 0) opts.onProgress?.(counts);
         if (ms > limit) throw new Error(`one case took ${ms.toFixed(0)} ms (limit ${limit})`);
       }),
       { numRuns: opts.numRuns, seed: opts.seed, timeout: limit, endOnFailure: true, maxSkipsPerRun: 0 },
