@@ -49,8 +49,12 @@ export function parseCLIPTextConfig(raw: Record<string, unknown>): CLIPTextConfi
   return cfg;
 }
 
+/** What a CLIP encoder layer needs of a config (the text and the vision towers share the layer). */
+export type CLIPLayerConfig = Pick<CLIPTextConfig, 'hidden_size' | 'intermediate_size' | 'num_attention_heads' | 'hidden_act' | 'layer_norm_eps'>;
+
 class CLIPAttention extends Module {
-  constructor(readonly cfg: CLIPTextConfig, gen: Generator) {
+  /** `causal`: the text tower masks future tokens; the vision tower attends over every patch. */
+  constructor(readonly cfg: CLIPLayerConfig, gen: Generator, readonly causal = true) {
     super();
     const d = cfg.hidden_size;
     for (const n of ['k_proj', 'v_proj', 'q_proj', 'out_proj']) this.registerModule(n, new Linear(d, d, { gen }));
@@ -61,7 +65,7 @@ class CLIPAttention extends Module {
     const k = this.child<Projection>('k_proj').forward(x);
     const v = this.child<Projection>('v_proj').forward(x);
     const heads = this.cfg.num_attention_heads;
-    const a = attention(q, k, v, heads, { scale: 1 / Math.sqrt(this.cfg.hidden_size / heads), causal: true });
+    const a = attention(q, k, v, heads, { scale: 1 / Math.sqrt(this.cfg.hidden_size / heads), causal: this.causal });
     const out = this.child<Projection>('out_proj').forward(a);
     [q, k, v, a].forEach((t) => t.dispose());
     return out;
@@ -69,7 +73,7 @@ class CLIPAttention extends Module {
 }
 
 class CLIPMLP extends Module {
-  constructor(readonly cfg: CLIPTextConfig, gen: Generator) {
+  constructor(readonly cfg: CLIPLayerConfig, gen: Generator) {
     super();
     this.registerModule('fc1', new Linear(cfg.hidden_size, cfg.intermediate_size, { gen }));
     this.registerModule('fc2', new Linear(cfg.intermediate_size, cfg.hidden_size, { gen }));
@@ -85,10 +89,11 @@ class CLIPMLP extends Module {
   }
 }
 
-class CLIPEncoderLayer extends Module {
-  constructor(cfg: CLIPTextConfig, gen: Generator) {
+/** transformers' CLIPEncoderLayer: x + attn(ln1(x)), then + mlp(ln2(·)) (pre-LN). */
+export class CLIPEncoderLayer extends Module {
+  constructor(cfg: CLIPLayerConfig, gen: Generator, causal = true) {
     super();
-    this.registerModule('self_attn', new CLIPAttention(cfg, gen));
+    this.registerModule('self_attn', new CLIPAttention(cfg, gen, causal));
     this.registerModule('layer_norm1', new LayerNorm(cfg.hidden_size, { eps: cfg.layer_norm_eps }));
     this.registerModule('mlp', new CLIPMLP(cfg, gen));
     this.registerModule('layer_norm2', new LayerNorm(cfg.hidden_size, { eps: cfg.layer_norm_eps }));
