@@ -53,6 +53,7 @@ export const trainLpoSpec = defineCommand({
     thresholdValue: { type: 'number', min: 0, max: 1, help: "the threshold of --threshold constant" },
     timestepRange: { type: 'list', value: 'lo,hi', help: 'train only on steps with t in [lo, hi]' },
     checkpointEvery: { type: 'int', min: 1, default: 50, help: 'checkpoint every n iterations (and at the end)' },
+    maxNonFinite: { type: 'int', min: 1, default: 5, help: 'optimizer steps in a row with NaN/Inf gradients (each skipped) that stop training' },
     checkpointing: { type: 'boolean', help: 'gradient checkpointing in the U-Net (less memory)' },
     seed: { type: 'int', min: 0, default: D.seed, help: 'seed of the LoRA init, prompt order and sampling' },
   },
@@ -88,7 +89,7 @@ export async function trainLpoCommand(argv: string[]): Promise<number> {
     microBatch: a.microBatch, K: a.k, numInferenceSteps: a.steps, guidanceScale: a.guidance, eta: a.eta, beta: a.beta, clipEps: a.clipEps,
     grpoClip: a.grpoClip, klBeta: a.klBeta, lr: a.lr, weightDecay: a.weightDecay, maxGradNorm: a.maxGradNorm, loraRank: a.rank,
     loraAlpha: a.alpha, loraTargets: a.targets, threshold, timestepRange: pairOf('--timestep-range', a.timestepRange),
-    outDir: a.out, checkpointEvery: a.checkpointEvery, metricsFile: join(a.out, 'metrics.jsonl'), gradientCheckpointing: a.checkpointing,
+    outDir: a.out, checkpointEvery: a.checkpointEvery, maxNonFiniteSteps: a.maxNonFinite, metricsFile: join(a.out, 'metrics.jsonl'), gradientCheckpointing: a.checkpointing,
   };
   const prompts = readPrompts(a.prompts);
   await initGpu();
