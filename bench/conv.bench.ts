@@ -13,15 +13,23 @@ import { Tensor } from '../src/tensor/tensor.js';
 import { Generator } from '../src/tensor/random.js';
 import { conv2d, resolveConv2dVariant, type Conv2dVariant } from '../src/tensor/ops/conv2d.js';
 import { groupNorm } from '../src/tensor/ops/norm.js';
+import { groupNormPlan } from '../src/tensor/plan/variants.js';
 import { withSettings } from '../src/settings.js';
 import { backward, requireGrad, noGrad } from '../src/autograd/tape.js';
 
 interface ConvShape { label: string; n: number; c: number; o: number; hw: number; k: number; cpu?: { hw: number } }
 const CONVS: ConvShape[] = [
+  // The acceptance shape of issue 11 (≥ 10 GFLOP/s on lavapipe, forward and both gradients), run at full size.
+  { label: 'conv3x3 32×32×320→320 batch 2', n: 2, c: 320, o: 320, hw: 32, k: 3 },
+  // The toy world's U-Net convolutions at a sampling batch.
+  { label: 'conv3x3 8×8×16→16 batch 64 (toy)', n: 64, c: 16, o: 16, hw: 8, k: 3 },
+  { label: 'conv3x3 4×4×32→32 batch 64 (toy)', n: 64, c: 32, o: 32, hw: 4, k: 3 },
   { label: 'conv3x3 64×64×320→320', n: 1, c: 320, o: 320, hw: 64, k: 3, cpu: { hw: 16 } },
   { label: 'conv3x3 32×32×640→640', n: 1, c: 640, o: 640, hw: 32, k: 3, cpu: { hw: 8 } },
   { label: 'conv1x1 64×64×320→320', n: 1, c: 320, o: 320, hw: 64, k: 1, cpu: { hw: 32 } },
 ];
+
+const groupNormPlanName = () => groupNormPlan(64);
 
 interface Row { what: string; impl: string; rate: number; unit: string; ms: number; reps: number; peakFraction: number; note?: string }
 
@@ -68,23 +76,26 @@ async function runSuite(): Promise<void> {
     for (const t of [x, w, b, dy]) t.dispose();
   }
 
-  // GroupNorm [2,320,64,64], 32 groups (lavapipe: [2,320,16,16]).
-  {
-    const hw = software && !fullShapesOnSoftware ? 16 : 64;
-    const shape = [2, 320, hw, hw];
-    const label = `groupNorm [${shape}] g32${hw !== 64 ? ' (lavapipe stand-in)' : ''}`;
+  // GroupNorm: SD's [2,320,64,64] g32 (the acceptance shape, ≥ 2 GB/s) and the toy U-Net's at batch 64; the fused
+  // one-dispatch kernel (default) against the two-dispatch statistics + apply path (settings.fuse off), each
+  // plain and with the SiLU every resnet applies after it (fused into the norm, or a separate launch).
+  for (const [shape, groups] of [[[2, 320, 64, 64], 32], [[64, 16, 8, 8], 4], [[64, 32, 4, 4], 4]] as [number[], number][]) {
     const gen = new Generator(6);
-    const n = 2 * 320 * hw * hw;
+    const n = shape.reduce((p, q) => p * q, 1);
+    const c = shape[1];
     const x = Tensor.fromArray(gen.normalArray(n), shape);
-    const gw = Tensor.fromArray(gen.normalArray(320), [320]);
-    const gb = Tensor.fromArray(gen.normalArray(320), [320]);
-    for (const v of ['serial', 'wg'] as const) {
-      if (software && v === 'wg') continue;
-      const t = await withSettings({ normVariant: v }, () => timeIt(() => noGrad(() => groupNorm(x, 32, gw, gb, 1e-5)).dispose(), { software, samples }));
-      const gbps = (2 * n * 4) / (t.ms * 1e6);
-      rows.push({ what: `${label} fwd`, impl: `${v}${(software ? 'serial' : 'wg') === v ? ' (default)' : ''}`, rate: gbps, unit: 'GB/s', ms: t.ms, reps: t.reps, peakFraction: gbps / peak.gbps });
+    const gw = Tensor.fromArray(gen.normalArray(c), [c]);
+    const gb = Tensor.fromArray(gen.normalArray(c), [c]);
+    for (const act of ['none', 'silu'] as const) {
+      for (const fuse of [true, false]) {
+        const t = await withSettings({ fuse }, () => timeIt(() => noGrad(() => groupNorm(x, groups, gw, gb, 1e-5, { activation: act })).dispose(), { software, samples: 15 }));
+        const gbps = (2 * n * 4) / (t.ms * 1e6);
+        rows.push({
+          what: `groupNorm${act === 'silu' ? '+SiLU' : ''} [${shape}] g${groups} fwd`, impl: `${fuse ? `fused ${groupNormPlanName()}` : 'stats + apply'}${act === 'silu' && !fuse ? ' + silu' : ''}${fuse ? ' (default)' : ''}`,
+          rate: gbps, unit: 'GB/s', ms: t.ms, reps: t.reps, peakFraction: gbps / peak.gbps,
+        });
+      }
     }
-    if (software) notes.push(`groupNorm: the workgroup-reduction variant is not timed on lavapipe (barriers)${hw !== 64 ? '; shape shrunk to 16×16' : ''}`);
     [x, gw, gb].forEach((t) => t.dispose());
   }
 
