@@ -5,6 +5,7 @@
 // scored at the last step. The curve should rise. Also prints the valid-pair rate, loss and time per iteration,
 // and merges an `lpo_e2e` section into bench/results/<adapter>.json.
 import { bench, describe } from 'vitest';
+import { settings } from '../src/settings.js';
 import { writeSection } from './common.js';
 import { initGpu } from '../src/gpu/runtime.js';
 import { noGrad } from '../src/autograd/tape.js';
@@ -15,9 +16,9 @@ import type { IterationMetrics } from '../src/lpo/metrics.js';
 import { tinyLrm } from '../test/lrm-tiny.js';
 import { tinyModels } from '../test/lpo-tiny.js';
 
-const ITERS = Number(process.env.LPO_E2E_ITERS ?? 40);
-const EVAL_EVERY = Number(process.env.LPO_E2E_EVAL ?? 5);
-const LR = Number(process.env.LPO_E2E_LR ?? 1e-3);
+const ITERS = settings.bench.e2eIters ?? 40;
+const EVAL_EVERY = settings.bench.e2eEvalEvery ?? 5;
+const LR = settings.bench.e2eLr ?? 1e-3;
 const PROMPTS = ['a red cube', 'a blue sphere', 'a green cone', 'a yellow star', 'a purple ring', 'a white cat', 'a black dog', 'an orange car'];
 const EVAL_PROMPTS = ['a red cube', 'a white cat', 'an orange car', 'a blue sphere'];
 const EVAL_SEEDS = [101, 202, 303, 404];

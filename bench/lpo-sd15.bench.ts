@@ -10,6 +10,7 @@
 // LPO_BENCH_P); LPO_BENCH_CKPT=1 turns gradient checkpointing on. Reports the pool's memory peaks and merges an
 // `lpo_sd15` section into bench/results/<adapter>.json.
 import { bench, describe } from 'vitest';
+import { settings } from '../src/settings.js';
 import { fullShapesOnSoftware, writeSection } from './common.js';
 import { gpu, initGpu } from '../src/gpu/runtime.js';
 import { noGrad } from '../src/autograd/tape.js';
@@ -28,7 +29,7 @@ import { candidatesFrom, type StepPair } from '../src/lpo/sampler.js';
 import { lpoStep } from '../src/lpo/update.js';
 
 const MB = 2 ** 20;
-const LATENT = Number(process.env.LPO_BENCH_LATENT ?? 64);
+const LATENT = settings.bench.latent ?? 64;
 const K = 4;
 const SD_SCHEDULER = { beta_start: 0.00085, beta_end: 0.012, beta_schedule: 'scaled_linear', clip_sample: false, set_alpha_to_one: false, steps_offset: 1, timestep_spacing: 'leading' };
 // The LRM's text encoder only encodes the prompts once per trajectory batch, which is not timed here: the contexts
@@ -49,8 +50,8 @@ async function timed<T>(fn: () => T | Promise<T>): Promise<[T, number]> {
 async function runSuite(): Promise<void> {
   const g = await initGpu();
   const s = g.summary;
-  const B = Number(process.env.LPO_BENCH_B ?? (s.isSoftware ? 1 : 5));
-  const P = Number(process.env.LPO_BENCH_P ?? (s.isSoftware ? 1 : 10));
+  const B = settings.bench.b ?? (s.isSoftware ? 1 : 5);
+  const P = settings.bench.p ?? (s.isSoftware ? 1 : 10);
   const adapter = `${s.vendor} / ${s.architecture} / ${s.description || s.device}`;
   console.log(`\nLPO SD1.5 bench on ${adapter}: latents ${LATENT}×${LATENT}, B = ${B} prompts, K = ${K}, P = ${P} pairs per step`);
   const gen = new Generator(1234);
@@ -67,7 +68,7 @@ async function runSuite(): Promise<void> {
     return { unet, lrm, names };
   });
   const { unet, lrm, names } = parts;
-  if (process.env.LPO_BENCH_CKPT) unet.enableGradientCheckpointing(true);
+  if (settings.bench.checkpointing) unet.enableGradientCheckpointing(true);
   const loraParams = loraParameters(unet).reduce((a, p) => a + p.size, 0);
   const unetParams = unet.numParameters() - loraParams;
   const lrmParams = lrm.numParameters();
@@ -141,7 +142,7 @@ async function runSuite(): Promise<void> {
   console.log(`pool peaks: sampling ${(samplePeak / MB).toFixed(0)} MiB, training ${(trainPeak / MB).toFixed(0)} MiB in use (weights ${(afterInit / MB).toFixed(0)} MiB)`);
   console.log(`an authors'-size iteration (5 prompts × 20 steps, 50 valid pairs → 5 steps of 10), extrapolated from these phases: ${perIteration.toFixed(0)} s`);
   console.log(`wrote ${writeSection(s, 'lpo_sd15', {
-    date: new Date().toISOString(), adapter, software: s.isSoftware, latent: LATENT, B, K, P, checkpointing: !!process.env.LPO_BENCH_CKPT,
+    date: new Date().toISOString(), adapter, software: s.isSoftware, latent: LATENT, B, K, P, checkpointing: settings.bench.checkpointing,
     parameters: { unet: unetParams, lora: loraParams, loraLayers: names.length, lrm: lrmParams }, initSeconds: initS, phases,
     pool: { weightsMiB: afterInit / MB, samplingPeakMiB: samplePeak / MB, trainingPeakMiB: trainPeak / MB, peakAllocatedMiB: gpu().pool.stats().peakAllocatedBytes / MB },
     extrapolatedIterationSeconds: perIteration,

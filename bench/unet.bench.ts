@@ -7,6 +7,7 @@
 // `unet` section into bench/results/<adapter>.json.
 import { writeSection } from './common.js';
 import { bench, describe } from 'vitest';
+import { settings } from '../src/settings.js';
 import { initGpu, gpu } from '../src/gpu/runtime.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { Generator } from '../src/tensor/random.js';
@@ -14,7 +15,7 @@ import { noGrad } from '../src/autograd/tape.js';
 import { UNet2DConditionModel, SD15_UNET_CONFIG } from '../src/nn/unet.js';
 
 const MB = 2 ** 20;
-const LATENT = Number(process.env.UNET_BENCH_LATENT ?? 32);
+const LATENT = settings.bench.latent ?? 32;
 
 function mem() {
   const m = process.memoryUsage();
@@ -58,9 +59,9 @@ async function runSuite(): Promise<void> {
   await forward('forward #2', false);
   await forward('forward to mid (stopAfterMid)', true);
 
-  // UNET_BENCH_PROFILE=1: per-kernel GPU time of one more forward (needs the timestamp-query feature).
+  // LPO_BENCH_PROFILE=1: per-kernel GPU time of one more forward (needs the timestamp-query feature).
   let profile: { kernel: string; calls: number; ms: number; share: number }[] | undefined;
-  if (process.env.UNET_BENCH_PROFILE) {
+  if (settings.bench.profile) {
     try {
       const timings = await gpu().profile(async () => {
         const out = noGrad(() => unet.forward(x, [500], ctx));

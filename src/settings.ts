@@ -69,6 +69,8 @@ export interface BenchSettings {
   e2eIters: number | undefined;
   e2eEvalEvery: number | undefined;
   e2eLr: number | undefined;
+  /** LPO_BENCH_DEMO_PHASES: the demo's phase report (src/perf/phases.ts) that bench/demo.bench.ts collects (default bench/results/demo-phases.json). */
+  demoPhases: string;
 }
 
 function num(env: Env, name: string): number | undefined {
@@ -134,6 +136,7 @@ export function settingsFromEnv(env: Env): Settings {
       e2eIters: int(env, 'LPO_E2E_ITERS', 1, 1e6),
       e2eEvalEvery: int(env, 'LPO_E2E_EVAL', 1, 1e6),
       e2eLr: num(env, 'LPO_E2E_LR'),
+      demoPhases: env.LPO_BENCH_DEMO_PHASES || 'bench/results/demo-phases.json',
     },
   };
 }
