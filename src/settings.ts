@@ -12,6 +12,8 @@ export type MatmulVariant = (typeof MATMUL_VARIANTS)[number];
 const NORM_VARIANTS = ['auto', 'serial', 'wg'] as const;
 const LORA_VARIANTS = ['auto', 'rows', 'tiled'] as const;
 const AUTOTUNE_MODES = ['off', 'explicit', 'background'] as const;
+export const CONV2D_VARIANTS = ['rb', 'sg', 'tiled', 'gemm'] as const;
+const FRAG_UNITS = ['auto', 'sm', 'simt'] as const;
 
 export interface Settings {
   /** LPO_ADAPTER: prefer the adapter whose name contains this (Dawn `adapter=` toggle), e.g. 'llvmpipe'. */
@@ -50,6 +52,18 @@ export interface Settings {
   loraVariant: (typeof LORA_VARIANTS)[number];
   /** LPO_BENCH_FULL=1: benches run the real SD shapes on the software adapter too (minutes). */
   benchFull: boolean;
+  /**
+   * LPO_EXPERIMENTAL=0: create the device without Dawn's experimental features (no `allow_unsafe_apis`,
+   * no `vulkan_enable_f16_on_nvidia`, no subgroup matrices); default on.
+   */
+  experimentalFeatures: boolean;
+  /**
+   * LPO_FRAG: how the fragment kernels (f16 matmul/LoRA/conv/attention, the f32 conv 'gemm' variant)
+   * multiply: 'sm' (subgroup matrices: tensor cores), 'simt' (plain WGSL) or 'auto' (sm where the device offers it).
+   */
+  fragUnit: (typeof FRAG_UNITS)[number];
+  /** LPO_CONV2D_VARIANT: force a conv2d variant for every f32 conv ('rb', 'sg', 'tiled', 'gemm'); default planned per shape. */
+  conv2dVariant: (typeof CONV2D_VARIANTS)[number] | undefined;
   /**
    * LPO_FUSE=0: run the unfused op sequences (groupNorm then SiLU, conv then add, linear then add, …)
    * instead of the fused kernels: the baseline the dispatch bench compares against, and a debugging aid.
@@ -126,6 +140,9 @@ export function settingsFromEnv(env: Env): Settings {
     attentionQueriesPerThread: int(env, 'LPO_ATTENTION_QPT', 0, 64) ?? 0,
     loraVariant: oneOf(env, 'LPO_LORA_VARIANT', LORA_VARIANTS) ?? 'auto',
     benchFull: flag(env, 'LPO_BENCH_FULL'),
+    experimentalFeatures: env.LPO_EXPERIMENTAL === undefined || env.LPO_EXPERIMENTAL === '' ? true : flag(env, 'LPO_EXPERIMENTAL'),
+    fragUnit: oneOf(env, 'LPO_FRAG', FRAG_UNITS) ?? 'auto',
+    conv2dVariant: oneOf(env, 'LPO_CONV2D_VARIANT', CONV2D_VARIANTS),
     fuse: env.LPO_FUSE === undefined || env.LPO_FUSE === '' ? true : flag(env, 'LPO_FUSE'),
     bench: {
       latent: int(env, 'LPO_BENCH_LATENT', 8, 256),

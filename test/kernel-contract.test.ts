@@ -24,6 +24,9 @@ import '../src/tensor/ops/embedding.js';
 import '../src/tensor/ops/dpo.js';
 import '../src/optim/adamw.js';
 import '../src/gpu/finite.js';
+import '../src/tensor/plan/mm16.js';
+import '../src/tensor/plan/conv16.js';
+import '../src/tensor/plan/attn16.js';
 
 const KERNELS = join(import.meta.dirname, '..', 'kernels');
 const files = readdirSync(KERNELS).filter((f) => f.endsWith('.wgsl'));

@@ -9,6 +9,8 @@ export interface DeviceOptions {
   verbose?: boolean;
   /** Extra Dawn toggles. */
   dawnFlags?: string[];
+  /** Ask for the experimental features (subgroup matrices) and their toggles (default: settings.experimentalFeatures). */
+  experimental?: boolean;
 }
 
 export interface AdapterSummary {
@@ -22,6 +24,19 @@ export interface AdapterSummary {
   maxStorageBufferBindingSize: number;
   subgroupMinSize: number;
   subgroupMaxSize: number;
+  /** Subgroup-matrix shapes the adapter offers (empty without the experimental feature). */
+  subgroupMatrixConfigs: SubgroupMatrixConfig[];
+  /** The Dawn toggles this device was created with (`enable-dawn-features=…`). */
+  toggles: string[];
+}
+
+/** One entry of `adapter.info.subgroupMatrixConfigs`: left K×M and right N×K matrices of componentType, result N×M. */
+export interface SubgroupMatrixConfig {
+  componentType: string;
+  resultComponentType: string;
+  M: number;
+  N: number;
+  K: number;
 }
 
 export interface AcquiredDevice {
@@ -32,9 +47,20 @@ export interface AcquiredDevice {
   hasF16: boolean;
   hasSubgroups: boolean;
   hasTimestamps: boolean;
+  /** 'chromium-experimental-subgroup-matrix' was granted (tensor cores from WGSL; see summary.subgroupMatrixConfigs). */
+  hasSubgroupMatrix: boolean;
 }
 
-const WANTED_FEATURES: GPUFeatureName[] = ['shader-f16', 'subgroups', 'timestamp-query'] as GPUFeatureName[];
+/** The experimental feature behind tensor cores (Vulkan VK_KHR_cooperative_matrix); needs allow_unsafe_apis. */
+export const SUBGROUP_MATRIX = 'chromium-experimental-subgroup-matrix';
+const WANTED_FEATURES = ['shader-f16', 'subgroups', 'timestamp-query'] as GPUFeatureName[];
+/**
+ * Dawn toggles for the experimental features (settings.experimentalFeatures): `allow_unsafe_apis`
+ * exposes the subgroup-matrix feature; NVIDIA's Vulkan driver below 615.71 gets no shader-f16 (and
+ * so no f16 subgroup-matrix configs) unless `vulkan_enable_f16_on_nvidia` is set. Unknown toggles are
+ * ignored by Dawn, so other adapters are unaffected.
+ */
+export const EXPERIMENTAL_TOGGLES = ['allow_unsafe_apis', 'vulkan_enable_f16_on_nvidia'];
 
 export async function acquireDevice(opts: DeviceOptions = {}): Promise<AcquiredDevice> {
   // Dawn's Vulkan loader path wants a runtime dir; headless servers often lack one.
@@ -47,7 +73,9 @@ export async function acquireDevice(opts: DeviceOptions = {}): Promise<AcquiredD
   }
   Object.assign(globalThis, webgpu.globals);
   // Honest GPU timings need unquantized timestamps (Dawn masks the low 16 bits by default).
-  const flags = ['disable-dawn-features=timestamp_quantization', ...(opts.dawnFlags ?? [])];
+  const experimental = opts.experimental ?? settings.experimentalFeatures;
+  const toggles = experimental ? EXPERIMENTAL_TOGGLES : [];
+  const flags = ['disable-dawn-features=timestamp_quantization', ...(toggles.length ? [`enable-dawn-features=${toggles.join(',')}`] : []), ...(opts.dawnFlags ?? [])];
   const adapterName = opts.adapterName ?? settings.adapter;
   if (adapterName) flags.push(`adapter=${adapterName}`);
   const gpu = webgpu.create(flags);
@@ -59,7 +87,8 @@ export async function acquireDevice(opts: DeviceOptions = {}): Promise<AcquiredD
         "'npm test' and 'npm run demo' install it themselves when run as root on Debian/Ubuntu.",
     );
   }
-  const features = WANTED_FEATURES.filter((f) => adapter.features.has(f));
+  const wanted = experimental ? [...WANTED_FEATURES, SUBGROUP_MATRIX as GPUFeatureName] : WANTED_FEATURES;
+  const features = wanted.filter((f) => adapter.features.has(f));
   const lim = adapter.limits;
   const requiredLimits: Record<string, number> = {
     maxBufferSize: lim.maxBufferSize,
@@ -88,11 +117,14 @@ export async function acquireDevice(opts: DeviceOptions = {}): Promise<AcquiredD
     maxStorageBufferBindingSize: device.limits.maxStorageBufferBindingSize,
     subgroupMinSize: (info as unknown as { subgroupMinSize?: number }).subgroupMinSize ?? 0,
     subgroupMaxSize: (info as unknown as { subgroupMaxSize?: number }).subgroupMaxSize ?? 0,
+    subgroupMatrixConfigs: features.includes(SUBGROUP_MATRIX as GPUFeatureName) ? matrixConfigs(info) : [],
+    toggles,
   };
   if (opts.verbose) {
     console.error(
       `[lpo] adapter: ${summary.vendor} / ${summary.architecture} / ${summary.description}` +
-        ` | features: ${features.join(', ') || 'none'} | maxBuffer ${summary.maxBufferSize} maxStorageBinding ${summary.maxStorageBufferBindingSize}`,
+        ` | features: ${features.join(', ') || 'none'} | maxBuffer ${summary.maxBufferSize} maxStorageBinding ${summary.maxStorageBufferBindingSize}` +
+        ` | ${describeMatrixConfigs(summary.subgroupMatrixConfigs)}`,
     );
   }
   return {
@@ -103,5 +135,18 @@ export async function acquireDevice(opts: DeviceOptions = {}): Promise<AcquiredD
     hasF16: features.includes('shader-f16' as GPUFeatureName),
     hasSubgroups: features.includes('subgroups' as GPUFeatureName),
     hasTimestamps: features.includes('timestamp-query' as GPUFeatureName),
+    hasSubgroupMatrix: features.includes(SUBGROUP_MATRIX as GPUFeatureName),
   };
+}
+
+/** The adapter's subgroup-matrix configs as plain objects (dawn.node wraps each in a GPUSubgroupMatrixConfig). */
+function matrixConfigs(info: GPUAdapterInfo): SubgroupMatrixConfig[] {
+  const raw = (info as unknown as { subgroupMatrixConfigs?: Iterable<SubgroupMatrixConfig> }).subgroupMatrixConfigs;
+  return raw ? [...raw].map((c) => ({ componentType: String(c.componentType), resultComponentType: String(c.resultComponentType), M: c.M, N: c.N, K: c.K })) : [];
+}
+
+/** One line for logs and `lpo doctor`: 'subgroup matrices: f16→f32 16×16×16, …' or why there are none. */
+export function describeMatrixConfigs(configs: readonly SubgroupMatrixConfig[]): string {
+  if (!configs.length) return 'subgroup matrices: none';
+  return `subgroup matrices: ${configs.map((c) => `${c.componentType}→${c.resultComponentType} ${c.M}×${c.N}×${c.K}`).join(', ')}`;
 }

@@ -13,6 +13,10 @@ import rowsF32 from '../../kernels/lib/rows_f32.wgsl';
 import rowsVec4 from '../../kernels/lib/rows_vec4.wgsl';
 import unaryLib from '../../kernels/lib/unary.wgsl';
 import wgSum from '../../kernels/lib/wg_sum.wgsl';
+import fragSm from '../../kernels/lib/frag_sm.wgsl';
+import fragSimt from '../../kernels/lib/frag_simt.wgsl';
+import half from '../../kernels/lib/half.wgsl';
+import fragGemm from '../../kernels/lib/frag_gemm.wgsl';
 import adamw from '../../kernels/adamw.wgsl';
 import attention from '../../kernels/attention.wgsl';
 import cast from '../../kernels/cast.wgsl';
@@ -32,6 +36,9 @@ import lora from '../../kernels/lora.wgsl';
 import matmul from '../../kernels/matmul.wgsl';
 import matmulGemm from '../../kernels/matmul_gemm.wgsl';
 import matmulSg from '../../kernels/matmul_sg.wgsl';
+import matmulF16 from '../../kernels/matmul_f16.wgsl';
+import conv2dF16 from '../../kernels/conv2d_f16.wgsl';
+import attentionF16 from '../../kernels/attention_f16.wgsl';
 import pool from '../../kernels/pool.wgsl';
 import reduce from '../../kernels/reduce.wgsl';
 import softmax from '../../kernels/softmax.wgsl';
@@ -42,9 +49,13 @@ import { opcodeDeclarations } from './opcodes.js';
 export const KERNEL_FILES = {
   adamw, attention, cast, check, conv2d, conv2d_sg: conv2dSg, dpo_loss: dpoLoss, elementwise, embedding, geglu,
   groupnorm, groupnorm_sg: groupnormSg, guidance, layernorm, layout, lora, matmul, matmul_gemm: matmulGemm, matmul_sg: matmulSg, pool, reduce, softmax,
+  matmul_f16: matmulF16, conv2d_f16: conv2dF16, attention_f16: attentionF16,
 } as const;
 /** Library files (kernels/lib/<name>.wgsl) a module may ask for; common.wgsl is always in. */
-export const LIB_FILES = { wg_sum: wgSum, unary: unaryLib, rows_vec4: rowsVec4, rows_f32: rowsF32 } as const;
+export const LIB_FILES = {
+  wg_sum: wgSum, unary: unaryLib, rows_vec4: rowsVec4, rows_f32: rowsF32,
+  frag_sm: fragSm, frag_simt: fragSimt, frag_gemm: fragGemm, half,
+} as const;
 
 export type KernelFile = keyof typeof KERNEL_FILES;
 export type LibFile = keyof typeof LIB_FILES;
@@ -56,6 +67,13 @@ export interface ModuleOptions {
   also?: readonly KernelFile[];
   /** Module-scope `const NAME: u32 = v;` declarations (only where an override cannot serve). */
   consts?: Readonly<Record<string, number>>;
+  /**
+   * Module-scope `alias NAME = f16|f32;` declarations: the storage or staging type of a binding that
+   * varies per pipeline (the f16 kernels read f16 or f32 tensors), where a lib per combination would
+   * multiply files. Each alias comes with `const NAME_F16: bool` (kernels/lib/half.wgsl's `narrow`
+   * uses it); an f16 alias brings `enable f16;`.
+   */
+  types?: Readonly<Record<string, 'f16' | 'f32'>>;
 }
 
 interface Part { file: string; text: string }
@@ -97,17 +115,25 @@ function constDeclarations(consts: Readonly<Record<string, number>>): string {
   }).join('\n');
 }
 
+function typeDeclarations(types: Readonly<Record<string, 'f16' | 'f32'>>): string {
+  const lines = Object.entries(types).map(([k, t]) => {
+    if (!/^[A-Za-z_]\w*$/.test(k) || (t !== 'f16' && t !== 'f32')) throw new ArgumentError(`WGSL alias ${k} = ${String(t)}: expected a name and f16 or f32`);
+    return `alias ${k} = ${t};\nconst ${k}_F16: bool = ${t === 'f16'};`;
+  });
+  return [...(Object.values(types).includes('f16') ? ['enable f16;'] : []), ...lines].join('\n');
+}
+
 /**
  * The WGSL module for a kernel family: the template step described at the top of this file. `family`
  * is a file of kernels/ or, for tests and user kernels, `{ name, text }`. Memoized.
  */
 export function kernelModule(family: KernelFile | { name: string; text: string }, opts: ModuleOptions = {}): string {
   const name = typeof family === 'string' ? family : family.name;
-  const key = `${name}|${opts.libs ?? ''}|${opts.also ?? ''}|${JSON.stringify(opts.consts ?? {})}${typeof family === 'string' ? '' : `|${family.text}`}`;
+  const key = `${name}|${opts.libs ?? ''}|${opts.also ?? ''}|${JSON.stringify(opts.consts ?? {})}|${JSON.stringify(opts.types ?? {})}${typeof family === 'string' ? '' : `|${family.text}`}`;
   const hit = built.get(key);
   if (hit) return hit;
   const parts: Part[] = [
-    { file: 'generated constants (src/gpu/opcodes.ts, consts)', text: [opcodeDeclarations(), constDeclarations(opts.consts ?? {})].filter(Boolean).join('\n') },
+    { file: 'generated constants (src/gpu/opcodes.ts, consts)', text: [opcodeDeclarations(), constDeclarations(opts.consts ?? {}), typeDeclarations(opts.types ?? {})].filter(Boolean).join('\n') },
     { file: 'kernels/lib/common.wgsl', text: common },
     ...(opts.libs ?? []).map((l) => ({ file: `kernels/lib/${l}.wgsl`, text: LIB_FILES[l] })),
     typeof family === 'string' ? { file: `kernels/${family}.wgsl`, text: KERNEL_FILES[family] } : { file: family.name, text: family.text },

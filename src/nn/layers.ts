@@ -43,6 +43,11 @@ export class Conv2d extends Module {
     this.bias = opts.bias ?? true ? this.registerParameter('bias', uniformFanIn([outChannels], fanIn, gen)) : null;
   }
 
+  /** Module.half() may store the weight in f16 (conv2d then runs on the f16 kernels). */
+  protected override halfParameters(): readonly string[] {
+    return ['weight'];
+  }
+
   /** `shift` [N, out] and `residual` (the output's shape) are added in the convolution's epilogue. */
   forward(x: Tensor, epilogue: { shift?: Tensor; residual?: Tensor } = {}): Tensor {
     if (x.rank !== 4 || x.shape[1] !== this.inChannels) {

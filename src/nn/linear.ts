@@ -32,6 +32,10 @@ export class Linear extends Module {
     this.bias = opts.bias ?? true ? this.registerParameter('bias', uniformFanIn([outFeatures], inFeatures, gen)) : null;
   }
 
+  protected override halfParameters(): readonly string[] {
+    return ['weight'];
+  }
+
   forward(x: Tensor): Tensor {
     if (x.shape[x.rank - 1] !== this.inFeatures) {
       throw new ShapeError(`Linear(${this.inFeatures}→${this.outFeatures}): input [${x.shape}] has last dim ${x.shape[x.rank - 1]}`);
@@ -89,6 +93,10 @@ export class LoRALinear extends Module {
     const a = opts.init === 'gaussian' ? Tensor.randn([rank, base.inFeatures], gen, 1 / rank) : uniformFanIn([rank, base.inFeatures], base.inFeatures, gen);
     this.registerModule('lora_A', new LoRAFactor(a));
     this.registerModule('lora_B', new LoRAFactor(Tensor.fromArray(new Float32Array(base.outFeatures * rank), [base.outFeatures, rank])));
+  }
+
+  protected override halfParameters(): readonly string[] {
+    return ['weight'];
   }
 
   get inFeatures(): number { return this.base.inFeatures; }

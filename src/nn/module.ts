@@ -3,7 +3,8 @@ import { LpoError, DTypeError } from '../errors.js';
 import { gpu } from '../gpu/runtime.js';
 import { Tensor, keep } from '../tensor/tensor.js';
 import { Generator } from '../tensor/random.js';
-import { requireGrad, zeroGrad } from '../autograd/tape.js';
+import { noGrad, requireGrad, zeroGrad } from '../autograd/tape.js';
+import { cast } from '../tensor/ops/cast.js';
 import { planStateDict, StateDictError, type CheckpointKeys, type SourceShape, type StateDictPlan, type StateDictReader, type StateDictReport } from './state_dict.js';
 
 export { StateDictError, type StateDictReader, type CheckpointKeys, type ShapeMismatch, type StateDictReport } from './state_dict.js';
@@ -191,6 +192,67 @@ export class Module {
       loaded++;
     }
     return { ...report, loaded };
+  }
+
+  /**
+   * The parameters of this module that Module.half() may store in f16: the weights of matmuls and
+   * convolutions (Linear and Conv2d say 'weight'); by default none (embeddings and norms stay f32,
+   * their ops are f32).
+   */
+  protected halfParameters(): readonly string[] {
+    return [];
+  }
+
+  /**
+   * Mixed precision storage (issue 12): every frozen parameter that its module lists in
+   * halfParameters() becomes f16 — in every module that shares it (a LoRALinear shares its base
+   * Linear's weight) — and the f32 copy is freed. Trainable parameters stay f32 (the optimizer's master
+   * copies; the f16 kernels read them converting on the fly), and so do biases and norm scales. Ops
+   * given an f16 weight run on the f16 kernels (f16 operands, f32 accumulation, f32 outputs); with
+   * withAutocast (src/tensor/ops/autocast.ts) the activations' matmuls and attention follow. Returns
+   * the number of tensors converted. float() converts them back.
+   */
+  half(): number {
+    return this.convertParameters('f16');
+  }
+
+  /** Undoes half(): every f16 parameter back to f32 (trainable or not). */
+  float(): number {
+    return this.convertParameters('f32');
+  }
+
+  private convertParameters(to: 'f16' | 'f32'): number {
+    // Registered children, and modules held in fields only (a LoRALinear's `base`), which share tensors too.
+    const modules: Module[] = [];
+    const visit = (m: Module) => {
+      if (modules.includes(m)) return;
+      modules.push(m);
+      for (const [, c] of m._children) visit(c);
+      for (const v of Object.values(m)) if (v instanceof Module) visit(v);
+    };
+    visit(this);
+    const targets = new Set<Tensor>();
+    for (const m of modules) {
+      const names = to === 'f16' ? m.halfParameters() : [...m._params.keys()];
+      for (const n of names) {
+        const p = m._params.get(n);
+        if (p && p.dtype !== to && p.dtype !== 'i32' && (to === 'f32' || !p.requiresGrad)) targets.add(p);
+      }
+    }
+    for (const p of targets) {
+      const q = keep(noGrad(() => cast(p, to)));
+      q.name = p.name;
+      requireGrad(q, p.requiresGrad);
+      // Swap the tensor wherever this tree holds it: parameter maps and the fields modules keep.
+      for (const m of modules) {
+        for (const [n, t] of m._params) if (t === p) m._params.set(n, q);
+        const fields = m as unknown as Record<string, unknown>;
+        for (const k of Object.keys(fields)) if (fields[k] === p) fields[k] = q;
+      }
+      p.grad?.dispose();
+      p.dispose();
+    }
+    return targets.size;
   }
 
   /** Frees every parameter (and gradient). The module cannot be used afterwards. */

@@ -7,6 +7,7 @@ import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
 import { attentionQueriesPerThread, dkdvSplit } from '../plan/variants.js';
+import { routeAttention } from './autocast.js';
 
 export { dkdvSplit };
 const P = defineParams('attention.wgsl', 'Params', { B: 'u32', H: 'u32', Lq: 'u32', Lk: 'u32', C: 'u32', scale: 'f32', split: 'u32', chunk: 'u32' });
@@ -48,6 +49,9 @@ function launch(entry: string, dims: Dims, causal: boolean, scale: number, buffe
  * log-sum-exp per (b, h, query) for the backward pass.
  */
 export function attention(q: Tensor, k: Tensor, v: Tensor, heads: number, opts: AttentionOptions = {}): Tensor {
+  // f16 inputs or autocast: the fragment kernels (src/tensor/ops/autocast.ts).
+  const routed = routeAttention(q, k, v, heads, opts, attention);
+  if (routed) return routed;
   for (const [n, t] of [['q', q], ['k', k], ['v', v]] as const) {
     if (t.dtype !== 'f32') throw new DTypeError(`attention: ${n} must be f32, got ${t.dtype}`);
     if (t.rank !== 3) throw new ShapeError(`attention: ${n} must be [B, L, H·d], got [${t.shape}]`);

@@ -8,6 +8,7 @@ import { Tensor, tidy } from '../tensor.js';
 import { settings } from '../../settings.js';
 import { resolveConv2dVariant, type Conv2dVariant } from '../plan/variants.js';
 import { sum } from './reduce.js';
+import { routeConv2d } from './autocast.js';
 import { add } from './elementwise.js';
 import { reshape } from './layout.js';
 
@@ -102,7 +103,7 @@ function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, e: Epi
  */
 export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dOptions = {}): Tensor {
   const { shift, residual } = opts;
-  for (const t of [x, w, bias, shift, residual]) if (t && t.dtype !== 'f32') throw new DTypeError(`conv2d: expects f32 tensors, got ${t.dtype}`);
+  for (const t of [x, w, bias, shift, residual]) if (t && t.dtype === 'i32') throw new DTypeError(`conv2d: expects f32 or f16 tensors, got ${t.dtype}`);
   if (x.rank !== 4 || w.rank !== 4) throw new ShapeError(`conv2d: x [${x.shape}] must be [N,C,H,W] and w [${w.shape}] [O,C,kh,kw]`);
   const [n, c, h, wd] = x.shape;
   const [o, wc, kh, kw] = w.shape;
@@ -115,6 +116,9 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dO
   if (oh < 1 || ow < 1) throw new ShapeError(`conv2d: kernel ${kh}x${kw} does not fit x [${x.shape}] padded by [${pad}]`);
   if (shift && (shift.rank !== 2 || shift.shape[0] !== n || shift.shape[1] !== o)) throw new ShapeError(`conv2d: shift [${shift.shape}] must be [${n}, ${o}]`);
   if (residual && residual.shape.join() !== [n, o, oh, ow].join()) throw new ShapeError(`conv2d: residual [${residual.shape}] must be the output's shape [${n}, ${o}, ${oh}, ${ow}]`);
+  // f16 operands, autocast, or the split-K 'gemm' variant: the fragment kernels (src/tensor/ops/autocast.ts).
+  const routed = routeConv2d(x, w, bias, { n, c, h, w: wd, o, kh, kw, sh, sw, pad, oh, ow }, opts, (x2, w2, b2, o2) => conv2d(x2, w2, b2, o2));
+  if (routed) return routed;
   if ((shift || residual) && !settings.fuse) {
     // The unfused baseline (LPO_FUSE=0): the convolution, then one add per epilogue term.
     return tidy(() => {

@@ -10,6 +10,7 @@ import { resolveLoraVariant, LORA_TILED_MAX_RANK, type LoraVariant } from '../pl
 import { sum } from './reduce.js';
 import { matmul } from './matmul.js';
 import { add, affine } from './elementwise.js';
+import { routeLora } from './autocast.js';
 
 export { resolveLoraVariant, LORA_TILED_MAX_RANK, type LoraVariant };
 const code = kernelModule('lora');
@@ -39,6 +40,9 @@ function rowsSpan(M: number, N: number, R: number): { span: number; spans: numbe
  * gives dx, dA, dB and db, and dW = dyᵀ·x when W requires a gradient (usually it is frozen).
  */
 export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null | undefined, A: Tensor, B: Tensor, scale: number): Tensor {
+  // f16 operands or autocast: the fragment kernels (src/tensor/ops/autocast.ts).
+  const routed = routeLora(x, W, b, A, B, scale, loraLinear);
+  if (routed) return routed;
   for (const [n, t] of [['x', x], ['W', W], ['A', A], ['B', B], ['b', b]] as const) {
     if (t && t.dtype !== 'f32') throw new DTypeError(`loraLinear: ${n} must be f32, got ${t.dtype}`);
   }

@@ -11,6 +11,7 @@ import { chooseMatmulConfig } from '../plan/matmul-tune.js';
 import { add, broadcastShapes, expandTo, unary } from './elementwise.js';
 import { sumToShape } from './reduce.js';
 import { reshape } from './layout.js';
+import { routeMatmul } from './autocast.js';
 
 export type { MatmulActivation, MatmulVariant };
 
@@ -45,6 +46,9 @@ function dims(t: Tensor, trans: boolean): [number, number] {
  * transB); leading batch dims broadcast (NumPy rules). Returns [...batch, M, N].
  */
 export function matmul(a: Tensor, b: Tensor, opts: MatmulOptions = {}): Tensor {
+  // f16 operands or autocast: the f16 kernels (src/tensor/ops/autocast.ts).
+  const routed = routeMatmul(a, b, opts, matmul);
+  if (routed) return routed;
   const transA = !!opts.transA;
   const transB = !!opts.transB;
   const act = opts.activation ?? 'none';

@@ -4,11 +4,15 @@
 import { gpu } from '../../gpu/runtime.js';
 import { settings } from '../../settings.js';
 
-/** conv2d: 'sg' (lavapipe with subgroups), 'rb' (no barriers, no subgroups), 'tiled' (shared memory, GPUs). */
-export type Conv2dVariant = 'rb' | 'sg' | 'tiled';
+/**
+ * conv2d: 'sg' (lavapipe with subgroups), 'rb' (no barriers, no subgroups), 'tiled' (shared memory, GPUs),
+ * 'gemm' (the fragment kernels with split-K, kernels/conv2d_f16.wgsl; conv2d routes it through
+ * src/tensor/ops/autocast.ts, planned for low resolutions by src/tensor/plan/conv16.ts preferGemmConv).
+ */
+export type Conv2dVariant = 'rb' | 'sg' | 'tiled' | 'gemm';
 
 /** The conv2d variant that runs for a requested one (default: 'sg', or 'rb' without subgroups, on software; 'tiled' on GPUs). */
-export function resolveConv2dVariant(v?: Conv2dVariant): Conv2dVariant {
+export function resolveConv2dVariant(v: Conv2dVariant | undefined = settings.conv2dVariant): Conv2dVariant {
   const g = gpu();
   if (v === 'sg' && !g.hasSubgroups8) return 'rb';
   return v ?? (g.isSoftware ? (g.hasSubgroups8 ? 'sg' : 'rb') : 'tiled');
