@@ -40,3 +40,65 @@ fn blocked(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: v
   }
   store_rows(g.z * p.M * p.N, m0, n, lo, hi);
 }
+
+// blocked_va: blocked with A read as vec4 (A row-major with K, the row stride and the batch stride multiples of
+// 4): lane l fetches its row's 4 k in one 16-byte load instead of 4 scalar ones (lavapipe scalarises
+// lane-varying loads, so the load count is most of the cost).
+@group(0) @binding(1) var<storage, read> av4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn blocked_va(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+              @builtin(subgroup_invocation_id) sl: u32) {
+  let g = grid_coords(wg.x + wg.y * nwg.x);
+  if (g.z >= p.batch) { return; }
+  let n = g.x * WG + lid;
+  let m0 = g.y * 8u;
+  let ao = (g.z * p.a_bs + min(m0 + sl % 8u, p.M - 1u) * p.sam) / 4u;
+  let bo = g.z * p.b_bs + min(n, p.N - 1u) * p.sbn;
+  var lo = vec4<f32>(touch_bias());
+  var hi = vec4<f32>(0.0);
+  for (var k = 0u; k < p.K; k += 4u) {
+    let av = av4[ao + k / 4u];
+    let ob = bo + k * p.sbk;
+    let bv = vec4<f32>(b[ob], b[ob + p.sbk], b[ob + 2u * p.sbk], b[ob + 3u * p.sbk]);
+    lo.x += dot(subgroupBroadcast(av, 0u), bv);
+    lo.y += dot(subgroupBroadcast(av, 1u), bv);
+    lo.z += dot(subgroupBroadcast(av, 2u), bv);
+    lo.w += dot(subgroupBroadcast(av, 3u), bv);
+    hi.x += dot(subgroupBroadcast(av, 4u), bv);
+    hi.y += dot(subgroupBroadcast(av, 5u), bv);
+    hi.z += dot(subgroupBroadcast(av, 6u), bv);
+    hi.w += dot(subgroupBroadcast(av, 7u), bv);
+  }
+  store_rows(g.z * p.M * p.N, m0, n, lo, hi);
+}
+
+// blocked_vab: blocked_va with B read as vec4 too (B stored [N, K], i.e. transposed as nn.Linear's weight,
+// with K and the batch stride multiples of 4).
+@group(0) @binding(2) var<storage, read> bv4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn blocked_vab(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
+               @builtin(subgroup_invocation_id) sl: u32) {
+  let g = grid_coords(wg.x + wg.y * nwg.x);
+  if (g.z >= p.batch) { return; }
+  let n = g.x * WG + lid;
+  let m0 = g.y * 8u;
+  let ao = (g.z * p.a_bs + min(m0 + sl % 8u, p.M - 1u) * p.sam) / 4u;
+  let bo = (g.z * p.b_bs + min(n, p.N - 1u) * p.sbn) / 4u;
+  var lo = vec4<f32>(touch_bias());
+  var hi = vec4<f32>(0.0);
+  for (var k = 0u; k < p.K / 4u; k++) {
+    let av = av4[ao + k];
+    let bv = bv4[bo + k];
+    lo.x += dot(subgroupBroadcast(av, 0u), bv);
+    lo.y += dot(subgroupBroadcast(av, 1u), bv);
+    lo.z += dot(subgroupBroadcast(av, 2u), bv);
+    lo.w += dot(subgroupBroadcast(av, 3u), bv);
+    hi.x += dot(subgroupBroadcast(av, 4u), bv);
+    hi.y += dot(subgroupBroadcast(av, 5u), bv);
+    hi.z += dot(subgroupBroadcast(av, 6u), bv);
+    hi.w += dot(subgroupBroadcast(av, 7u), bv);
+  }
+  store_rows(g.z * p.M * p.N, m0, n, lo, hi);
+}
