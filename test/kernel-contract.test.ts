@@ -22,6 +22,7 @@ import '../src/tensor/ops/lora.js';
 import '../src/tensor/ops/geglu.js';
 import '../src/tensor/ops/embedding.js';
 import '../src/tensor/ops/dpo.js';
+import '../src/tensor/ops/guidance.js';
 import '../src/optim/adamw.js';
 import '../src/gpu/finite.js';
 import '../src/tensor/plan/mm16.js';
