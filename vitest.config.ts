@@ -17,9 +17,11 @@ export default defineConfig({
   plugins: [wgslText()],
   test: {
     include: ['test/**/*.test.ts'],
-    // One Dawn device per worker; lavapipe already uses every core, so run files one at a time.
+    // One Dawn device per worker; lavapipe already uses every core, so run files one at a time, each in a
+    // fresh process: lavapipe maps memory for every descriptor set and buffer it ever allocated, and one
+    // process running the whole suite reaches the kernel's vm.max_map_count (65530) and segfaults.
     pool: 'forks',
-    poolOptions: { forks: { singleFork: true } },
+    poolOptions: { forks: { singleFork: false, minForks: 1, maxForks: 1, isolate: true } },
     fileParallelism: false,
     testTimeout: 120_000,
     hookTimeout: 120_000,

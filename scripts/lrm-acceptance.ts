@@ -17,7 +17,7 @@ import { LatentRewardModel } from '../src/lrm/model.js';
 import { LRM_TIMESTEPS } from '../src/lrm/schedule.js';
 import { brightDarkDataset } from '../src/lrm/synthetic.js';
 import { trainLrm } from '../src/lrm/train.js';
-import { linePlotSvg } from '../src/cli/plot.js';
+import { linePlotSvg } from '../src/report/plot.js';
 
 const num = (k: string, d: number) => (process.env[k] ? Number(process.env[k]) : d);
 const out = process.argv[2] ?? 'lrm-acceptance-out';

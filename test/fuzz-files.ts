@@ -13,7 +13,7 @@ import { readTrainerState } from '../src/lpo/checkpoint.js';
 import { Module } from '../src/nn/module.js';
 import { Linear } from '../src/nn/linear.js';
 import { addLoRA } from '../src/nn/lora.js';
-import { loadLoRA, saveLoRA } from '../src/nn/lora_io.js';
+import { loadLoRA, saveLoRA } from '../src/io/lora.js';
 import { CLIPTextModel } from '../src/nn/clip.js';
 import { StateDictError } from '../src/nn/state_dict.js';
 import { LimitError } from '../src/gpu/errors.js';

@@ -12,7 +12,7 @@ import '../src/io/pretrained.js'; // links UNet2DConditionModel.fromPretrained t
 import { UNet2DConditionModel } from '../src/nn/unet.js';
 import { LoRALinear } from '../src/nn/linear.js';
 import { addLoRA, loraLayers, loraParameters, mergeLoRA, setLoRABypass, unmergeLoRA, withLoRABypassed } from '../src/nn/lora.js';
-import { injectLoRAFromFile, loadLoRA, saveLoRA } from '../src/nn/lora_io.js';
+import { injectLoRAFromFile, loadLoRA, saveLoRA } from '../src/io/lora.js';
 import { AdamW } from '../src/optim/adamw.js';
 import { Generator } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';

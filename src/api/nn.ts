@@ -17,4 +17,4 @@ export { parseCLIPTextConfig } from '../nn/clip.js';
 
 // LoRA adapters on a model (PEFT-style targets and init; diffusers/PEFT key names in files).
 export { addLoRA, loraLayers, loraParameters, setLoRABypass, withLoRABypassed, mergeLoRA, unmergeLoRA, DEFAULT_LORA_TARGETS, type LoRAConfig } from '../nn/lora.js';
-export { saveLoRA, loadLoRA, injectLoRAFromFile } from '../nn/lora_io.js';
+export { saveLoRA, loadLoRA, injectLoRAFromFile } from '../io/lora.js';

@@ -9,7 +9,7 @@ interface Entry { summary: string; load: () => Promise<Command> }
 // One line per subcommand: `name: { summary, load }`. Each parses its argv with ./args.ts.
 const commands: Record<string, Entry> = {
   doctor: { summary: 'checks this machine: adapter, a matmul verified against float64, its speed', load: async () => (await import('./doctor.js')).doctor },
-  demo: { summary: 'runs doctor for now (the toy-world demo is coming)', load: async () => (await import('./demo.js')).demo },
+  demo: { summary: 'the toy world end to end (pairs → LRM → LPO → evaluation), report in out/report.html', load: async () => (await import('./demo.js')).demo },
   'verify-reference': { summary: 'checks every component against a golden reference folder', load: async () => (await import('./verify.js')).verifyCommand },
   generate: { summary: 'text-to-image from a diffusers Stable Diffusion folder, written as PNG', load: async () => (await import('./generate.js')).generate },
   inspect: { summary: 'lists the tensors of a safetensors file or the components of a model folder', load: async () => (await import('./inspect.js')).inspect },

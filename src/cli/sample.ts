@@ -3,7 +3,7 @@
 import { initGpu } from '../gpu/runtime.js';
 import { writePng } from '../io/image.js';
 import { StableDiffusionPipeline } from '../diffusion/pipeline.js';
-import { injectLoRAFromFile } from '../nn/lora_io.js';
+import { injectLoRAFromFile } from '../io/lora.js';
 import { setLoRABypass } from '../nn/lora.js';
 import type { UNet2DConditionModel } from '../nn/unet.js';
 import { readPrompts } from '../lpo/prompts.js';

@@ -5,7 +5,7 @@ import { mkdirSync, rmSync } from 'node:fs';
 import { join } from 'node:path';
 import { UsageError } from '../errors.js';
 import { initGpu } from '../gpu/runtime.js';
-import { saveLoRA } from '../nn/lora_io.js';
+import { saveLoRA } from '../io/lora.js';
 import { DEFAULT_LORA_TARGETS } from '../nn/lora.js';
 import { readPrompts } from '../lpo/prompts.js';
 import { LpoTrainer, LPO_SD15_CONFIG, type LpoTrainConfig } from '../lpo/trainer.js';

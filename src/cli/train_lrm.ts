@@ -9,7 +9,7 @@ import { LRM_TIMESTEPS } from '../lrm/schedule.js';
 import { trainLrm, type EvalRecord } from '../lrm/train.js';
 import { defineCommand, parseCommand } from './args.js';
 import { accuracyTable, gapsCsvProblem, loadVae, openLrmPairs, parseTimesteps } from './lrm_data.js';
-import { linePlotSvg } from './plot.js';
+import { linePlotSvg } from '../report/plot.js';
 import { Progress } from './progress.js';
 
 export const trainLrmSpec = defineCommand({

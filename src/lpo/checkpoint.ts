@@ -1,7 +1,7 @@
 // Trainer checkpoints: one folder per iteration in a CheckpointStore (src/io/checkpoint: written to a temporary
 // folder, fsynced, hashed into manifest.json, renamed into place; verified on load; the newest few kept), holding
 //
-//   lora.safetensors       the adapters (src/nn/lora_io.ts format)
+//   lora.safetensors       the adapters (src/io/lora.ts format)
 //   optimizer.safetensors  `<lora key>.exp_avg` / `.exp_avg_sq` per factor; step counts in __metadata__
 //   state.json             iteration, data position, seed, optimizer steps, the run's config
 //
@@ -13,7 +13,7 @@ import { FileFormatError, LpoError } from '../errors.js';
 import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
 import { CheckpointStore, MANIFEST_FILE, verifyCheckpoint } from '../io/checkpoint/index.js';
 import { loraLayers } from '../nn/lora.js';
-import { loadLoRA, loraKey, saveLoRA } from '../nn/lora_io.js';
+import { loadLoRA, loraKey, saveLoRA } from '../io/lora.js';
 import type { Module } from '../nn/module.js';
 import type { AdamW } from '../optim/adamw.js';
 import { adamwStateToHost, restoreAdamwState } from '../optim/state.js';

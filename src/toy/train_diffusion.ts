@@ -185,6 +185,10 @@ export async function trainDiffusion(
       noise.dispose();
       x0.dispose();
       pending.push(loss);
+      // Wait for the GPU once per step: Dawn recycles bind groups only when the event loop runs, and lavapipe maps
+      // memory for every descriptor set, so a few dozen steps without an await exhaust the kernel's
+      // vm.max_map_count (65530) and the process segfaults inside vkCreateDescriptorPool.
+      await gpu().sync();
       if ((step + 1) % logEvery === 0 || step === o.steps - 1) {
         let s = 0;
         for (const l of pending) {

@@ -11,7 +11,7 @@ import { SafetensorsFile } from '../io/safetensors.js';
 import { Tensor } from '../tensor/tensor.js';
 import { UNet2DConditionModel } from '../nn/unet.js';
 import { addLoRA, loraLayers } from '../nn/lora.js';
-import { loadLoRA, loraKey, saveLoRA } from '../nn/lora_io.js';
+import { loadLoRA, loraKey, saveLoRA } from '../io/lora.js';
 import { cfgNoise, referenceCfgNoise } from '../lpo/cfg.js';
 import { disposeLossOutput, lpoLoss, lpoLossFromLogProbs, pairLogProbs } from '../lpo/loss.js';
 import { schedulerOf } from './lpo.js';

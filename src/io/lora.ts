@@ -8,9 +8,9 @@
 // `lora_alpha` (contract 4 of the wave plan), which we read back; `format: pt` is written as torch does.
 import { renameSync, rmSync } from 'node:fs';
 import { FileFormatError } from '../errors.js';
-import { SafetensorsFile, writeSafetensors, type TensorToWrite } from '../io/safetensors.js';
-import { addLoRA, loraLayers } from './lora.js';
-import type { Module } from './module.js';
+import { SafetensorsFile, writeSafetensors, type TensorToWrite } from './safetensors.js';
+import { addLoRA, loraLayers } from '../nn/lora.js';
+import type { Module } from '../nn/module.js';
 
 /** The module-path prefix the file uses for a U-Net's layers. */
 export const LORA_UNET_PREFIX = 'unet';

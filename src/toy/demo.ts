@@ -1,0 +1,353 @@
+// The toy world's whole method in one call (`npm run demo`, `lpo demo`): the base model's preference pairs
+// labelled by the hidden judge → MPCF → a latent reward model trained on them → LPO of the base model's LoRA
+// scored by that LRM → the hidden judge's verdict on held-out prompts for the base model, the LPO model and
+// LRM-guided step-level best-of-4 sampling of the base model. Every artefact goes under `out/`: the pairs,
+// the LRM, the LoRA, every evaluated sample as a PNG with out/samples/index.json, metrics as JSON and the
+// report (out/report.html, written by report.ts).
+//
+// Budgets: the defaults fit the 2-core machine's 10 minutes; `minutes` scales the two training phases (LRM
+// steps and LPO iterations), the only parts whose length buys quality. Everything is seeded.
+import * as fs from 'node:fs';
+import * as path from 'node:path';
+import { ArgumentError } from '../errors.js';
+import { noGradAsync } from '../autograd/tape.js';
+import { Tensor } from '../tensor/tensor.js';
+import { StableDiffusionPipeline } from '../diffusion/pipeline.js';
+import { openPairs } from '../io/pairs/index.js';
+import { encodePng } from '../io/image.js';
+import { saveLoRA } from '../io/lora.js';
+import type { UNet2DConditionModel } from '../nn/unet.js';
+import { setLoRABypass } from '../nn/lora.js';
+import { LatentRewardModel } from '../lrm/model.js';
+import { saveLrm } from '../lrm/io.js';
+import { countMpcf, mpcfFilter, type MpcfCounts, type MpcfStrategy } from '../lrm/mpcf.js';
+import { trainLrm, type EvalRecord, type StepMetrics } from '../lrm/train.js';
+import { evaluateLrm } from '../lrm/eval.js';
+import { LpoTrainer, type LpoTrainConfig } from '../lpo/trainer.js';
+import type { IterationMetrics } from '../lpo/metrics.js';
+import { generateBestOfN } from '../lpo/best_of_n.js';
+import { HELD_OUT_PROMPTS, promptSplit, samplePrompt } from './captions.js';
+import { Generator } from '../tensor/random.js';
+import { toyBaseDir } from './model.js';
+import { generatePairs, pairStats, writeToyPairs, type PairStats } from './pairs.js';
+import { initialLatent, sampleImages, type Sampled } from './sample.js';
+import { judgeSamples, summariseSamples, type EvalSummary, type JudgedSample } from './evaluate.js';
+
+export interface ToyDemoOptions {
+  /** The base model folder (default assets/toy/base). */
+  base?: string;
+  /** Output folder (default `out`); its previous demo files are replaced. */
+  out?: string;
+  /** Training budget in minutes of the 2-core machine for the whole run (default 10): scales LRM steps and LPO iterations. */
+  minutes?: number;
+  /** Held-out prompts evaluated (default 16: every colour, shape, count and relation). */
+  prompts?: number;
+  /** Seeds per prompt (default 6). */
+  seeds?: number;
+  /** Seed of every draw (default 0). */
+  seed?: number;
+  /** A few of everything: checks the pipeline's mechanics in seconds (CI); the numbers mean nothing. */
+  smoke?: boolean;
+  /** One line per milestone. */
+  log?: (line: string) => void;
+  /** Progress inside a phase: phase name, done, total, extra fields. */
+  onProgress?: (phase: DemoPhase, done: number, total: number, fields?: Record<string, number | string>) => void;
+}
+
+export type DemoPhase = 'pairs' | 'lrm' | 'lpo' | 'eval base' | 'eval lpo' | 'eval best-of-4' | 'lrm buckets';
+
+/** The demo's sizes, derived from the options (exported for the report and the tests). */
+export interface DemoPlan {
+  pairPrompts: number;
+  lrmSteps: number;
+  lrmBatch: number;
+  lrmLr: number;
+  lpoIterations: number;
+  lpo: Partial<LpoTrainConfig>;
+  evalPrompts: string[];
+  evalSeeds: number[];
+  /** Timesteps whose LRM accuracy makes up each bucket. */
+  buckets: { name: string; timesteps: number[] }[];
+  mpcf: MpcfStrategy;
+  sampleSteps: number;
+  guidanceScale: number;
+}
+
+export interface ModelEval {
+  model: string;
+  summary: EvalSummary;
+  rows: JudgedSample[];
+}
+
+export interface DemoResult {
+  plan: DemoPlan;
+  base: string;
+  out: string;
+  pairStats: PairStats;
+  mpcf: MpcfCounts;
+  lrm: { steps: StepMetrics[]; evals: EvalRecord[]; buckets: { name: string; accuracy: number; pairs: number }[]; byTimestep: { t: number; accuracy: number }[] };
+  lpo: IterationMetrics[];
+  evals: ModelEval[];
+  seconds: Record<string, number>;
+}
+
+const DEFAULT_MINUTES = 10;
+
+/** Sizes of a run: the defaults fit 10 minutes on the 2-core machine; `minutes` scales the training phases. */
+export function demoPlan(o: ToyDemoOptions = {}): DemoPlan {
+  const minutes = o.minutes ?? DEFAULT_MINUTES;
+  if (!(minutes > 0)) throw new ArgumentError(`demo: minutes must be > 0, got ${minutes}`);
+  const nPrompts = o.prompts ?? 16;
+  const nSeeds = o.seeds ?? 6;
+  if (!Number.isInteger(nPrompts) || nPrompts < 1) throw new ArgumentError(`demo: prompts must be a positive integer, got ${nPrompts}`);
+  if (!Number.isInteger(nSeeds) || nSeeds < 1) throw new ArgumentError(`demo: seeds must be a positive integer, got ${nSeeds}`);
+  const heldOut = [...HELD_OUT_PROMPTS, ...promptSplit().heldout.filter((p) => !HELD_OUT_PROMPTS.includes(p))];
+  if (nPrompts > heldOut.length) throw new ArgumentError(`demo: at most ${heldOut.length} held-out prompts exist, asked for ${nPrompts}`);
+  const scale = minutes / DEFAULT_MINUTES;
+  const smoke = !!o.smoke;
+  return {
+    pairPrompts: smoke ? 6 : Math.max(32, Math.round(160 * Math.min(scale, 2))),
+    lrmSteps: smoke ? 2 : Math.max(10, Math.round(120 * scale)),
+    lrmBatch: smoke ? 4 : 32,
+    lrmLr: 1e-4,
+    lpoIterations: smoke ? 1 : Math.max(2, Math.round(12 * scale)),
+    lpo: {
+      seed: o.seed ?? 0, sampleBatchSize: smoke ? 2 : 8, trainBatchSize: smoke ? 4 : 16, K: 4, numInferenceSteps: smoke ? 4 : 20,
+      guidanceScale: 5, eta: 1, beta: 500, lr: 3e-4, loraRank: 4, epochs: 1000,
+      // The smoke run's LRM is untrained: a zero threshold keeps every pair so that an optimizer step runs.
+      ...(smoke ? { threshold: { strategy: 'constant' as const, value: 0 } } : {}),
+    },
+    evalPrompts: heldOut.slice(0, nPrompts),
+    evalSeeds: Array.from({ length: nSeeds }, (_, i) => 1000 + i),
+    buckets: [
+      { name: '0–249', timesteps: [1, 101, 201] },
+      { name: '250–499', timesteps: [251, 351, 451] },
+      { name: '500–749', timesteps: [501, 601, 701] },
+      { name: '750–999', timesteps: [751, 851, 951] },
+    ],
+    mpcf: smoke ? 'none' : 2,
+    sampleSteps: smoke ? 4 : 20,
+    guidanceScale: 5,
+  };
+}
+
+/** The base model's folder must exist (a fresh clone carries it; `npm run toy:pretrain` rebuilds it). */
+function checkBase(dir: string): void {
+  if (!fs.existsSync(path.join(dir, 'model_index.json'))) {
+    throw new ArgumentError(`demo: no toy base model at ${dir} (model_index.json missing); rebuild it with \`npm run toy:pretrain\``);
+  }
+}
+
+function writeJson(file: string, v: unknown): void {
+  fs.mkdirSync(path.dirname(file), { recursive: true });
+  fs.writeFileSync(file, `${JSON.stringify(v, null, 1)}\n`);
+}
+
+/** Training prompts for LPO: the toy's train split (never a held-out prompt or its mirror), drawn like the pairs'. */
+function lpoPrompts(seed: number, n: number): string[] {
+  const gen = new Generator(seed + 77);
+  const set = new Set<string>();
+  for (let i = 0; set.size < n && i < 100 * n; i++) set.add(samplePrompt(gen));
+  return [...set];
+}
+
+/** Runs the whole demo; writes everything under `out` and returns the numbers (report.ts renders them). */
+export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
+  const plan = demoPlan(o);
+  const base = path.resolve(o.base ?? toyBaseDir());
+  const out = path.resolve(o.out ?? 'out');
+  const log = o.log ?? (() => {});
+  const progress = o.onProgress ?? (() => {});
+  const seed = o.seed ?? 0;
+  checkBase(base);
+  for (const sub of ['pairs', 'lrm', 'lpo', 'samples']) fs.rmSync(path.join(out, sub), { recursive: true, force: true });
+  fs.mkdirSync(out, { recursive: true });
+  const seconds: Record<string, number> = {};
+  const t0 = performance.now();
+  let tPhase = t0;
+  const phaseDone = (name: string) => {
+    const now = performance.now();
+    seconds[name] = (now - tPhase) / 1000;
+    tPhase = now;
+  };
+
+  const pipe = await StableDiffusionPipeline.fromPretrained(base);
+  const unet = pipe.unet as UNet2DConditionModel;
+  const latentShape = [unet.config.inChannels, pipe.sampleSize, pipe.sampleSize];
+  const evals: ModelEval[] = [];
+  let lrm: LatentRewardModel | null = null;
+  let trainer: LpoTrainer | null = null;
+  try {
+    // 1. The base model on the held-out prompts (before any LoRA exists).
+    log(`base model ${base}: U-Net ${unet.numParameters()} parameters, latents ${latentShape.join('×')}`);
+    evals.push(await evaluateModel('base', (reqs, onP) => sampleImages(pipe, reqs, { steps: plan.sampleSteps, guidanceScale: plan.guidanceScale, onProgress: onP }), plan, progress));
+    phaseDone('eval base');
+
+    // 2. Preference pairs from the base model, labelled by the hidden judge (noisy, with ties).
+    const pairs = await generatePairs(pipe, {
+      prompts: plan.pairPrompts, seed: seed + 1, steps: plan.sampleSteps, validationFraction: 0.25,
+      onProgress: (d, n) => progress('pairs', d, n),
+    });
+    const stats = pairStats(pairs);
+    const pairDir = path.join(out, 'pairs');
+    await writeToyPairs(pairDir, pairs, latentShape, { overwrite: true });
+    log(`pairs: ${stats.pairs} from ${stats.prompts} prompts (${stats.validation} validation), ties ${(100 * stats.ties).toFixed(0)}%, `
+      + `labels agree with the hidden preference on ${(100 * stats.agreement).toFixed(0)}% of decided pairs; written to ${pairDir}`);
+    phaseDone('pairs');
+
+    // 3. MPCF over the training split, then the LRM (a copy of the base U-Net's down/mid path + text encoder).
+    const latentOpts = { latentShape: latentShape as [number, number, number] };
+    const pairsTrain = await openPairs(pairDir, { split: 'train', ...latentOpts });
+    const pairsVal = await openPairs(pairDir, { split: 'validation', ...latentOpts });
+    const mpcf = await countMpcf(pairsTrain, plan.mpcf);
+    const kept = (c: { kept: number; dropped: number }) => `${c.kept}/${c.kept + c.dropped}`;
+    log(`MPCF strategy ${plan.mpcf}: kept ${kept(mpcf.winLose)} win-lose and ${kept(mpcf.ties)} tie pairs`);
+    lrm = await LatentRewardModel.fromDiffusers(base, { seed });
+    const steps: StepMetrics[] = [];
+    const lrmDir = path.join(out, 'lrm');
+    const res = await trainLrm(lrm, mpcfFilter(pairsTrain, plan.mpcf), pairsVal, {
+      steps: plan.lrmSteps, batchSize: plan.lrmBatch, lr: plan.lrmLr, warmupSteps: Math.max(1, Math.round(plan.lrmSteps / 10)),
+      seed, evalEvery: Math.max(1, Math.round(plan.lrmSteps / 6)), evalTimesteps: [1, 501, 951], evalBatch: 32,
+      outDir: lrmDir, metricsFile: path.join(lrmDir, 'metrics.jsonl'), log,
+      onStep: (m) => {
+        steps.push(m);
+        progress('lrm', m.step, plan.lrmSteps, { loss: m.loss, acc: m.batchAccuracy });
+      },
+    });
+    log(`LRM: ${res.steps} steps in ${res.seconds.toFixed(0)} s; best validation accuracy at t = 1: ${res.best ? (100 * (res.best.accuracyT1 ?? 0)).toFixed(1) : '-'}%`);
+    if (res.best && fs.existsSync(path.join(lrmDir, 'best'))) {
+      // Continue with the best-on-validation weights, as the authors do.
+      lrm.dispose();
+      lrm = await LatentRewardModel.fromPretrained(path.join(lrmDir, 'best'));
+    } else {
+      await saveLrm(lrm, path.join(lrmDir, 'best'));
+    }
+    phaseDone('lrm');
+
+    // 4. LRM accuracy by timestep bucket on the validation pairs (each bucket: its timesteps pooled).
+    const allT = plan.buckets.flatMap((b) => b.timesteps);
+    const acc = await evaluateLrm(lrm, pairsVal, { timesteps: allT, seed: seed + 5, batchPairs: 32, onProgress: (n) => progress('lrm buckets', n, stats.validation) });
+    const buckets = plan.buckets.map((b) => ({
+      name: b.name, pairs: acc.pairs,
+      accuracy: b.timesteps.reduce((s, t) => s + acc.byTimestep.find((e) => e.t === t)!.accuracy, 0) / b.timesteps.length,
+    }));
+    log(`LRM accuracy by timestep bucket (${acc.pairs} validation pairs): ${buckets.map((b) => `${b.name} ${(100 * b.accuracy).toFixed(1)}%`).join(', ')}`);
+    phaseDone('lrm buckets');
+
+    // 5. LRM-guided step-level best-of-4 sampling of the base model (no training).
+    const bestLrm = lrm;
+    evals.push(await evaluateModel('best-of-4', async (reqs, onP) => {
+      const rows: Sampled[] = [];
+      const per = latentShape.reduce((a, b) => a * b, 1);
+      const chunk = 32;
+      for (let i = 0; i < reqs.length; i += chunk) {
+        const part = reqs.slice(i, i + chunk);
+        const init = new Float32Array(part.length * per);
+        part.forEach((r, k) => init.set(initialLatent(r.seed, latentShape), k * per));
+        const x = Tensor.fromArray(init, [part.length, ...latentShape]);
+        const r = await generateBestOfN(
+          { unet, scheduler: pipe.scheduler, reward: bestLrm, encodePrompt: (p) => pipe.encodePrompt(p) },
+          { prompts: part.map((q) => q.prompt), K: 4, seed: seed + 11 + i, numInferenceSteps: plan.sampleSteps, guidanceScale: plan.guidanceScale, eta: 1, latents: x },
+        );
+        x.dispose();
+        const img = await noGradAsync(async () => {
+          const t = pipe.decodeLatents(r.latents);
+          const a = await t.toArray();
+          t.dispose();
+          return a;
+        });
+        const lat = await r.latents.toArray();
+        r.latents.dispose();
+        const ip = img.length / part.length;
+        part.forEach((q, k) => rows.push({ ...q, image: img.slice(k * ip, (k + 1) * ip), latent: lat.slice(k * per, (k + 1) * per) }));
+        onP(rows.length, reqs.length);
+      }
+      return rows;
+    }, plan, progress));
+    phaseDone('eval best-of-4');
+
+    // 6. LPO of the base model's LoRA, on training prompts only, scored by the LRM.
+    const lpoDir = path.join(out, 'lpo');
+    fs.mkdirSync(lpoDir, { recursive: true });
+    trainer = new LpoTrainer(
+      { unet, encodePrompt: (p) => pipe.encodePrompt(p), scheduler: pipe.scheduler, reward: lrm },
+      lpoPrompts(seed, 256), { ...plan.lpo, latentSize: [pipe.sampleSize, pipe.sampleSize], outDir: lpoDir, metricsFile: path.join(lpoDir, 'metrics.jsonl') },
+    );
+    const lpoMetrics: IterationMetrics[] = [];
+    await trainer.train({
+      maxIterations: plan.lpoIterations,
+      onIteration: (m) => {
+        lpoMetrics.push(m);
+        progress('lpo', m.iteration, plan.lpoIterations, { pairs: m.items, valid: m.validRate, loss: m.loss ?? '-' });
+      },
+    });
+    await saveLoRA(unet, path.join(lpoDir, 'lora.safetensors'));
+    const totalPairs = lpoMetrics.reduce((s, m) => s + m.items, 0);
+    log(`LPO: ${lpoMetrics.length} iterations, ${totalPairs} step-level pairs, ${trainer.optimizerSteps} optimizer steps; LoRA in ${path.join(lpoDir, 'lora.safetensors')}`);
+    phaseDone('lpo');
+
+    // 7. The tuned model (LoRA on) at the same prompts and seeds.
+    setLoRABypass(unet, false);
+    evals.push(await evaluateModel('lpo', (reqs, onP) => sampleImages(pipe, reqs, { steps: plan.sampleSteps, guidanceScale: plan.guidanceScale, onProgress: onP }), plan, progress));
+    phaseDone('eval lpo');
+
+    seconds.total = (performance.now() - t0) / 1000;
+    const result: DemoResult = {
+      plan, base, out, pairStats: stats, mpcf,
+      lrm: { steps, evals: res.evals, buckets, byTimestep: acc.byTimestep },
+      lpo: lpoMetrics, evals: [evals[0], evals[2], evals[1]], seconds,
+    };
+    writeSamples(out, result.evals);
+    writeJson(path.join(out, 'results.json'), summaryJson(result));
+    return result;
+  } finally {
+    trainer?.dispose();
+    lrm?.dispose();
+    pipe.dispose();
+  }
+}
+
+type Sampler = (reqs: { prompt: string; seed: number }[], onProgress: (done: number, total: number) => void) => Promise<Sampled[]>;
+
+async function evaluateModel(model: string, sample: Sampler, plan: DemoPlan, progress: NonNullable<ToyDemoOptions['onProgress']>): Promise<ModelEval> {
+  const reqs = plan.evalSeeds.flatMap((seed) => plan.evalPrompts.map((prompt) => ({ prompt, seed })));
+  const phase = `eval ${model}` as DemoPhase;
+  const rows = judgeSamples(await sample(reqs, (d, n) => progress(phase, d, n)));
+  return { model, rows, summary: summariseSamples(rows) };
+}
+
+/** out/samples/<model>/<prompt>_<seed>.png and out/samples/index.json. */
+function writeSamples(out: string, evals: readonly ModelEval[]): void {
+  const dir = path.join(out, 'samples');
+  const index: { file: string; prompt: string; seed: number; model: string }[] = [];
+  for (const e of evals) {
+    fs.mkdirSync(path.join(dir, e.model), { recursive: true });
+    for (const r of e.rows) {
+      const file = `${e.model}/${sampleFileName(r.prompt, r.seed)}`;
+      fs.writeFileSync(path.join(dir, file), pngOf(r.image));
+      index.push({ file, prompt: r.prompt, seed: r.seed, model: e.model });
+    }
+  }
+  writeJson(path.join(dir, 'index.json'), index);
+}
+
+/** A file name from a prompt and a seed: lower-case words joined by '-', then the seed. */
+export function sampleFileName(prompt: string, seed: number): string {
+  return `${prompt.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}_seed${seed}.png`;
+}
+
+/** PNG bytes of a CHW [3, H, W] image in [0, 1]. */
+export function pngOf(image: Float32Array): Buffer {
+  const side = Math.round(Math.sqrt(image.length / 3));
+  return encodePng(image, [3, side, side]);
+}
+
+/** What results.json holds: the plan, the summaries and the curves (no images). */
+export function summaryJson(r: DemoResult): Record<string, unknown> {
+  return {
+    plan: r.plan, pairStats: r.pairStats, mpcf: r.mpcf, seconds: r.seconds,
+    models: Object.fromEntries(r.evals.map((e) => [e.model, e.summary])),
+    lrm: { buckets: r.lrm.buckets, byTimestep: r.lrm.byTimestep, evals: r.lrm.evals, loss: r.lrm.steps.map((s) => [s.step, s.loss]) },
+    lpo: r.lpo.map((m) => ({ iteration: m.iteration, items: m.items, validRate: m.validRate, loss: m.loss, meanScore: m.meanScore, finalScore: m.finalScore, seconds: m.seconds.total })),
+  };
+}
