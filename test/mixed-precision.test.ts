@@ -16,6 +16,8 @@ import { F16_TOL } from './ref/half.js';
 import { Generator } from '../src/tensor/random.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { matmul, linear } from '../src/tensor/ops/matmul.js';
+import { conv2d } from '../src/tensor/ops/conv2d.js';
+import { reshape } from '../src/tensor/ops/layout.js';
 import { withAutocast, autocastEnabled } from '../src/tensor/ops/autocast.js';
 import { backward, requireGrad, noGrad } from '../src/autograd/tape.js';
 import { Linear, LoRALinear } from '../src/nn/linear.js';
@@ -90,6 +92,38 @@ describe.skipIf(!canRun)('Module.half and withAutocast', () => {
     const p = await withAutocast(async () => { await Promise.resolve(); return matmul(a, w, { transB: true }); });
     expect(relL2(await p.toArray(), yv)).toBe(0);
   });
+
+  // The routes add a per-row bias, a residual and a conv shift after the f16 product with f32 ops; each of
+  // those operands must keep its gradient (a non-recorded handle on it once dropped them silently).
+  it('withAutocast keeps the gradient of every operand: matmul bias-per-row + residual, conv2d shift + residual', async () => {
+    const gen = new Generator(7);
+    const leaf = (shape: number[]) => requireGrad(Tensor.fromArray(randNonZero(gen, shape.reduce((a, b) => a * b, 1)), shape));
+    const w = leaf([11, 9]), h = leaf([2, 13, 9]), bias = leaf([11]), res = leaf([2, 11, 13]);
+    const x = leaf([2, 3, 5, 7]), k = leaf([4, 3, 3, 3]), shift = leaf([2, 4]), cres = leaf([2, 4, 5, 7]);
+    const leaves = [w, h, bias, res, x, k, shift, cres];
+    const grads = async (mixed: boolean) => {
+      const f = () => {
+        const y1 = matmul(w, h, { transB: true, bias, biasRows: true, residual: res });
+        const y2 = conv2d(x, k, null, { padding: 1, shift, residual: cres });
+        return [y1, y2];
+      };
+      const ys = mixed ? withAutocast(f) : f();
+      const loss = ys.map((y) => matmul(reshape(y, [1, -1]), Tensor.fromArray(randNonZero(new Generator(1), y.size), [y.size, 1])));
+      backward(reshape(matmul(loss[0], loss[1]), []));
+      const out: Float32Array[] = [];
+      for (const p of leaves) {
+        out.push(await p.grad!.toArray());
+        p.grad!.dispose();
+        p.grad = null;
+      }
+      return out;
+    };
+    const ref = await grads(false);
+    const mix = await grads(true);
+    const errs = mix.map((g, i) => relL2(g, ref[i]));
+    console.log(`autocast route gradients vs f32 (w h bias res | x k shift res): ${errs.map((e) => e.toExponential(1)).join(' ')}`);
+    for (const e of errs) expect(e).toBeLessThan(F16_TOL);
+  });
 });
 
 describe('DynamicLossScaler', () => {
@@ -115,12 +149,14 @@ describe('DynamicLossScaler', () => {
     const w = requireGrad(Tensor.fromArray(randNonZero(gen, 6 * 10), [6, 10]));
     const x = Tensor.fromArray(randNonZero(gen, 4 * 10), [4, 10]);
     const W16 = Tensor.fromArray(randNonZero(gen, 5 * 6), [5, 6], 'f16');
-    // loss = 1e-6 · Σ (x·wᵀ)·W16ᵀ: the gradient reaching the f16 product is 1e-6 — below f16's normal range.
-    const lossOf = () => withAutocast(() => {
-      const h = linear(x, w);
-      const y = linear(h, W16);
-      return matmul(y.view([1, -1]), Tensor.fromArray(new Float32Array(20).fill(1e-6), [20, 1])).view([]);
-    });
+    // loss = 1e-6 · Σ (x·wᵀ)·W16ᵀ: the gradient reaching the f16 products is 1e-6 — below f16's normal range.
+    // The products run under autocast, the loss reduction in f32 (as torch.autocast runs losses): a
+    // reduction on the f16 kernels would stage the seed gradient (the scale itself, 2^16 > 65504) as f16
+    // and overflow. reshape, not view: view() is a handle without autograd and would cut the graph.
+    const lossOf = () => {
+      const y = withAutocast(() => linear(linear(x, w), W16));
+      return reshape(matmul(reshape(y, [1, -1]), Tensor.fromArray(new Float32Array(20).fill(1e-6), [20, 1])), []);
+    };
     const dw = async (scale: number) => {
       const s = new DynamicLossScaler({ initScale: scale, minScale: 1 });
       backward(s.scaleLoss(lossOf()));
@@ -136,7 +172,7 @@ describe('DynamicLossScaler', () => {
       // f32 reference: the same loss without f16 anywhere.
       const W32 = Tensor.fromArray(await W16.toArray(), [5, 6]);
       const y = linear(linear(x, w), W32);
-      backward(matmul(y.view([1, -1]), Tensor.fromArray(new Float32Array(20).fill(1e-6), [20, 1])).view([]));
+      backward(reshape(matmul(reshape(y, [1, -1]), Tensor.fromArray(new Float32Array(20).fill(1e-6), [20, 1])), []));
       const g = await w.grad!.toArray();
       w.grad!.dispose();
       w.grad = null;

@@ -23,6 +23,7 @@ import { settings } from '../../settings.js';
 import { ATTN16_MAX_HEAD_DIM } from '../plan/attn16.js';
 import { add, unary } from './elementwise.js';
 import { cast } from './cast.js';
+import { reshape } from './layout.js';
 import { matmulF16 } from './matmul_f16.js';
 import { conv2dFrag } from './conv2d_f16.js';
 import { attentionF16 } from './attention_f16.js';
@@ -62,12 +63,18 @@ function decide(ts: T[]): 'f16' | 'widen' | null {
   return anyF16(ts) ? 'widen' : null;
 }
 
+// The helpers below hand over an operand itself when it needs no cast, never `t.retain()`: a retained
+// handle is a plain view (no tape node, requiresGrad false), so the op would record it as a constant
+// and the gradient of that operand — a LoRA branch feeding a residual, an f16 activation — would be
+// silently dropped. tidy() frees only what the route itself created, so the inputs are safe as they are.
+
 /** The activation as the f16 kernels take it: cast to f16 when the op is recorded (the tape then keeps f16). */
 function activationIn(x: Tensor, all: T[]): Tensor {
-  return x.dtype === 'f32' && recorded(all) ? cast(x, 'f16') : x.retain();
+  return x.dtype === 'f32' && recorded(all) ? cast(x, 'f16') : x;
 }
 
-const f32 = (t: T): T => (t && t.dtype === 'f16' ? cast(t, 'f32') : t?.retain());
+/** t widened to f32 (a recorded cast) or t itself. */
+const f32 = (t: T): T => (t && t.dtype === 'f16' ? cast(t, 'f32') : t);
 
 export interface MatmulRouteOptions {
   transA?: boolean; transB?: boolean; bias?: Tensor; biasRows?: boolean; activation?: MatmulActivation; residual?: Tensor; variant?: string;
@@ -88,7 +95,7 @@ export function routeMatmul<O extends MatmulRouteOptions>(a: Tensor, b: Tensor, 
     const colBias = o.biasRows ? undefined : o.bias;
     const late = !!o.biasRows || !!o.residual;
     let y = matmulF16(activationIn(a, all), b, { transA: o.transA, transB: o.transB, bias: colBias, activation: late ? 'none' : o.activation, out: late ? 'f32' : out });
-    if (o.biasRows && o.bias) y = add(y, f32(o.bias)!.view([-1, 1]));
+    if (o.biasRows && o.bias) y = add(y, reshape(f32(o.bias)!, [-1, 1])); // reshape: view() would drop the bias's gradient
     if (late && o.activation && o.activation !== 'none') y = unary(o.activation, y);
     if (o.residual) y = add(y, f32(o.residual)!);
     return y;
@@ -117,7 +124,7 @@ export function routeConv2d<O extends ConvRouteOptions>(
     let y = gemm32
       ? conv2dFrag(x, w, bias, g, { staging: 'f32', out: 'f32' })
       : conv2dFrag(activationIn(x, all), w, bias, g, { out: x.dtype === 'f16' && !late ? 'f16' : 'f32' });
-    if (o.shift) y = add(y, f32(o.shift)!.view([g.n, g.o, 1, 1]));
+    if (o.shift) y = add(y, reshape(f32(o.shift)!, [g.n, g.o, 1, 1]));
     if (o.residual) y = add(y, f32(o.residual)!);
     return y;
   });
@@ -138,7 +145,7 @@ export function routeAttention<O extends { scale?: number; causal?: boolean }>(
   return tidy(() => {
     // One dtype for the three: f16 when any is f16 or the op is recorded, else they stay f32.
     const to16 = anyF16(all) || recorded(all);
-    const [qq, kk, vv] = all.map((t) => (to16 && t.dtype === 'f32' ? cast(t, 'f16') : t.retain()));
+    const [qq, kk, vv] = all.map((t) => (to16 && t.dtype === 'f32' ? cast(t, 'f16') : t));
     return attentionF16(qq, kk, vv, heads, { scale: o.scale, causal: o.causal, out: q.dtype === 'f16' ? 'f16' : 'f32' });
   });
 }
