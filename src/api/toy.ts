@@ -17,3 +17,5 @@ export {
   type EvalSummary, type JudgedSample, type MeanSpread,
 } from '../toy/evaluate.js';
 export { generatePairs, labelPair, writeToyPairs, pairStats, aspectScores, type ToyPair, type PairLabel, type PairGenOptions, type LabelOptions, type PairStats } from '../toy/pairs.js';
+export { runToyDemo, demoPlan, type ToyDemoOptions, type DemoPlan, type DemoResult, type DemoPhase, type ModelEval } from '../toy/demo.js';
+export { demoReportHtml, writeDemoReport, formatDemoSummary } from '../toy/report.js';

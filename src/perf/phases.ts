@@ -20,11 +20,15 @@ export class PhaseTimer {
       await this.sync?.();
       return r;
     } finally {
-      const seconds = (performance.now() - t0) / 1000;
-      const prior = this.records.find((p) => p.name === name);
-      if (prior) prior.seconds += seconds;
-      else this.records.push({ name, seconds });
+      this.add(name, (performance.now() - t0) / 1000);
     }
+  }
+
+  /** Adds `seconds` to phase `name` (for phases timed by the caller, e.g. between two milestones of one loop). */
+  add(name: string, seconds: number): void {
+    const prior = this.records.find((p) => p.name === name);
+    if (prior) prior.seconds += seconds;
+    else this.records.push({ name, seconds });
   }
 
   /** The phases in first-run order with their share of the total. */

@@ -28,6 +28,7 @@ import type { IterationMetrics } from '../lpo/metrics.js';
 import { generateBestOfN } from '../lpo/best_of_n.js';
 import { HELD_OUT_PROMPTS, promptSplit, samplePrompt } from './captions.js';
 import { Generator } from '../tensor/random.js';
+import { PhaseTimer } from '../perf/phases.js';
 import { toyBaseDir } from './model.js';
 import { generatePairs, pairStats, writeToyPairs, type PairStats } from './pairs.js';
 import { initialLatent, sampleImages, type Sampled } from './sample.js';
@@ -163,11 +164,14 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
   for (const sub of ['pairs', 'lrm', 'lpo', 'samples']) fs.rmSync(path.join(out, sub), { recursive: true, force: true });
   fs.mkdirSync(out, { recursive: true });
   const seconds: Record<string, number> = {};
+  const timer = new PhaseTimer();
   const t0 = performance.now();
   let tPhase = t0;
+  // Each phase ends at a milestone of the sequence below; the GPU is idle there (results were read back).
   const phaseDone = (name: string) => {
     const now = performance.now();
     seconds[name] = (now - tPhase) / 1000;
+    timer.add(name, seconds[name]);
     tPhase = now;
   };
 
@@ -180,7 +184,7 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
   try {
     // 1. The base model on the held-out prompts (before any LoRA exists).
     log(`base model ${base}: U-Net ${unet.numParameters()} parameters, latents ${latentShape.join('×')}`);
-    evals.push(await evaluateModel('base', (reqs, onP) => sampleImages(pipe, reqs, { steps: plan.sampleSteps, guidanceScale: plan.guidanceScale, onProgress: onP }), plan, progress));
+    evals.push(await evaluateModel('base', (reqs, onP) => sampleImages(pipe, reqs, { steps: plan.sampleSteps, guidanceScale: plan.guidanceScale, batch: 48, onProgress: onP }), plan, progress));
     phaseDone('eval base');
 
     // 2. Preference pairs from the base model, labelled by the hidden judge (noisy, with ties).
@@ -204,6 +208,7 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
     log(`MPCF strategy ${plan.mpcf}: kept ${kept(mpcf.winLose)} win-lose and ${kept(mpcf.ties)} tie pairs`);
     lrm = await LatentRewardModel.fromDiffusers(base, { seed });
     const steps: StepMetrics[] = [];
+    progress('lrm', 0, plan.lrmSteps);
     const lrmDir = path.join(out, 'lrm');
     const res = await trainLrm(lrm, mpcfFilter(pairsTrain, plan.mpcf), pairsVal, {
       steps: plan.lrmSteps, batchSize: plan.lrmBatch, lr: plan.lrmLr, warmupSteps: Math.max(1, Math.round(plan.lrmSteps / 10)),
@@ -226,6 +231,7 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
 
     // 4. LRM accuracy by timestep bucket on the validation pairs (each bucket: its timesteps pooled).
     const allT = plan.buckets.flatMap((b) => b.timesteps);
+    progress('lrm buckets', 0, stats.validation);
     const acc = await evaluateLrm(lrm, pairsVal, { timesteps: allT, seed: seed + 5, batchPairs: 32, onProgress: (n) => progress('lrm buckets', n, stats.validation) });
     const buckets = plan.buckets.map((b) => ({
       name: b.name, pairs: acc.pairs,
@@ -274,6 +280,7 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
       lpoPrompts(seed, 256), { ...plan.lpo, latentSize: [pipe.sampleSize, pipe.sampleSize], outDir: lpoDir, metricsFile: path.join(lpoDir, 'metrics.jsonl') },
     );
     const lpoMetrics: IterationMetrics[] = [];
+    progress('lpo', 0, plan.lpoIterations);
     await trainer.train({
       maxIterations: plan.lpoIterations,
       onIteration: (m) => {
@@ -288,7 +295,7 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
 
     // 7. The tuned model (LoRA on) at the same prompts and seeds.
     setLoRABypass(unet, false);
-    evals.push(await evaluateModel('lpo', (reqs, onP) => sampleImages(pipe, reqs, { steps: plan.sampleSteps, guidanceScale: plan.guidanceScale, onProgress: onP }), plan, progress));
+    evals.push(await evaluateModel('lpo', (reqs, onP) => sampleImages(pipe, reqs, { steps: plan.sampleSteps, guidanceScale: plan.guidanceScale, batch: 48, onProgress: onP }), plan, progress));
     phaseDone('eval lpo');
 
     seconds.total = (performance.now() - t0) / 1000;
@@ -299,6 +306,8 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
     };
     writeSamples(out, result.evals);
     writeJson(path.join(out, 'results.json'), summaryJson(result));
+    // The phase report `npm run bench` collects (bench/demo.bench.ts with LPO_BENCH_DEMO_PHASES=<out>/phases.json).
+    timer.write(path.join(out, 'phases.json'), { plan: { ...plan, evalPrompts: plan.evalPrompts.length, evalSeeds: plan.evalSeeds.length }, base });
     return result;
   } finally {
     trainer?.dispose();
@@ -312,6 +321,7 @@ type Sampler = (reqs: { prompt: string; seed: number }[], onProgress: (done: num
 async function evaluateModel(model: string, sample: Sampler, plan: DemoPlan, progress: NonNullable<ToyDemoOptions['onProgress']>): Promise<ModelEval> {
   const reqs = plan.evalSeeds.flatMap((seed) => plan.evalPrompts.map((prompt) => ({ prompt, seed })));
   const phase = `eval ${model}` as DemoPhase;
+  progress(phase, 0, reqs.length);
   const rows = judgeSamples(await sample(reqs, (d, n) => progress(phase, d, n)));
   return { model, rows, summary: summariseSamples(rows) };
 }

@@ -119,6 +119,7 @@ export async function generatePairs(pipe: StableDiffusionPipeline, o: PairGenOpt
   const key = (r: SampleRequest, g: number) => `${r.prompt}|${r.seed}|${g}`;
   let done = 0;
   const totalImages = plans.length * 2;
+  o.onProgress?.(0, totalImages);
   for (const g of new Set(scales)) {
     const reqs = plans.flatMap((p) => ([0, 1] as const).filter((k) => p.guidance[k] === g).map((k) => ({ prompt: p.caption, seed: p.seeds[k] })));
     if (!reqs.length) continue;
