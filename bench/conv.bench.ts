@@ -88,7 +88,7 @@ async function runSuite(): Promise<void> {
     const gb = Tensor.fromArray(gen.normalArray(c), [c]);
     for (const act of ['none', 'silu'] as const) {
       for (const fuse of [true, false]) {
-        const t = await withSettings({ fuse }, () => timeIt(() => noGrad(() => groupNorm(x, groups, gw, gb, 1e-5, { activation: act })).dispose(), { software, samples: 15 }));
+        const t = await withSettings({ fuse }, () => timeIt(() => noGrad(() => groupNorm(x, groups, { weight: gw, bias: gb, eps: 1e-5, activation: act })).dispose(), { software, samples: 15 }));
         const gbps = (2 * n * 4) / (t.ms * 1e6);
         rows.push({
           what: `groupNorm${act === 'silu' ? '+SiLU' : ''} [${shape}] g${groups} fwd`, impl: `${fuse ? `fused ${groupNormPlanName()}` : 'stats + apply'}${act === 'silu' && !fuse ? ' + silu' : ''}${fuse ? ' (default)' : ''}`,

@@ -81,20 +81,20 @@ async function measure(sz: Size): Promise<Record<string, unknown>> {
       const parts: Tensor[] = [];
       for (let i = 0; i < 2 * K; i += chunk) {
         const n = Math.min(chunk, 2 * K - i);
-        parts.push(unet.forward(slice(xs, 0, i, i + n), tPrev, slice(ctx, 0, i, i + n)).sample);
+        parts.push(unet.forward(slice(xs, 0, { start: i, end: i + n }), tPrev, slice(ctx, 0, { start: i, end: i + n })).sample);
       }
       const eps = cfgCombine(concat(parts, 0), 5);
-      const x0 = add(affine(cands, 1 / Math.sqrt(a)), affine(eps, -Math.sqrt(1 - a) / Math.sqrt(a)));
+      const x0 = add(affine(cands, { scale: 1 / Math.sqrt(a) }), affine(eps, { scale: -Math.sqrt(1 - a) / Math.sqrt(a) }));
       // Decode one image at a time (a 512² decode holds 128 channels at full resolution: one binding).
       const embeds: Tensor[] = [];
       for (let k = 0; k < K; k++) {
-        const img = vae.decode(affine(slice(x0, 0, k, k + 1), 1 / (sz.vae.scaling_factor ?? 1)));
-        let px = affine(img, 0.5, 0.5);
+        const img = vae.decode(affine(slice(x0, 0, { start: k, end: k + 1 }), { scale: 1 / (sz.vae.scaling_factor ?? 1) }));
+        let px = affine(img, { scale: 0.5, shift: 0.5 });
         const S = sz.vision.image_size;
         if (px.shape[2] >= 2 * S) px = avgPool2d(px, 2);
         if (px.shape[2] > S) {
           const o = (px.shape[2] - S) >> 1;
-          px = slice(slice(px, 2, o, o + S), 3, o, o + S);
+          px = slice(slice(px, 2, { start: o, end: o + S }), 3, { start: o, end: o + S });
         }
         embeds.push(clip.forward(px).imageEmbeds);
       }

@@ -76,7 +76,7 @@ describe('composite conv2d → groupNorm → SiLU → attention → linear', () 
     const linB = t([OUT], 0.1);
     const fn = (xx: Tensor, cw: Tensor, gw: Tensor, q: Tensor, lw: Tensor) =>
       tidy(() => {
-        const h = silu(groupNorm(conv2d(xx, cw, convB, { padding: 1 }), G, gw, gnB, 1e-5));
+        const h = silu(groupNorm(conv2d(xx, cw, convB, { padding: 1 }), G, { weight: gw, bias: gnB, eps: 1e-5 }));
         const tok = toTokens(h);
         const a = attention(linear(tok, q), linear(tok, wk), linear(tok, wv), HEADS, { scale: 1 / Math.sqrt(F / HEADS) });
         return linear(linear(a, wo, bo), lw, linB);

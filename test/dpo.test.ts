@@ -40,7 +40,7 @@ describe('stepDpoLoss', () => {
     const P = inp['loss.logp_policy_w'].shape[0];
     const xs = names.map((n) => requireGrad(Tensor.fromArray(inp[`loss.${n}`].data, [P])));
     poison([], [4, P], [P], [P], [P], [P]);
-    const loss = stepDpoLoss(xs[0], xs[1], xs[2], xs[3], 500, 0.1);
+    const loss = stepDpoLoss(xs[0], xs[1], xs[2], xs[3], { beta: 500, eps: 0.1 });
     const value = await loss.item();
     const want = out['loss.value'].data[0];
     console.log(`stepDpoLoss golden: loss ${value} vs ${want} (rel ${Math.abs(value - want) / Math.abs(want)})`);
@@ -66,7 +66,7 @@ describe('stepDpoLoss', () => {
     const { pw, rw, pl, rl } = makePairs(gen, P);
     for (const beta of [500, 10, 2]) {
       const xs = [pw, rw, pl, rl].map((a) => requireGrad(Tensor.fromArray(a, [P])));
-      const loss = stepDpoLoss(xs[0], xs[1], xs[2], xs[3], beta, 0.1);
+      const loss = stepDpoLoss(xs[0], xs[1], xs[2], xs[3], { beta, eps: 0.1 });
       const ref = stepDpoRef(pw, rw, pl, rl, beta, 0.1);
       const value = await loss.item();
       expect(Math.abs(value - ref.loss) / ref.loss, `loss β=${beta}`).toBeLessThan(1e-5);
@@ -86,7 +86,7 @@ describe('stepDpoLoss', () => {
   it('uses a stable log-sigmoid for large margins', async () => {
     // |x| up to 500·0.2 = 100: −log σ(x) must stay finite and ≈ −x for x ≪ 0.
     const t = (a: number[]) => Tensor.fromArray(a, [a.length]);
-    const loss = await stepDpoLoss(t([-1.05, -1.0]), t([-1, -1]), t([-1.0, -1.05]), t([-1, -1]), 2000, 0.1).item();
+    const loss = await stepDpoLoss(t([-1.05, -1.0]), t([-1, -1]), t([-1.0, -1.05]), t([-1, -1]), { beta: 2000, eps: 0.1 }).item();
     const ref = stepDpoRef([-1.05, -1.0], [-1, -1], [-1.0, -1.05], [-1, -1], 2000, 0.1).loss;
     expect(Number.isFinite(loss)).toBe(true);
     expect(Math.abs(loss - ref) / ref).toBeLessThan(1e-5);
@@ -96,7 +96,7 @@ describe('stepDpoLoss', () => {
     const gen = new Generator(11);
     const { pw, rw, pl, rl } = makePairs(gen, 12, 0.06);
     const xs = [pw, rw, pl, rl].map((a) => Tensor.fromArray(a, [12]));
-    const r = await gradcheck((a, b, c, d) => stepDpoLoss(a, b, c, d, 2, 0.1), xs);
+    const r = await gradcheck((a, b, c, d) => stepDpoLoss(a, b, c, d, { beta: 2, eps: 0.1 }), xs);
     expect(r.failures).toEqual([]);
     expect(r.ok).toBe(true);
   });
@@ -104,6 +104,6 @@ describe('stepDpoLoss', () => {
   it('rejects mismatched shapes', () => {
     const a = Tensor.empty([3]);
     const b = Tensor.empty([4]);
-    expect(() => stepDpoLoss(a, a, a, b, 1, 0.1)).toThrow(/stepDpoLoss/);
+    expect(() => stepDpoLoss(a, a, a, b, { beta: 1, eps: 0.1 })).toThrow(/stepDpoLoss/);
   });
 });

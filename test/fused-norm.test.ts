@@ -59,7 +59,7 @@ describe('groupNorm fused forms', () => {
           const gm = requireGrad(Tensor.fromArray(gh, [c]));
           const bt = requireGrad(Tensor.fromArray(bh, [c]));
           poison(shape, [n, groups]);
-          const y = groupNorm(x, groups, gm, bt, eps, { activation: act });
+          const y = groupNorm(x, groups, { weight: gm, bias: bt, eps, activation: act });
           const yv = await y.toArray();
           expect(allFinite(yv)).toBe(true);
           const ref = reference(xh, dyh, n, c, s, groups, eps, act === 'silu', gh, bh);
@@ -79,7 +79,7 @@ describe('groupNorm fused forms', () => {
       const x = Tensor.fromArray(f32round(randNonZero(gen, 2 * 4 * 8)), [2, 4, 2, 4]);
       const gm = Tensor.fromArray(f32round(randNonZero(gen, 4, 0.5, 1.5)), [4]);
       const bt = Tensor.fromArray(f32round(randNonZero(gen, 4)), [4]);
-      const r = await gradcheck((a, k, b) => groupNorm(a, 2, k, b, 1e-5, { activation: 'silu' }), [x, gm, bt]);
+      const r = await gradcheck((a, k, b) => groupNorm(a, 2, { weight: k, bias: b, eps: 1e-5, activation: 'silu' }), [x, gm, bt]);
       expect(r.failures).toEqual([]);
       expect(r.ok).toBe(true);
       [x, gm, bt].forEach((t) => t.dispose());
@@ -93,7 +93,7 @@ describe('groupNorm fused forms', () => {
       const [n, c, s] = [2, 6, 8];
       const xh = f32round(randNonZero(gen, n * c * s));
       const x = Tensor.fromArray(xh, [n, c, 2, 4]);
-      const y = groupNorm(x, 3, null, null, 1e-5, { activation: 'silu' });
+      const y = groupNorm(x, 3, { eps: 1e-5, activation: 'silu' });
       const ref = reference(xh, new Float64Array(n * c * s), n, c, s, 3, 1e-5, true).y;
       expect(relL2(await y.toArray(), ref)).toBeLessThan(TOL);
       [x, y].forEach((t) => t.dispose());
@@ -102,7 +102,7 @@ describe('groupNorm fused forms', () => {
 
   it('an unknown activation is an ArgumentError', () => {
     const x = Tensor.empty([1, 4, 2, 2]);
-    expect(() => withSettings({}, () => groupNorm(x, 2, null, null, 1e-5, { activation: 'gelu' as 'silu' }))).toThrow(ArgumentError);
+    expect(() => withSettings({}, () => groupNorm(x, 2, { eps: 1e-5, activation: 'gelu' as 'silu' }))).toThrow(ArgumentError);
     x.dispose();
   });
 });

@@ -63,7 +63,7 @@ describe('sampleStepwise (LPO pairs)', () => {
     }
     // x_w and x_l were drawn around the μ of their own x_t: (x − μ)/σ_t looks like N(0, 1).
     for (const p of r.pairs.slice(0, 4)) {
-      const { mean: mu, std } = noGrad(() => ddimMean(scheduler, cfgNoise(world.unet, p.xt, p.t, slice(cond, 0, p.prompt, p.prompt + 1), uncond, 5), p.t, p.xt, 1));
+      const { mean: mu, std } = noGrad(() => ddimMean(scheduler, cfgNoise(world.unet, p.xt, p.t, slice(cond, 0, { start: p.prompt, end: p.prompt + 1 }), uncond, 5), p.t, p.xt, 1));
       const m = await mu.toArray();
       for (const x of [p.xw, p.xl]) {
         const v = await x.toArray();
@@ -95,7 +95,7 @@ describe('sampleStepwise (LPO pairs)', () => {
     const g = r.groups[5];
     const scores = reward.calls[scheduler.timesteps.indexOf(g.t)].scores!;
     expect(g.rewards).toEqual([0, 1, 2].map((k) => scores[k * 2 + g.prompt]));
-    const { mean: mu, std } = noGrad(() => ddimMean(scheduler, cfgNoise(world.unet, g.xt, g.t, slice(cond, 0, g.prompt, g.prompt + 1), uncond, 5), g.t, g.xt, 1));
+    const { mean: mu, std } = noGrad(() => ddimMean(scheduler, cfgNoise(world.unet, g.xt, g.t, slice(cond, 0, { start: g.prompt, end: g.prompt + 1 }), uncond, 5), g.t, g.xt, 1));
     const lp = await candidateLogProbs(g.candidates, mu, std, 3).toArray();
     g.logpOld.forEach((v, k) => expect(Math.abs(v - lp[k])).toBeLessThan(1e-4));
     disposeStepwise(r);

@@ -33,7 +33,7 @@ export class RecordingReward implements RewardModel {
   score(latents: Tensor, t: number | readonly number[], text: readonly string[] | { dispose(): void }): Tensor {
     const prompts = Array.isArray(text) ? text : [];
     const [N, C, h, w] = latents.shape;
-    const s = tidy(() => scale(mean(reshape(slice(latents, 1, 0, 1), [N, h * w]), 1), this.gain));
+    const s = tidy(() => scale(mean(reshape(slice(latents, 1, { start: 0, end: 1 }), [N, h * w]), 1), this.gain));
     const call: RewardCall = { t: typeof t === 'number' ? t : [...t], shape: [N, C, h, w], prompts, scores: null };
     this.calls.push(call);
     this.pending.push([call, s.retain()]);

@@ -40,7 +40,7 @@ describe('groupNorm', () => {
         const g = affine ? requireGrad(Tensor.fromArray(gh, [c])) : null;
         const b = affine ? requireGrad(Tensor.fromArray(bh, [c])) : null;
         poison(x.shape);
-        const y = groupNorm(x, groups, g, b, eps);
+        const y = groupNorm(x, groups, { weight: g, bias: b, eps });
         const yv = await y.toArray();
         expect(allFinite(yv)).toBe(true);
         const ref = groupNormRef(xh, n, c, s, groups, eps, affine ? gh : undefined, affine ? bh : undefined);
@@ -66,7 +66,7 @@ describe('groupNorm', () => {
         const s = shape.slice(2).reduce((a, v) => a * v, 1);
         const xh = f32round(randNonZero(gen, n * c * s));
         const x = Tensor.fromArray(xh, shape);
-        const y = groupNorm(x, groups, null, null, 1e-5);
+        const y = groupNorm(x, groups, { eps: 1e-5 });
         expect(relL2(await y.toArray(), groupNormRef(xh, n, c, s, groups, 1e-5).y)).toBeLessThan(TOL);
         [x, y].forEach((t) => t.dispose());
       }
@@ -77,7 +77,7 @@ describe('groupNorm', () => {
       const x = Tensor.fromArray(f32round(randNonZero(gen, 2 * 4 * 6)), [2, 4, 2, 3]);
       const g = Tensor.fromArray(f32round(randNonZero(gen, 4, 0.5, 1.5)), [4]);
       const b = Tensor.fromArray(f32round(randNonZero(gen, 4)), [4]);
-      const r = await gradcheck((a, k, c) => groupNorm(a, 2, k, c, 1e-5), [x, g, b]);
+      const r = await gradcheck((a, k, c) => groupNorm(a, 2, { weight: k, bias: c, eps: 1e-5 }), [x, g, b]);
       expect(r.failures).toEqual([]);
       expect(r.ok).toBe(true);
       [x, g, b].forEach((t) => t.dispose());
@@ -87,7 +87,7 @@ describe('groupNorm', () => {
     const x = Tensor.empty([1, 6, 2, 2]);
     expect(() => groupNorm(x, 4)).toThrow(ShapeError);
     const w = Tensor.empty([5]);
-    expect(() => groupNorm(x, 3, w, w)).toThrow(/weight/);
+    expect(() => groupNorm(x, 3, { weight: w, bias: w })).toThrow(/weight/);
     [x, w].forEach((t) => t.dispose());
   });
 });
@@ -107,7 +107,7 @@ describe('layerNorm', () => {
         const g = affine ? requireGrad(Tensor.fromArray(gh, [d])) : null;
         const b = affine ? requireGrad(Tensor.fromArray(bh, [d])) : null;
         poison(x.shape);
-        const y = layerNorm(x, g, b, eps);
+        const y = layerNorm(x, { weight: g, bias: b, eps });
         const yv = await y.toArray();
         expect(allFinite(yv)).toBe(true);
         const ef = relL2(yv, layerNormRef(xh, rows, d, eps, affine ? gh : undefined, affine ? bh : undefined).y);
@@ -129,7 +129,7 @@ describe('layerNorm', () => {
       const x = Tensor.fromArray(f32round(randNonZero(gen, 3 * 7)), [3, 7]);
       const g = Tensor.fromArray(f32round(randNonZero(gen, 7, 0.5, 1.5)), [7]);
       const b = Tensor.fromArray(f32round(randNonZero(gen, 7)), [7]);
-      const r = await gradcheck((a, k, c) => layerNorm(a, k, c, 1e-5), [x, g, b]);
+      const r = await gradcheck((a, k, c) => layerNorm(a, { weight: k, bias: c, eps: 1e-5 }), [x, g, b]);
       expect(r.failures).toEqual([]);
       expect(r.ok).toBe(true);
       [x, g, b].forEach((t) => t.dispose());

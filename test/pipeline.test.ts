@@ -38,13 +38,13 @@ const stub = {
     config: { inChannels: 4 },
     forward: (x: Tensor, t: readonly number[] | number, ctx: Tensor) => {
       const tt = typeof t === 'number' ? t : t[0];
-      const c0 = reshape(slice(slice(ctx, 1, 0, 1), 2, 0, 1), [ctx.shape[0], 1, 1, 1]);
-      return { sample: affine(add(scale(x, 0.9), c0), 1, 1e-4 * tt) };
+      const c0 = reshape(slice(slice(ctx, 1, { end: 1 }), 2, { end: 1 }), [ctx.shape[0], 1, 1, 1]);
+      return { sample: affine(add(scale(x, 0.9), c0), { shift: 1e-4 * tt }) };
     },
   },
   vae: {
     config: { latentChannels: 4, scalingFactor: 0.18215, blockOutChannels: [8] },
-    decode: (z: Tensor) => scale(slice(z, 1, 0, 3), 2),
+    decode: (z: Tensor) => scale(slice(z, 1, { end: 3 }), 2),
   },
 };
 

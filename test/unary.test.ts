@@ -105,7 +105,7 @@ describe('unary ops', () => {
       [E.log(x), [Math.log(0.5), Math.log(2), Math.log(3)]], [E.sqrt(x), [0.5, 2, 3].map(Math.sqrt)],
       [E.rsqrt(x), [0.5, 2, 3].map((v) => 1 / Math.sqrt(v))], [E.reciprocal(x), [2, 0.5, 1 / 3]],
       [E.sin(x), [0.5, 2, 3].map(Math.sin)], [E.cos(x), [0.5, 2, 3].map(Math.cos)], [E.pow(x, 3), [0.125, 8, 27]],
-      [E.affine(x, 2, 1), [2, 5, 7]], [E.scale(x, -2), [-1, -4, -6]],
+      [E.affine(x, { scale: 2, shift: 1 }), [2, 5, 7]], [E.scale(x, -2), [-1, -4, -6]],
     ];
     for (const [t, ref] of want) expect(relL2(await t.toArray(), ref)).toBeLessThan(1e-6);
   });

@@ -127,7 +127,7 @@ describe('UNet2DConditionModel', () => {
   it('time_proj on the host matches diffusers (float32 arguments, float64 sin/cos)', () => {
     for (const run of ['run1', 'run2']) {
       const t = inputs.readInt32Sync(`${run}.timestep`)[0];
-      const e = relL2(timestepEmbedding([t], 32, true, 0), outputs.readF32Sync(`${run}.debug.time_proj`));
+      const e = relL2(timestepEmbedding([t], 32, { flipSinToCos: true, freqShift: 0 }), outputs.readF32Sync(`${run}.debug.time_proj`));
       expect(e).toBeLessThan(1e-6);
     }
   });

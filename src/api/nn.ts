@@ -11,7 +11,7 @@ export { Attention, FeedForward, GEGLU, type AttentionOptions, type FeedForwardO
 export { ResnetBlock2D, Downsample2D, Upsample2D, type ResnetBlock2DOptions } from '../nn/resnet.js';
 export { Transformer2DModel, BasicTransformerBlock, type Transformer2DModelOptions, type BasicTransformerBlockOptions } from '../nn/transformer2d.js';
 export { DownBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D, type DownBlockOutput } from '../nn/unet_blocks.js';
-export { TimestepEmbedding, parseUNetConfig, timestepEmbedding, SD15_UNET_CONFIG, type UNet2DConditionConfigJson, type UNetConfig } from '../nn/unet.js';
+export { TimestepEmbedding, parseUNetConfig, timestepEmbedding, SD15_UNET_CONFIG, type TimestepEmbeddingOptions, type UNet2DConditionConfigJson, type UNetConfig } from '../nn/unet.js';
 export { Encoder, Decoder, DownEncoderBlock2D, UpDecoderBlock2D, VAEMidBlock2D, parseVAEConfig, SD15_VAE_CONFIG, type AutoencoderKLConfigJson, type VAEConfig } from '../nn/vae.js';
 export { parseCLIPTextConfig } from '../nn/clip.js';
 

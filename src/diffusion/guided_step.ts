@@ -27,8 +27,8 @@ export function guidedDdimStep(scheduler: DDIMScheduler, eps: Tensor, t: number,
     return tidy(() => {
       let e = eps;
       if (guided) {
-        const u = slice(eps, 0, 0, B);
-        e = add(u, scale(sub(slice(eps, 0, B, 2 * B), u), o.guidanceScale!));
+        const u = slice(eps, 0, { end: B });
+        e = add(u, scale(sub(slice(eps, 0, { start: B, end: 2 * B }), u), o.guidanceScale!));
       }
       const r = scheduler.step(e, t, x, { eta, generator: o.generator });
       return { prevSample: r.prevSample, predOriginalSample: r.predOriginalSample };

@@ -195,7 +195,7 @@ export class StableDiffusionPipeline {
     return tidy(() => {
       const sf = Tensor.fromArray([this.vae.config.scalingFactor], [1]);
       const img = this.vae.decode(div(latents, sf));
-      const y = affine(img, 0.5, 0.5);
+      const y = affine(img, { scale: 0.5, shift: 0.5 });
       return minimum(maximum(y, Tensor.fromArray([0], [1])), Tensor.fromArray([1], [1]));
     });
   }

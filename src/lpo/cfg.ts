@@ -40,8 +40,8 @@ export function cfgNoise(unet: UNetLike, x: Tensor, t: number | readonly number[
     if (!(g > 1)) return unet.forward(x, ts, cond).sample;
     const neg = uncond.shape[0] === B ? uncond : expandTo(uncond, cond.shape);
     const eps = unet.forward(concat([x, x], 0), [...ts, ...ts], concat([neg, cond], 0)).sample;
-    const u = slice(eps, 0, 0, B);
-    const c = slice(eps, 0, B, 2 * B);
+    const u = slice(eps, 0, { end: B });
+    const c = slice(eps, 0, { start: B, end: 2 * B });
     return add(u, scale(sub(c, u), g));
   });
 }

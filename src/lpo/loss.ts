@@ -98,7 +98,7 @@ export function policyPairLogProbs(policy: PolicyUNet, scheduler: DDIMScheduler,
 
 /** The clamped-ratio DPO loss of given log-probabilities (the fused kernel). */
 export function lpoLossFromLogProbs(policy: PairLogProbs, reference: PairLogProbs, opts: LpoLossOptions = {}): Tensor {
-  return stepDpoLoss(policy.w, reference.w, policy.l, reference.l, opts.beta ?? LPO_DEFAULTS.beta, opts.clipEps ?? LPO_DEFAULTS.clipEps);
+  return stepDpoLoss(policy.w, reference.w, policy.l, reference.l, { beta: opts.beta ?? LPO_DEFAULTS.beta, eps: opts.clipEps ?? LPO_DEFAULTS.clipEps });
 }
 
 /** The LPO loss of one mini-batch; `uncond` is the encoded "" ([1, L, D]). The caller disposes the outputs. */

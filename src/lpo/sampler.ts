@@ -164,12 +164,12 @@ export async function sampleStepwise(inp: StepwiseInputs, cfg: StepwiseConfig = 
         scoresT.dispose();
         if (scores.length !== c.K * B) throw new ShapeError(`sampler: the reward model returned ${scores.length} scores for ${c.K * B} candidates`);
         const sel = selectPairs(scores, c.K, B, t, c.threshold);
-        const row = (k: number, b: number) => slice(cands, 0, k * B + b, k * B + b + 1);
+        const row = (k: number, b: number) => slice(cands, 0, { start: k * B + b, end: k * B + b + 1 });
         if (collected && c.collect === 'pairs') {
           for (let b = 0; b < B; b++) {
             if (!sel.valid[b]) continue;
             const [ww, ll] = [sel.winner[b], sel.loser[b]];
-            res.pairs.push({ xt: slice(x, 0, b, b + 1), t, prompt: b, xw: row(ww, b), xl: row(ll, b), scoreW: scores[ww * B + b], scoreL: scores[ll * B + b] });
+            res.pairs.push({ xt: slice(x, 0, { start: b, end: b + 1 }), t, prompt: b, xw: row(ww, b), xl: row(ll, b), scoreW: scores[ww * B + b], scoreL: scores[ll * B + b] });
           }
         } else if (collected && c.collect === 'groups') {
           const lp = candidateLogProbs(cands, mean, new Array<number>(B).fill(std), c.K);
@@ -178,8 +178,8 @@ export async function sampleStepwise(inp: StepwiseInputs, cfg: StepwiseConfig = 
           for (let b = 0; b < B; b++) {
             const idx = Array.from({ length: c.K }, (_, k) => k * B + b);
             res.groups.push({
-              xt: slice(x, 0, b, b + 1), t, prompt: b,
-              candidates: tidy(() => concat(idx.map((i) => slice(cands, 0, i, i + 1)), 0)),
+              xt: slice(x, 0, { start: b, end: b + 1 }), t, prompt: b,
+              candidates: tidy(() => concat(idx.map((i) => slice(cands, 0, { start: i, end: i + 1 })), 0)),
               rewards: idx.map((i) => scores[i]), logpOld: idx.map((i) => logp[i]),
             });
           }

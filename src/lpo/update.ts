@@ -93,7 +93,7 @@ class Clock {
 
 /** Rows of the shared prompt context, one per item. */
 function contextRows(cond: Tensor, prompts: readonly number[]): Tensor {
-  return tidy(() => concat(prompts.map((p) => slice(cond, 0, p, p + 1)), 0));
+  return tidy(() => concat(prompts.map((p) => slice(cond, 0, { start: p, end: p + 1 })), 0));
 }
 
 /** Clips (when asked) and steps; with a guard, a step with NaN/Inf gradients is skipped. Returns whether it was taken. */

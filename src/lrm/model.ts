@@ -141,7 +141,7 @@ export class LatentRewardModel extends Module {
     const texts = this.usesVfe ? [...distinct, this.config.nullPrompt] : distinct;
     const parts = tidy(() => {
       const out = this.textEncoder.forward(this.tokenizer.encodeBatch(texts));
-      const pooled = this.usesVfe ? slice(out.poolerOutput, 0, 0, distinct.length) : out.poolerOutput;
+      const pooled = this.usesVfe ? slice(out.poolerOutput, 0, { end: distinct.length }) : out.poolerOutput;
       return { pooled, T: this.textProjection.forward(pooled), context: out.lastHiddenState };
     });
     return new TextFeatures(distinct, index, parts.pooled, parts.T, parts.context, this.usesVfe ? distinct.length : -1);
@@ -180,10 +180,10 @@ export class LatentRewardModel extends Module {
       const x = vfe ? concat([latents, latents], 0) : latents;
       const o = this.pooledUnet(x, vfe ? [...ts, ...ts] : ts, ctx);
       // Pool first, then take the text half: the null half of the skips is not used (multi_scale_cfg = False).
-      const pooled = o.pooled.map((p) => (vfe ? slice(p, 0, 0, N) : p));
+      const pooled = o.pooled.map((p) => (vfe ? slice(p, 0, { end: N }) : p));
       const mid = o.mid;
-      const midText = vfe ? slice(mid, 0, 0, N) : mid;
-      const midNull = vfe ? slice(mid, 0, N, 2 * N) : null;
+      const midText = vfe ? slice(mid, 0, { end: N }) : mid;
+      const midNull = vfe ? slice(mid, 0, { start: N, end: 2 * N }) : null;
       const midVfe = midNull ? add(midNull, scale(sub(midText, midNull), w)) : midText;
       const cat = concat([...pooled, midVfe], 1);
       return { pooled, midText, midNull, midVfe, concat: cat, V: this.visualProjection.forward(cat) };
@@ -206,7 +206,7 @@ export class LatentRewardModel extends Module {
     const parts: { pooled: Tensor[]; mid: Tensor }[] = [];
     for (let s = 0; s < B; s += chunk) {
       const e = Math.min(B, s + chunk);
-      parts.push(tidy(() => run(slice(x, 0, s, e), ts.slice(s, e), slice(ctx, 0, s, e))));
+      parts.push(tidy(() => run(slice(x, 0, { start: s, end: e }), ts.slice(s, e), slice(ctx, 0, { start: s, end: e }))));
     }
     return {
       pooled: this.config.featureIndices.map((_, k) => concat(parts.map((p) => p.pooled[k]), 0)),

@@ -105,7 +105,7 @@ export class CLIPVisionModelWithProjection extends Module {
       h = next;
     }
     const imageEmbeds = tidy(() => {
-      const cls = reshape(slice(h, 1, 0, 1), [h.shape[0], c.hidden_size]);
+      const cls = reshape(slice(h, 1, { start: 0, end: 1 }), [h.shape[0], c.hidden_size]);
       return this.child<Linear>('visual_projection').forward(vm.child<LayerNorm>('post_layernorm').forward(cls));
     });
     return { imageEmbeds, lastHiddenState: h };

@@ -1,7 +1,7 @@
 // GroupNorm and LayerNorm modules (torch key names: weight, bias).
 import { ShapeError } from '../errors.js';
 import { Tensor } from '../tensor/tensor.js';
-import { groupNorm, layerNorm, type GroupNormOptions } from '../tensor/ops/norm.js';
+import { groupNorm, layerNorm, type NormActivation } from '../tensor/ops/norm.js';
 import { Module } from './module.js';
 import { constParam } from './init.js';
 
@@ -29,11 +29,12 @@ export class GroupNorm extends Module {
   }
 
   /** `activation: 'silu'` gives SiLU(GroupNorm(x)) from the norm's own kernels (what diffusers' resnets compute). */
-  forward(x: Tensor, opts: GroupNormOptions = {}): Tensor {
+  forward(x: Tensor, opts: { activation?: NormActivation } = {}): Tensor {
     if (x.rank < 2 || x.shape[1] !== this.numChannels) {
       throw new ShapeError(`GroupNorm(${this.numGroups}, ${this.numChannels}): expected [N, ${this.numChannels}, …], got [${x.shape}]`);
     }
-    return groupNorm(x, this.numGroups, this.weight ?? undefined, this.bias ?? undefined, this.eps, opts);
+    // The module's own weight, bias and eps win; any other key in opts still reaches the op's check.
+    return groupNorm(x, this.numGroups, { ...opts, weight: this.weight, bias: this.bias, eps: this.eps });
   }
 }
 
@@ -52,6 +53,6 @@ export class LayerNorm extends Module {
 
   forward(x: Tensor): Tensor {
     if (x.shape[x.rank - 1] !== this.dim) throw new ShapeError(`LayerNorm(${this.dim}): input [${x.shape}] has last dim ${x.shape[x.rank - 1]}`);
-    return layerNorm(x, this.weight ?? undefined, this.bias ?? undefined, this.eps);
+    return layerNorm(x, { weight: this.weight, bias: this.bias, eps: this.eps });
   }
 }

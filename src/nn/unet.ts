@@ -10,7 +10,7 @@ import { DownBlock2D, UNetMidBlock2DCrossAttn, UpBlock2D } from './unet_blocks.j
 import { parseUNetConfig, timestepEmbedding, unetConfigToJson, type UNet2DConditionConfigJson, type UNetConfig } from './unet_config.js';
 import { projectAct } from './fused.js';
 
-export { parseUNetConfig, unetConfigToJson, timestepEmbedding, SD15_UNET_CONFIG, type UNet2DConditionConfigJson, type UNetConfig } from './unet_config.js';
+export { parseUNetConfig, unetConfigToJson, timestepEmbedding, SD15_UNET_CONFIG, type TimestepEmbeddingOptions, type UNet2DConditionConfigJson, type UNetConfig } from './unet_config.js';
 
 /** tidy() for a function returning an object of tensors (interfaces lack tidy's index signature). */
 function tidyObject<T>(fn: () => T): T {
@@ -216,13 +216,13 @@ export class UNet2DConditionModel extends PretrainedModel {
 
     return tidyObject(() => {
       const c0 = c.blockOutChannels[0];
-      const tproj = Tensor.fromArray(timestepEmbedding(ts, c0, c.flipSinToCos, c.freqShift), [B, c0]);
+      const tproj = Tensor.fromArray(timestepEmbedding(ts, c0, { flipSinToCos: c.flipSinToCos, freqShift: c.freqShift }), [B, c0]);
       // SiLU(temb) is what the resnets take; temb itself only for the debug taps.
       const te = this.child<TimestepEmbedding>('time_embedding');
       const emb = features ? te.forward(tproj) : null;
       const embAct = emb ? silu(emb) : te.forward(tproj, { activation: 'silu' });
 
-      const x = c.centerInputSample ? affine(sample, 2, -1) : sample;
+      const x = c.centerInputSample ? affine(sample, { scale: 2, shift: -1 }) : sample;
       const h0 = this.child<Conv2d>('conv_in').forward(x);
       const res: Tensor[] = [h0];
       const downOuts: Tensor[] = [];

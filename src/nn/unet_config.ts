@@ -1,5 +1,6 @@
 // UNet2DConditionModel config (diffusers config.json), normalised to per-block lists.
 import { LpoError } from '../errors.js';
+import { readOptions } from '../tensor/ops/options.js';
 
 /** The subset of diffusers' UNet2DConditionModel config this implementation understands (SD1.x / SD2.x). */
 export interface UNet2DConditionConfigJson {
@@ -191,13 +192,25 @@ export const SD15_UNET_CONFIG: UNet2DConditionConfigJson = {
   sample_size: 64,
 };
 
+/** timestepEmbedding's options (diffusers' Timesteps / get_timestep_embedding arguments). */
+export interface TimestepEmbeddingOptions {
+  /** cos first, then sin; default true (SD's config.json flip_sin_to_cos). */
+  flipSinToCos?: boolean;
+  /** diffusers' freq_shift (downscale_freq_shift); default 0. */
+  freqShift?: number;
+  /** default 10000. */
+  maxPeriod?: number;
+}
+const TIMESTEP_SPEC = { flipSinToCos: 'boolean', freqShift: 'number', maxPeriod: 'number' } as const;
+
 /**
  * diffusers' Timesteps(dim, flip_sin_to_cos, freq_shift) on the host: [B, dim] as a flat Float32Array.
  * The frequencies and the products t·f are rounded to float32 exactly as torch computes them in float32
  * (so the sin/cos arguments match), and sin/cos are evaluated in float64 (GPU sin is not accurate enough
  * for arguments up to 1000).
  */
-export function timestepEmbedding(timesteps: readonly number[], dim: number, flipSinToCos = true, freqShift = 0, maxPeriod = 10000): Float32Array {
+export function timestepEmbedding(timesteps: readonly number[], dim: number, opts: TimestepEmbeddingOptions = {}): Float32Array {
+  const { flipSinToCos = true, freqShift = 0, maxPeriod = 10000 } = readOptions('timestepEmbedding', opts, TIMESTEP_SPEC);
   const half = Math.floor(dim / 2);
   const f32 = Math.fround;
   const lnMax = f32(-Math.log(maxPeriod));

@@ -198,7 +198,7 @@ export class DiagonalGaussianDistribution {
 
   /** exp(logvar / 2) (computed once, owned by the distribution). */
   get std(): Tensor {
-    if (!this._std) this._std = tidy(() => exp(affine(this.logvar, 0.5)));
+    if (!this._std) this._std = tidy(() => exp(affine(this.logvar, { scale: 0.5 })));
     return this._std;
   }
 

@@ -127,7 +127,7 @@ export async function trainVae(vae: AutoencoderKL, o: VaeTrainOptions): Promise<
       const mse = meanAll(se);
       const weighted = scale(meanAll(mul(se, Tensor.fromArray(weights, [n, 1, side, side]))), norm);
       // KL(N(μ, σ²) ‖ N(0, 1)) per element = ½(μ² + σ² − 1 − log σ²)
-      const kl = scale(meanAll(sub(add(square(post.mean), exp(post.logvar)), affine(post.logvar, 1, 1))), 0.5);
+      const kl = scale(meanAll(sub(add(square(post.mean), exp(post.logvar)), affine(post.logvar, { shift: 1 }))), 0.5);
       post.dispose();
       return { loss: add(weighted, scale(kl, o.klWeight)), mse, kl };
     });

@@ -79,8 +79,8 @@ export const lpoRunner: SectionRunner = {
 
       // CFG: the two halves (for the report) and our guided ε̂.
       const halves = hold(noGrad(() => tidy(() => unet.forward(concat([x, x], 0), [...ts, ...ts], concat([expandTo(ne, pe.shape), pe], 0)).sample)));
-      await put(ctx, 'eps.uncond', hold(slice(halves, 0, 0, B)));
-      await put(ctx, 'eps.text', hold(slice(halves, 0, B, 2 * B)));
+      await put(ctx, 'eps.uncond', hold(slice(halves, 0, { end: B })));
+      await put(ctx, 'eps.text', hold(slice(halves, 0, { start: B, end: 2 * B })));
       const eps = hold(noGrad(() => cfgNoise(unet, x, ts, pe, ne, c.guidance_scale)));
       await put(ctx, 'eps.cfg', eps);
 
@@ -126,7 +126,7 @@ export const lpoRunner: SectionRunner = {
       await givenLossRows(ctx, c);
 
       // loss_model: the LPO loss of the model pairs (winner/loser from our LRM selection), back to the policy ε̂.
-      const rows = (idx: number[]) => hold(tidy(() => concat(idx.map((k, b) => slice(cands, 0, k * B + b, k * B + b + 1)), 0)));
+      const rows = (idx: number[]) => hold(tidy(() => concat(idx.map((k, b) => slice(cands, 0, { start: k * B + b, end: k * B + b + 1 })), 0)));
       const xw = rows(modelSel.winner);
       const xl = rows(modelSel.loser);
       const ref = noGrad(() => pairLogProbs(scheduler, eps, ts, x, xw, xl, c.eta));
@@ -185,7 +185,7 @@ async function givenLossRows(ctx: SectionContext, c: LpoCases): Promise<void> {
       await put(ctx, `loss.ratio_${side}`, e.map((v) => Math.min(Math.max(v, f(1 - c.eps)), f(1 + c.eps))));
       await put(ctx, `loss.in_band_${side}`, e.map((v) => Number(v >= f(1 - c.eps) && v <= f(1 + c.eps))));
     }
-    const loss = stepDpoLoss(leaves[0], leaves[1], leaves[2], leaves[3], c.beta, c.eps);
+    const loss = stepDpoLoss(leaves[0], leaves[1], leaves[2], leaves[3], { beta: c.beta, eps: c.eps });
     backward(loss);
     await put(ctx, 'loss.value', loss);
     loss.dispose();

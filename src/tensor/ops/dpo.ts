@@ -5,18 +5,29 @@ import { gpu } from '../../gpu/runtime.js';
 import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
+import { readOptions } from './options.js';
 
 const code = kernelModule('dpo_loss');
 const PARAMS = defineParams('dpo_loss.wgsl', 'Params', { P: 'u32', beta: 'f32', lo: 'f32', hi: 'f32', log_lo: 'f32', log_hi: 'f32', slot: 'u32' });
 
 const WG = 64;
 
+/** stepDpoLoss's options. Both are required: the op keeps no LPO defaults (src/lpo/loss.ts has them). */
+export interface StepDpoLossOptions {
+  /** β, the inverse temperature of the preference logit (LPO: 500). */
+  beta: number;
+  /** The ratio clamp, in (0, 1) (LPO: 0.1). */
+  eps: number;
+}
+const DPO_SPEC = { beta: { kind: 'number', required: true }, eps: { kind: 'number', required: true } } as const;
+
 /**
  * −mean_p log σ(β·log r_w − β·log r_l), r = clamp(exp(logp_policy − logp_ref), 1 − eps, 1 + eps),
  * over P pairs given as four [P] tensors. Returns a scalar; its gradient reaches all four inputs
  * (exactly zero where a ratio is clamped). LPO uses β = 500, eps = 0.1.
  */
-export function stepDpoLoss(logpPolicyW: Tensor, logpRefW: Tensor, logpPolicyL: Tensor, logpRefL: Tensor, beta: number, eps: number): Tensor {
+export function stepDpoLoss(logpPolicyW: Tensor, logpRefW: Tensor, logpPolicyL: Tensor, logpRefL: Tensor, opts: StepDpoLossOptions): Tensor {
+  const { beta, eps } = readOptions('stepDpoLoss', opts, DPO_SPEC);
   const ins = [logpPolicyW, logpRefW, logpPolicyL, logpRefL];
   const P = logpPolicyW.size;
   for (const t of ins) {

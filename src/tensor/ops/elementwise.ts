@@ -8,6 +8,7 @@ import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor, tidy } from '../tensor.js';
 import { sumToShape } from './reduce.js';
+import { readOptions } from './options.js';
 
 const code = kernelModule('elementwise', { libs: ['unary'] });
 const P = defineParams('elementwise.wgsl', 'Params', {
@@ -67,8 +68,19 @@ export const reciprocal = (x: Tensor) => unary('reciprocal', x);
 export const sin = (x: Tensor) => unary('sin', x);
 export const cos = (x: Tensor) => unary('cos', x);
 export const pow = (x: Tensor, e: number) => unary('pow', x, e);
-/** alpha·x + beta */
-export const affine = (x: Tensor, alpha: number, beta = 0) => unary('affine', x, alpha, beta);
+/** affine's options: y = scale·x + shift. */
+export interface AffineOptions {
+  /** Default 1. */
+  scale?: number;
+  /** Default 0. */
+  shift?: number;
+}
+const AFFINE_SPEC = { scale: 'number', shift: 'number' } as const;
+/** scale·x + shift, one kernel (its gradient is scale·dy). */
+export function affine(x: Tensor, opts: AffineOptions = {}): Tensor {
+  const { scale: a = 1, shift: b = 0 } = readOptions('affine', opts, AFFINE_SPEC);
+  return unary('affine', x, a, b);
+}
 export const scale = (x: Tensor, alpha: number) => unary('affine', x, alpha, 0);
 
 /** The differentiable binary ops (equal and first are kernel-internal codes). */
@@ -145,7 +157,7 @@ export function binary(op: BinaryOp, a: Tensor, b: Tensor): Tensor {
         // max/min: the gradient goes to the operand that was picked (a on ties).
         const [sa, sb] = saved;
         const pickedA = () => equal(binary(op, sa, sb), sa);
-        return [grad(() => reduceTo(binary('mul', dy, pickedA()), a)), grad(() => reduceTo(binary('mul', dy, affine(pickedA(), -1, 1)), b))];
+        return [grad(() => reduceTo(binary('mul', dy, pickedA()), a)), grad(() => reduceTo(binary('mul', dy, affine(pickedA(), { scale: -1, shift: 1 })), b))];
       }
     }
   });

@@ -8,6 +8,7 @@ import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor, numel } from '../tensor.js';
 import { zeros } from './elementwise.js';
+import { readOptions } from './options.js';
 import { settings } from '../../settings.js';
 
 const code = kernelModule('layout');
@@ -96,8 +97,18 @@ function copyAxis(src: Tensor, srcStart: number, dst: Tensor, dstStart: number, 
   });
 }
 
+/** slice's options: the Python range start:end along the axis. */
+export interface SliceOptions {
+  /** Default 0. */
+  start?: number;
+  /** Exclusive; default the axis length. */
+  end?: number;
+}
+const SLICE_SPEC = { start: 'number', end: 'number' } as const;
+
 /** x[..., start:end, ...] along `axis` (a copy; negative start/end count from the end, as in Python). */
-export function slice(x: Tensor, axis: number, start: number, end?: number): Tensor {
+export function slice(x: Tensor, axis: number, opts: SliceOptions = {}): Tensor {
+  const { start = 0, end } = readOptions('slice', opts, SLICE_SPEC);
   fourByte('slice', x);
   const a = normalizeAxis(axis, x.rank, 'slice');
   const len = x.shape[a];
@@ -162,6 +173,6 @@ export function chunk(x: Tensor, n: number, axis: number): Tensor[] {
   const len = x.shape[a];
   const size = Math.ceil(len / n);
   const out: Tensor[] = [];
-  for (let s = 0; s < len; s += size) out.push(slice(x, a, s, Math.min(s + size, len)));
+  for (let s = 0; s < len; s += size) out.push(slice(x, a, { start: s, end: Math.min(s + size, len) }));
   return out;
 }

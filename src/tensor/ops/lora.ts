@@ -100,7 +100,7 @@ export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null | undefined, A
   const out = record('loraLinear', inputs, y, u ? [x, W, A, B, u] : [x, W, A, B], (dy, [sx, sW, sA, sB, su]) => {
     const needA = A.requiresGrad;
     let g: Tensor | null = null;
-    const getG = () => (g ??= tidy(() => affine(matmul(dy.view([M, N]), sB), scale, 0)));
+    const getG = () => (g ??= tidy(() => affine(matmul(dy.view([M, N]), sB), { scale })));
     const dxThunk = () => {
       const gg = getG();
       const dx = tidy(() => add(matmul(dy.view([M, N]), sW), matmul(gg, sA)).view(x.shape));
@@ -114,7 +114,7 @@ export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null | undefined, A
       return dA;
     };
     // u from the forward; recomputed only if B was not trainable then.
-    const dBThunk = () => tidy(() => affine(matmul(dy.view([M, N]), su ?? matmul(sx.view([M, K]), sA, { transB: true }), { transA: true }), scale, 0));
+    const dBThunk = () => tidy(() => affine(matmul(dy.view([M, N]), su ?? matmul(sx.view([M, K]), sA, { transB: true }), { transA: true }), { scale }));
     const dbThunk = () => tidy(() => sum(dy.view([M, N]), 0));
     // dW = dyᵀ·x [out, in], only when W is trainable (the tape runs no thunk for inputs without grad).
     const dWThunk = () => tidy(() => matmul(dy.view([M, N]), sx.view([M, K]), { transA: true }));

@@ -9,6 +9,7 @@ import { Tensor, numel, tidy } from '../tensor.js';
 import { settings } from '../../settings.js';
 import { groupNormPlan, normUsesWorkgroups as useWg } from '../plan/variants.js';
 import { unary } from './elementwise.js';
+import { readOptions } from './options.js';
 
 const gnCode = kernelModule('groupnorm', { libs: ['wg_sum', 'unary'] });
 const gnSgCode = kernelModule('groupnorm', { libs: ['wg_sum', 'unary'], also: ['groupnorm_sg'] });
@@ -25,10 +26,23 @@ const SG_WG = 8;
 /** The activation a groupNorm may fuse (diffusers' resnets follow every norm with SiLU). */
 export type NormActivation = 'none' | 'silu';
 
-export interface GroupNormOptions {
+/** layerNorm's options (torch.nn.functional.layer_norm's weight, bias, eps). */
+export interface LayerNormOptions {
+  /** Per-channel scale and shift; pass both or neither (null means none). */
+  weight?: Tensor | null;
+  bias?: Tensor | null;
+  /** Added to the variance; default 1e-5. */
+  eps?: number;
+}
+
+/** groupNorm's options (torch.nn.functional.group_norm's weight, bias, eps) plus a fused activation. */
+export interface GroupNormOptions extends LayerNormOptions {
   /** Applied to the normalised output in the same kernel (forward and backward); default 'none'. */
   activation?: NormActivation;
 }
+
+const LN_SPEC = { weight: 'tensor', bias: 'tensor', eps: 'number' } as const;
+const GN_SPEC = { ...LN_SPEC, activation: 'string' } as const;
 
 function requireF32(op: string, ...ts: (Tensor | null | undefined)[]): void {
   for (const t of ts) if (t && t.dtype !== 'f32') throw new DTypeError(`${op}: expects f32 tensors, got ${t.dtype}`);
@@ -36,10 +50,11 @@ function requireF32(op: string, ...ts: (Tensor | null | undefined)[]): void {
 
 /**
  * GroupNorm like torch.nn.functional.group_norm: x [N, C, ...spatial], `groups` dividing C,
- * optional weight/bias [C], then an optional activation (act(group_norm(x))). One dispatch forward
+ * optional `{ weight, bias }` [C] and `eps` (default 1e-5), then an optional activation (act(group_norm(x))). One dispatch forward
  * (src/tensor/plan/variants.ts groupNormPlan). Saves mean and rstd per (n, group) for backward.
  */
-export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5, opts: GroupNormOptions = {}): Tensor {
+export function groupNorm(x: Tensor, groups: number, opts: GroupNormOptions = {}): Tensor {
+  const { weight, bias, eps = 1e-5 } = readOptions('groupNorm', opts, GN_SPEC);
   requireF32('groupNorm', x, weight, bias);
   if (x.rank < 2) throw new ShapeError(`groupNorm: x [${x.shape}] must be [N, C, ...spatial]`);
   const [n, c] = x.shape;
@@ -53,7 +68,7 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bia
   const s = numel(x.shape.slice(2));
   if (act !== 'none' && !settings.fuse) {
     // The unfused baseline (LPO_FUSE=0): the norm, then the elementwise activation.
-    return tidy(() => unary(act, groupNorm(x, groups, weight, bias, eps)));
+    return tidy(() => unary(act, groupNorm(x, groups, { weight, bias, eps })));
   }
   const cg = c / groups;
   const affine = weight != null;
@@ -156,7 +171,8 @@ export function groupNorm(x: Tensor, groups: number, weight?: Tensor | null, bia
 }
 
 /** LayerNorm over the last dimension (torch.nn.functional.layer_norm with normalized_shape = [D]). */
-export function layerNorm(x: Tensor, weight?: Tensor | null, bias?: Tensor | null, eps = 1e-5): Tensor {
+export function layerNorm(x: Tensor, opts: LayerNormOptions = {}): Tensor {
+  const { weight, bias, eps = 1e-5 } = readOptions('layerNorm', opts, LN_SPEC);
   requireF32('layerNorm', x, weight, bias);
   if (x.rank < 1) throw new ShapeError('layerNorm: x must have at least one dimension');
   const d = x.shape[x.rank - 1];

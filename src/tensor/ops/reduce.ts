@@ -61,7 +61,7 @@ function reduce(op: ReduceOp, x: Tensor, axis: number, keepDims: boolean): Tenso
         dx = expandTo(g, x.shape);
         if (op === 'mean') {
           const s = dx;
-          dx = affine(s, 1 / x.shape[a], 0);
+          dx = affine(s, { scale: 1 / x.shape[a] });
           s.dispose();
         }
       }
