@@ -49,6 +49,8 @@ export interface ToyDemoOptions {
   seed?: number;
   /** A few of everything: checks the pipeline's mechanics in seconds (CI); the numbers mean nothing. */
   smoke?: boolean;
+  /** Overrides of the derived sizes (experiments; the CLI does not expose them). */
+  plan?: Partial<DemoPlan>;
   /** One line per milestone. */
   log?: (line: string) => void;
   /** Progress inside a phase: phase name, done, total, extra fields. */
@@ -154,7 +156,7 @@ function lpoPrompts(seed: number, n: number): string[] {
 
 /** Runs the whole demo; writes everything under `out` and returns the numbers (report.ts renders them). */
 export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
-  const plan = demoPlan(o);
+  const plan = { ...demoPlan(o), ...o.plan };
   const base = path.resolve(o.base ?? toyBaseDir());
   const out = path.resolve(o.out ?? 'out');
   const log = o.log ?? (() => {});
