@@ -95,6 +95,11 @@ export interface DemoResult {
 }
 
 const DEFAULT_MINUTES = 10;
+/**
+ * DDIM steps of every sampling in the toy world (evaluation, pairs, LPO, best-of-4): 10, half of SD's 20, since the
+ * 8×8 model samples as well with 10 and the demo's budget is sampling-bound. t = 1, 101, …, 901 index the σ table.
+ */
+const TOY_STEPS = 10;
 
 /** Sizes of a run: the defaults fit 10 minutes on the 2-core machine; `minutes` scales the training phases. */
 export function demoPlan(o: ToyDemoOptions = {}): DemoPlan {
@@ -109,16 +114,18 @@ export function demoPlan(o: ToyDemoOptions = {}): DemoPlan {
   const scale = minutes / DEFAULT_MINUTES;
   const smoke = !!o.smoke;
   return {
-    pairPrompts: smoke ? 6 : Math.max(32, Math.round(160 * Math.min(scale, 2))),
-    lrmSteps: smoke ? 2 : Math.max(10, Math.round(120 * scale)),
-    lrmBatch: smoke ? 4 : 32,
-    lrmLr: 1e-4,
-    lpoIterations: smoke ? 1 : Math.max(2, Math.round(12 * scale)),
+    pairPrompts: smoke ? 6 : Math.max(32, Math.round(160 * Math.min(scale, 3))),
+    lrmSteps: smoke ? 2 : Math.max(10, Math.round(60 * scale)),
+    lrmBatch: smoke ? 4 : 16,
+    lrmLr: 3e-4,
+    lpoIterations: smoke ? 1 : Math.max(2, Math.round(30 * scale)),
     lpo: {
-      seed: o.seed ?? 0, sampleBatchSize: smoke ? 2 : 8, trainBatchSize: smoke ? 4 : 16, K: 4, numInferenceSteps: smoke ? 4 : 20,
-      guidanceScale: 5, eta: 1, beta: 500, lr: 3e-4, loraRank: 4, epochs: 1000,
-      // The smoke run's LRM is untrained: a zero threshold keeps every pair so that an optimizer step runs.
-      ...(smoke ? { threshold: { strategy: 'constant' as const, value: 0 } } : {}),
+      seed: o.seed ?? 0, sampleBatchSize: smoke ? 2 : 8, trainBatchSize: smoke ? 4 : 16, K: 4, numInferenceSteps: smoke ? 4 : TOY_STEPS,
+      guidanceScale: 5, eta: 1, beta: 500, lr: 1e-3, loraRank: 4, epochs: 1000,
+      // The toy LRM, trained for a minute, separates candidates less sharply than LRM-1.5 after 4000 steps, so the
+      // σ-threshold maps onto a lower range than SD1.5's [0.35, 0.50]. The smoke run's LRM is untrained: a zero
+      // threshold keeps every pair so that an optimizer step runs.
+      threshold: smoke ? { strategy: 'constant', value: 0 } : { strategy: 'sigma', range: [0.05, 0.2] },
     },
     evalPrompts: heldOut.slice(0, nPrompts),
     evalSeeds: Array.from({ length: nSeeds }, (_, i) => 1000 + i),
@@ -129,7 +136,7 @@ export function demoPlan(o: ToyDemoOptions = {}): DemoPlan {
       { name: '750–999', timesteps: [751, 851, 951] },
     ],
     mpcf: smoke ? 'none' : 2,
-    sampleSteps: smoke ? 4 : 20,
+    sampleSteps: smoke ? 4 : TOY_STEPS,
     guidanceScale: 5,
   };
 }
