@@ -19,6 +19,7 @@ import half from '../../kernels/lib/half.wgsl';
 import fragGemm from '../../kernels/lib/frag_gemm.wgsl';
 import adamw from '../../kernels/adamw.wgsl';
 import attention from '../../kernels/attention.wgsl';
+import attentionSg from '../../kernels/attention_sg.wgsl';
 import cast from '../../kernels/cast.wgsl';
 import check from '../../kernels/check.wgsl';
 import conv2d from '../../kernels/conv2d.wgsl';
@@ -47,7 +48,7 @@ import { opcodeDeclarations } from './opcodes.js';
 
 /** Every kernel family file (kernels/<name>.wgsl). */
 export const KERNEL_FILES = {
-  adamw, attention, cast, check, conv2d, conv2d_sg: conv2dSg, dpo_loss: dpoLoss, elementwise, embedding, geglu,
+  adamw, attention, attention_sg: attentionSg, cast, check, conv2d, conv2d_sg: conv2dSg, dpo_loss: dpoLoss, elementwise, embedding, geglu,
   groupnorm, groupnorm_sg: groupnormSg, guidance, layernorm, layout, lora, matmul, matmul_gemm: matmulGemm, matmul_sg: matmulSg, pool, reduce, softmax,
   matmul_f16: matmulF16, conv2d_f16: conv2dF16, attention_f16: attentionF16,
 } as const;

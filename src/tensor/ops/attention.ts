@@ -6,7 +6,7 @@ import { gpu } from '../../gpu/runtime.js';
 import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
-import { attentionQueriesPerThread, dkdvSplit } from '../plan/variants.js';
+import { attentionForwardEntry, attentionQueriesPerThread, dkdvSplit } from '../plan/variants.js';
 import { routeAttention } from './autocast.js';
 
 export { dkdvSplit };
@@ -24,9 +24,9 @@ export interface AttentionOptions {
 }
 
 /** The module for head dim d: vec4 rows when d % 4 == 0, scalar rows otherwise; qpt query rows per forward invocation. */
-function codeFor(d: number, qpt: number): string {
+function codeFor(d: number, qpt: number, sg = false): string {
   const w = vecWidth(d);
-  return kernelModule('attention', { libs: [w === 4 ? 'rows_vec4' : 'rows_f32'], consts: { DV: d / w, QPT: qpt } });
+  return kernelModule('attention', { libs: [w === 4 ? 'rows_vec4' : 'rows_f32'], consts: { DV: d / w, QPT: qpt }, ...(sg ? { also: ['attention_sg'] as const } : {}) });
 }
 
 const vecWidth = (d: number) => (d % 4 === 0 ? 4 : 1);
@@ -36,7 +36,7 @@ interface Dims { B: number; H: number; Lq: number; Lk: number; d: number; C: num
 function launch(entry: string, dims: Dims, causal: boolean, scale: number, buffers: GPUBuffer[], rows: number, split = 1, chunk = dims.Lq, qpt = 1): void {
   if (rows === 0) return;
   gpu().dispatch({
-    kernel: { name: `attention.d${dims.d}.q${qpt}`, code: codeFor(dims.d, qpt), entry, constants: { WG, CAUSAL: causal ? 1 : 0 } },
+    kernel: { name: `attention.d${dims.d}.q${qpt}${entry === 'forward_sg' ? '.sg' : ''}`, code: codeFor(dims.d, qpt, entry === 'forward_sg'), entry, constants: { WG, CAUSAL: causal ? 1 : 0 } },
     buffers,
     params: P.of({ B: dims.B, H: dims.H, Lq: dims.Lq, Lk: dims.Lk, C: dims.C / vecWidth(dims.d), scale, split, chunk }),
     workgroups: Math.ceil(rows / WG),
@@ -74,7 +74,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, heads: number, opts: 
   const o = Tensor.empty(q.shape);
   const lse = Tensor.empty([B, heads, Lq]);
   const qpt = attentionQueriesPerThread(d);
-  launch('forward', dims, causal, scale, [q.buffer, k.buffer, v.buffer, o.buffer, lse.buffer], B * heads * Math.ceil(Lq / qpt), 1, Lq, qpt);
+  launch(attentionForwardEntry(Lq, qpt, causal), dims, causal, scale, [q.buffer, k.buffer, v.buffer, o.buffer, lse.buffer], B * heads * Math.ceil(Lq / qpt), 1, Lq, qpt);
 
   const out = record('attention', [q, k, v], o, [q, k, v, o, lse], (dy, [sq, sk, sv, so, slse]) => {
     // Δ = rowsum(dO ∘ O) is shared by dq and dk/dv; dk and dv come from one kernel. The thunks

@@ -60,6 +60,17 @@ export function attentionQueriesPerThread(d: number): number {
 }
 
 /**
+ * Attention forward entry: 'forward_sg' (the key tile spread over the subgroup: 8× fewer K/V loads) on the software
+ * adapter with subgroups of exactly 8 lanes when each subgroup's 8 query rows share a head (Lq % 8 == 0), one
+ * query row per invocation and no causal mask; else 'forward' (also with settings.fuse off: the A/B baseline).
+ */
+export function attentionForwardEntry(Lq: number, qpt: number, causal: boolean): 'forward' | 'forward_sg' {
+  const g = gpu();
+  const ok = g.isSoftware && g.hasSubgroups8 && g.summary.subgroupMaxSize === 8 && Lq % 8 === 0 && qpt === 1 && !causal;
+  return ok && settings.fuse ? 'forward_sg' : 'forward';
+}
+
+/**
  * Attention backward: how many query chunks the dk/dv pass splits into: enough invocations to fill
  * the device when there are few key rows (cross-attention's 77 keys against 4096 queries), at least
  * 64 queries a chunk.
