@@ -82,6 +82,14 @@ describe.skipIf(!g0.acquired.hasSubgroups)('attention fragments with f32 staging
     for (const [kk, v] of Object.entries(e)) expect(v, kk).toBeLessThan(1e-5);
   });
 
+  // GPUs split the dk/dv pass over query chunks (f32 partials, then a sum pass); lavapipe never plans a split,
+  // so a forced tile's /s3 runs that path here. Its own test: cold, its pipelines take ~5 min on a loaded 2-core machine.
+  it('dk/dv over 3 query chunks (forced split) summed: forward and gradients < 1e-5 vs float64', async () => {
+    const es = await run({ name: 'f32 split', B: 2, Lq: 37, Lk: 9, H: 1, d: 8 }, 'f32', 8, 'simt4x4x4/w4x1/t1x1/k8/s3');
+    console.log(`attention f32 staging, split 3: relL2 ${JSON.stringify(es)}`);
+    for (const [kk, v] of Object.entries(es)) expect(v, kk).toBeLessThan(1e-5);
+  });
+
   it('gradcheck', async () => {
     const gen = new Generator(3);
     const mk = (L: number) => requireGrad(Tensor.fromArray(randn64(gen, L * 8), [1, L, 8]));

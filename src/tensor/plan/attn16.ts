@@ -65,8 +65,9 @@ export function staticAttn16Tile(D: number, G: Gpu = gpu(), ft: StoreType = 'f16
   return c.find((t) => t.WM === 4 && t.BK === 32) ?? c.find((t) => t.WM <= 4) ?? c[0];
 }
 
-/** Query chunks of the dk/dv pass: enough workgroups for ~2 per SM when keys are few (cross-attention), ≥ 4 blocks a chunk. */
+/** Query chunks of the dk/dv pass: a forced tile's split, else enough workgroups for ~2 per SM when keys are few (cross-attention), ≥ 4 blocks a chunk. */
 export function attn16Split(d: AttnDims, t: FragTile, G: Gpu = gpu()): number {
+  if (t.split > 1) return Math.min(t.split, Math.max(1, d.Lq)); // a forced tile's /sN
   if (G.isSoftware) return 1;
   const wgs = Math.ceil(d.Lk / (t.WM * t.FM)) * d.B * d.H;
   return Math.max(1, Math.min(64, Math.ceil((2 * settings.gpuSms) / wgs), Math.floor(d.Lq / (4 * t.BK))));
