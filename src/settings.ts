@@ -85,6 +85,8 @@ export interface BenchSettings {
   e2eLr: number | undefined;
   /** LPO_BENCH_DEMO_PHASES: the demo's phase report (src/perf/phases.ts) that bench/demo.bench.ts collects (default bench/results/demo-phases.json). */
   demoPhases: string;
+  /** LPO_BENCH_F16_OUT: bench/f16-suite.ts also writes its section to this file (scripts/gpu-check.sh). */
+  f16Out: string | undefined;
 }
 
 function num(env: Env, name: string): number | undefined {
@@ -153,6 +155,7 @@ export function settingsFromEnv(env: Env): Settings {
       e2eIters: int(env, 'LPO_E2E_ITERS', 1, 1e6),
       e2eEvalEvery: int(env, 'LPO_E2E_EVAL', 1, 1e6),
       e2eLr: num(env, 'LPO_E2E_LR'),
+      f16Out: env.LPO_BENCH_F16_OUT || undefined,
       demoPhases: env.LPO_BENCH_DEMO_PHASES || 'bench/results/demo-phases.json',
     },
   };
