@@ -21,7 +21,7 @@ const EVAL_EVERY = settings.bench.e2eEvalEvery ?? 5;
 const LR = settings.bench.e2eLr ?? 1e-3;
 const PROMPTS = ['a red cube', 'a blue sphere', 'a green cone', 'a yellow star', 'a purple ring', 'a white cat', 'a black dog', 'an orange car'];
 const EVAL_PROMPTS = ['a red cube', 'a white cat', 'an orange car', 'a blue sphere'];
-const EVAL_SEEDS = [101, 202, 303, 404];
+const EVAL_SEEDS = [101, 202, 303, 404, 505, 606, 707, 808];
 
 async function runE2E(): Promise<void> {
   const g = await initGpu();

@@ -40,10 +40,15 @@ const CLIP_STANDIN = parseCLIPTextConfig({
   hidden_act: 'quick_gelu', layer_norm_eps: 1e-5, vocab_size: 1024,
 });
 
+/** Wall seconds; lavapipe's threads run in this process, so its CPU seconds show how contended the machine was. */
+let cpuSeconds = 0;
 async function timed<T>(fn: () => T | Promise<T>): Promise<[T, number]> {
   const t = performance.now();
+  const c = process.cpuUsage();
   const r = await fn();
   await gpu().sync();
+  const d = process.cpuUsage(c);
+  cpuSeconds = (d.user + d.system) / 1e6;
   return [r, (performance.now() - t) / 1000];
 }
 
@@ -98,8 +103,10 @@ async function runSuite(): Promise<void> {
       mean.dispose();
       return c;
     }));
+    if (L === LATENT) console.log(`  guided U-Net forward (batch ${2 * B}) + DDIM + ${K * B} candidates: ${tUnet.toFixed(2)} s wall, ${cpuSeconds.toFixed(0)} s CPU`);
     const text = textFeatures();
     const [scores, tLrm] = await timed(() => noGrad(() => lrm.score(cands, t, text)));
+    if (L === LATENT) console.log(`  LRM scoring of ${K * B} candidates (batch ${2 * K * B} with VFE): ${tLrm.toFixed(2)} s wall, ${cpuSeconds.toFixed(0)} s CPU`);
     const vals = await scores.toArray();
     if (!vals.every(Number.isFinite)) throw new Error('non-finite LRM scores');
     for (const z of [scores, cands, x]) z.dispose();
