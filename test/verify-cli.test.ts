@@ -35,12 +35,17 @@ afterAll(() => {
 });
 
 describe('lpo verify-reference (built CLI)', () => {
-  it('passes on the golden folder: exit 0, a table with ddim rows PASS and unsupported sections SKIPPED', async () => {
+  it('passes on the golden folder: exit 0, every section has a runner (lpo, lrm and train included), no FAIL', async () => {
     const r = await cli('verify-reference', GOLDEN, '--quiet');
     expect(r.stdout).toMatch(/ddim\s+step\.9\.prev_sample\s+relL2\s+\S+\s+< 1e-5\s+PASS/);
     expect(r.stdout).toMatch(/ddim\s+alphas_cumprod\s+max rel err/);
-    for (const s of ['tokenizer', 'text_encoder', 'unet', 'vae', 'pipeline']) expect(r.stdout).toMatch(new RegExp(`^${s}\\s+\\S.*PASS`, 'm'));
-    expect(r.stdout).toMatch(/^lpo\s+loss_model\.value\s+relL2\s+\S+\s+< 1e-3\s+PASS/m); // the lpo section runs (src/verify/lpo.ts)
+    // Sections whose golden folder exists run (a section without a runner would be one '(all)' row 'not supported yet').
+    const sections = ['tokenizer', 'text_encoder', 'unet', 'vae', 'pipeline', 'lpo', 'lrm', 'train'].filter((s) => existsSync(join(GOLDEN, s)));
+    for (const s of sections) expect(r.stdout).toMatch(new RegExp(`^${s}\\s+\\S.*PASS`, 'm'));
+    expect(r.stdout).not.toMatch(/not supported yet/);
+    expect(r.stdout).toMatch(/^lpo\s+loss_model\.value\s+relL2\s+\S+\s+< 1e-3\s+PASS/m); // src/verify/lpo.ts
+    if (sections.includes('lrm')) expect(r.stdout).toMatch(/^lrm\s+scores\s+relL2\s+\S+\s+< 1e-4\s+PASS/m); // src/verify/lrm.ts
+    expect(r.stdout).toMatch(/^\d+ passed, 0 failed/m);
     expect(r.stdout).not.toMatch(/FAIL/);
     expect(r.code).toBe(0);
   });
