@@ -73,6 +73,13 @@ export const trainLpoCase: TrainCaseRunner = {
       await loadLoRA(unet, refFile);
       await saveLoRA(unet, join(dir, 'lora.safetensors'));
       compareFiles(ctx, join(dir, 'lora.safetensors'), refFile);
+      // Each factor of the file we wrote, by its key, against the manifest's tensor of that name.
+      const written = SafetensorsFile.openSync(join(dir, 'lora.safetensors'));
+      try {
+        for (const k of written.keys()) await ctx.produce(k, written.readF32Sync(k), written.info(k).shape);
+      } finally {
+        written.closeSync();
+      }
 
       const enc = async (name: string) => {
         const ids = await ctx.tensor(name);
