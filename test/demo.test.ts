@@ -60,27 +60,29 @@ describe('smoke run of the committed toy model (mechanics only)', () => {
   it('runs every phase and writes report.html, the samples, index.json and results.json', async () => {
     const phases = new Set<string>();
     r = await runToyDemo({ base: BASE, out, smoke: true, prompts: 2, seeds: 2, onProgress: (p) => phases.add(p) });
-    expect([...phases].sort()).toEqual(['eval base', 'eval best-of-4', 'eval lpo', 'lpo', 'lrm', 'lrm buckets', 'pairs'].sort());
-    expect(r.evals.map((e) => e.model)).toEqual(['base', 'lpo', 'best-of-4']);
+    expect([...phases].sort()).toEqual(['eval base', 'eval base-eta1', 'eval best-of-4', 'eval lpo', 'lpo', 'lrm', 'lrm buckets', 'pairs'].sort());
+    expect(r.evals.map((e) => e.model)).toEqual(['base', 'lpo', 'base-eta1', 'best-of-4']);
     for (const e of r.evals) expect(e.summary.images).toBe(4);
     const file = writeDemoReport(r);
     const html = readFileSync(file, 'utf8');
     expect(html).toMatch(/^<!doctype html>/);
     expect(html).not.toMatch(/<script|(src|href)="https?:/); // self-contained, opens offline (the SVG namespace URI is not a fetch)
-    expect((html.match(/<img src="data:image\/png;base64,/g) ?? []).length).toBe(12);
+    expect((html.match(/<img src="data:image\/png;base64,/g) ?? []).length).toBe(16);
     expect((html.match(/<svg/g) ?? []).length).toBeGreaterThanOrEqual(4);
 
     const index = JSON.parse(readFileSync(join(out, 'samples', 'index.json'), 'utf8')) as { file: string; prompt: string; seed: number; model: string }[];
-    expect(index).toHaveLength(12);
+    expect(index).toHaveLength(16);
     for (const e of index) {
-      expect(['base', 'lpo', 'best-of-4']).toContain(e.model);
+      expect(['base', 'lpo', 'base-eta1', 'best-of-4']).toContain(e.model);
       expect(e.file.startsWith(`${e.model}/`)).toBe(true);
       const png = decodePng(readFileSync(join(out, 'samples', e.file)));
       expect([png.height, png.width]).toEqual([32, 32]);
     }
     const res = JSON.parse(readFileSync(join(out, 'results.json'), 'utf8'));
-    expect(Object.keys(res.models).sort()).toEqual(['base', 'best-of-4', 'lpo']);
+    expect(Object.keys(res.models).sort()).toEqual(['base', 'base-eta1', 'best-of-4', 'lpo']);
     expect(res.lrm.buckets).toHaveLength(4);
+    for (const b of res.lrm.buckets) for (const v of [b.accuracy, b.truth]) expect(v).toBeGreaterThanOrEqual(0);
+    expect(existsSync(join(out, 'pairs', 'validation-truth', 'pairs.jsonl'))).toBe(true);
     expect(existsSync(join(out, 'lrm', 'best', 'config.json'))).toBe(true);
     expect(existsSync(join(out, 'pairs', 'pairs.jsonl'))).toBe(true);
   });

@@ -4,6 +4,7 @@ import { initGpu } from '../gpu/runtime.js';
 import { defineCommand, parseCommand } from './args.js';
 import { Progress } from './progress.js';
 import { runToyDemo, type DemoPhase } from '../toy/demo.js';
+import { parseMpcfStrategy } from '../lrm/mpcf.js';
 import { formatDemoSummary, writeDemoReport } from '../toy/report.js';
 
 export const demoSpec = defineCommand({
@@ -17,6 +18,7 @@ export const demoSpec = defineCommand({
     prompts: { type: 'int', min: 1, default: 16, help: 'held-out prompts evaluated' },
     seeds: { type: 'int', min: 1, default: 6, help: 'seeds per prompt' },
     seed: { type: 'int', min: 0, default: 0, help: 'seed of every draw' },
+    mpcf: { type: 'string', choices: ['none', '1', '2', '3'], default: 'none', help: "MPCF strategy of the LRM's training pairs (the report lists what each keeps)" },
     smoke: { type: 'boolean', help: 'a few of everything: checks the mechanics in a minute (the numbers mean nothing)' },
   },
 });
@@ -32,7 +34,7 @@ export async function demo(argv: string[]): Promise<number> {
   let bar: Progress | null = null;
   let barPhase: DemoPhase | null = null;
   const result = await runToyDemo({
-    out: a.out, base: a.base, minutes: a.minutes, prompts: a.prompts, seeds: a.seeds, seed: a.seed, smoke: a.smoke,
+    out: a.out, base: a.base, minutes: a.minutes, prompts: a.prompts, seeds: a.seeds, seed: a.seed, smoke: a.smoke, mpcf: parseMpcfStrategy(a.mpcf),
     log: (line) => (bar ? bar.log(`${stamp()} ${line}`) : err.write(`${stamp()} ${line}\n`)),
     onProgress: (phase, done, total, fields) => {
       if (phase !== barPhase || !bar) {

@@ -20,7 +20,7 @@ import type { UNet2DConditionModel } from '../nn/unet.js';
 import { setLoRABypass } from '../nn/lora.js';
 import { LatentRewardModel } from '../lrm/model.js';
 import { saveLrm } from '../lrm/io.js';
-import { countMpcf, mpcfFilter, type MpcfCounts, type MpcfStrategy } from '../lrm/mpcf.js';
+import { countMpcf, mpcfFilter, MPCF_STRATEGIES, type MpcfCounts, type MpcfStrategy } from '../lrm/mpcf.js';
 import { trainLrm, type EvalRecord, type StepMetrics } from '../lrm/train.js';
 import { evaluateLrm } from '../lrm/eval.js';
 import { LpoTrainer, type LpoTrainConfig } from '../lpo/trainer.js';
@@ -30,7 +30,7 @@ import { HELD_OUT_PROMPTS, promptSplit, samplePrompt } from './captions.js';
 import { Generator } from '../tensor/random.js';
 import { PhaseTimer } from '../perf/phases.js';
 import { toyBaseDir } from './model.js';
-import { generatePairs, pairStats, writeToyPairs, type PairStats } from './pairs.js';
+import { generatePairs, pairStats, writeToyPairs, type PairStats, type ToyPair } from './pairs.js';
 import { initialLatent, sampleImages, type Sampled } from './sample.js';
 import { judgeSamples, summariseSamples, type EvalSummary, type JudgedSample } from './evaluate.js';
 
@@ -49,6 +49,12 @@ export interface ToyDemoOptions {
   seed?: number;
   /** A few of everything: checks the pipeline's mechanics in seconds (CI); the numbers mean nothing. */
   smoke?: boolean;
+  /**
+   * MPCF strategy of the LRM's training pairs (default 'none': in the toy world strategy 2 keeps about a third
+   * of the pairs — two images that both miss the caption have exactly equal alignment gaps, which Δ > 0 drops —
+   * too few for a minute of training; the report lists what each strategy keeps).
+   */
+  mpcf?: MpcfStrategy;
   /** Overrides of the derived sizes (experiments; the CLI does not expose them). */
   plan?: Partial<DemoPlan>;
   /** One line per milestone. */
@@ -57,7 +63,7 @@ export interface ToyDemoOptions {
   onProgress?: (phase: DemoPhase, done: number, total: number, fields?: Record<string, number | string>) => void;
 }
 
-export type DemoPhase = 'pairs' | 'lrm' | 'lpo' | 'eval base' | 'eval lpo' | 'eval best-of-4' | 'lrm buckets';
+export type DemoPhase = 'pairs' | 'lrm' | 'lpo' | 'eval base' | 'eval base-eta1' | 'eval lpo' | 'eval best-of-4' | 'lrm buckets';
 
 /** The demo's sizes, derived from the options (exported for the report and the tests). */
 export interface DemoPlan {
@@ -88,7 +94,18 @@ export interface DemoResult {
   out: string;
   pairStats: PairStats;
   mpcf: MpcfCounts;
-  lrm: { steps: StepMetrics[]; evals: EvalRecord[]; buckets: { name: string; accuracy: number; pairs: number }[]; byTimestep: { t: number; accuracy: number }[] };
+  /** What every MPCF strategy would keep of the training pairs. */
+  mpcfAll: MpcfCounts[];
+  lrm: {
+    steps: StepMetrics[];
+    evals: EvalRecord[];
+    /**
+     * Accuracy on the validation pairs by timestep bucket: `accuracy` against the pairs' labels (the noisy
+     * annotators, the paper's measure) and `truth` against the hidden preference itself (the noise-free labels).
+     */
+    buckets: { name: string; accuracy: number; truth: number; pairs: number }[];
+    byTimestep: { t: number; accuracy: number; truth: number }[];
+  };
   lpo: IterationMetrics[];
   evals: ModelEval[];
   seconds: Record<string, number>;
@@ -115,9 +132,9 @@ export function demoPlan(o: ToyDemoOptions = {}): DemoPlan {
   const smoke = !!o.smoke;
   return {
     pairPrompts: smoke ? 6 : Math.max(32, Math.round(160 * Math.min(scale, 3))),
-    lrmSteps: smoke ? 2 : Math.max(10, Math.round(60 * scale)),
+    lrmSteps: smoke ? 2 : Math.max(10, Math.round(80 * scale)),
     lrmBatch: smoke ? 4 : 16,
-    lrmLr: 3e-4,
+    lrmLr: 1e-3,
     lpoIterations: smoke ? 1 : Math.max(2, Math.round(30 * scale)),
     lpo: {
       seed: o.seed ?? 0, sampleBatchSize: smoke ? 2 : 8, trainBatchSize: smoke ? 4 : 16, K: 4, numInferenceSteps: smoke ? 4 : TOY_STEPS,
@@ -135,7 +152,7 @@ export function demoPlan(o: ToyDemoOptions = {}): DemoPlan {
       { name: '500–749', timesteps: [501, 601, 701] },
       { name: '750–999', timesteps: [751, 851, 951] },
     ],
-    mpcf: smoke ? 'none' : 2,
+    mpcf: o.mpcf ?? 'none',
     sampleSteps: smoke ? 4 : TOY_STEPS,
     guidanceScale: 5,
   };
@@ -159,6 +176,18 @@ function lpoPrompts(seed: number, n: number): string[] {
   const set = new Set<string>();
   for (let i = 0; set.size < n && i < 100 * n; i++) set.add(samplePrompt(gen));
   return [...set];
+}
+
+/** A pair relabelled by the hidden preference: the better image wins, equal scores tie. */
+function truthLabelled(p: ToyPair): ToyPair {
+  const [label0, label1] = p.label.pWin0 > 0.5 ? [1, 0] : p.label.pWin0 < 0.5 ? [0, 1] : [0.5, 0.5];
+  // Gaps are winner − loser (image 0 − image 1 for a tie): flip them when the orientation changes.
+  const oldSign = p.label.label0 === 0 ? -1 : 1;
+  const newSign = label0 === 0 ? -1 : 1;
+  const f = oldSign * newSign;
+  const g = p.label.gaps;
+  const gaps = { aesthetic: f * g.aesthetic, clip: f * g.clip, vqa: f * g.vqa, differentFlag: (label0 === 0.5 ? 0 : 1) as 0 | 1 };
+  return { ...p, label: { ...p.label, label0, label1, gaps } };
 }
 
 /** Runs the whole demo; writes everything under `out` and returns the numbers (report.ts renders them). */
@@ -194,7 +223,10 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
     // 1. The base model on the held-out prompts (before any LoRA exists).
     log(`base model ${base}: U-Net ${unet.numParameters()} parameters, latents ${latentShape.join('×')}`);
     evals.push(await evaluateModel('base', (reqs, onP) => sampleImages(pipe, reqs, { steps: plan.sampleSteps, guidanceScale: plan.guidanceScale, batch: 48, onProgress: onP }), plan, progress));
+    // The same model with DDIM η = 1, the stochastic sampler best-of-4 steers: its fair baseline.
     phaseDone('eval base');
+    evals.push(await evaluateModel('base-eta1', (reqs, onP) => sampleImages(pipe, reqs, { steps: plan.sampleSteps, guidanceScale: plan.guidanceScale, eta: 1, batch: 48, onProgress: onP }), plan, progress));
+    phaseDone('eval base-eta1');
 
     // 2. Preference pairs from the base model, labelled by the hidden judge (noisy, with ties).
     const pairs = await generatePairs(pipe, {
@@ -204,6 +236,10 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
     const stats = pairStats(pairs);
     const pairDir = path.join(out, 'pairs');
     await writeToyPairs(pairDir, pairs, latentShape, { overwrite: true });
+    // The validation pairs again with the hidden preference's own verdict as the label (no coin flip): what the
+    // LRM's accuracy means in this world, beside the accuracy against the annotators' noisy labels.
+    const truthDir = path.join(out, 'pairs', 'validation-truth');
+    await writeToyPairs(truthDir, pairs.filter((p) => p.split === 'validation').map(truthLabelled), latentShape, { overwrite: true });
     log(`pairs: ${stats.pairs} from ${stats.prompts} prompts (${stats.validation} validation), ties ${(100 * stats.ties).toFixed(0)}%, `
       + `labels agree with the hidden preference on ${(100 * stats.agreement).toFixed(0)}% of decided pairs; written to ${pairDir}`);
     phaseDone('pairs');
@@ -212,7 +248,9 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
     const latentOpts = { latentShape: latentShape as [number, number, number] };
     const pairsTrain = await openPairs(pairDir, { split: 'train', ...latentOpts });
     const pairsVal = await openPairs(pairDir, { split: 'validation', ...latentOpts });
-    const mpcf = await countMpcf(pairsTrain, plan.mpcf);
+    const mpcfAll: MpcfCounts[] = [];
+    for (const st of MPCF_STRATEGIES) mpcfAll.push(await countMpcf(pairsTrain, st));
+    const mpcf = mpcfAll.find((c) => c.strategy === plan.mpcf)!;
     const kept = (c: { kept: number; dropped: number }) => `${c.kept}/${c.kept + c.dropped}`;
     log(`MPCF strategy ${plan.mpcf}: kept ${kept(mpcf.winLose)} win-lose and ${kept(mpcf.ties)} tie pairs`);
     lrm = await LatentRewardModel.fromDiffusers(base, { seed });
@@ -240,13 +278,19 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
 
     // 4. LRM accuracy by timestep bucket on the validation pairs (each bucket: its timesteps pooled).
     const allT = plan.buckets.flatMap((b) => b.timesteps);
-    progress('lrm buckets', 0, stats.validation);
-    const acc = await evaluateLrm(lrm, pairsVal, { timesteps: allT, seed: seed + 5, batchPairs: 32, onProgress: (n) => progress('lrm buckets', n, stats.validation) });
+    progress('lrm buckets', 0, 2 * stats.validation);
+    const acc = await evaluateLrm(lrm, pairsVal, { timesteps: allT, seed: seed + 5, batchPairs: 32, onProgress: (n) => progress('lrm buckets', n, 2 * stats.validation) });
+    const truthVal = await openPairs(truthDir, { split: 'validation', ...latentOpts });
+    const accTruth = await evaluateLrm(lrm, truthVal, { timesteps: allT, seed: seed + 5, batchPairs: 32, onProgress: (n) => progress('lrm buckets', stats.validation + n, 2 * stats.validation) });
+    const at = (r: typeof acc, t: number) => r.byTimestep.find((e) => e.t === t)!.accuracy;
+    const byTimestep = allT.map((t) => ({ t, accuracy: at(acc, t), truth: at(accTruth, t) }));
     const buckets = plan.buckets.map((b) => ({
       name: b.name, pairs: acc.pairs,
-      accuracy: b.timesteps.reduce((s, t) => s + acc.byTimestep.find((e) => e.t === t)!.accuracy, 0) / b.timesteps.length,
+      accuracy: b.timesteps.reduce((s, t) => s + at(acc, t), 0) / b.timesteps.length,
+      truth: b.timesteps.reduce((s, t) => s + at(accTruth, t), 0) / b.timesteps.length,
     }));
-    log(`LRM accuracy by timestep bucket (${acc.pairs} validation pairs): ${buckets.map((b) => `${b.name} ${(100 * b.accuracy).toFixed(1)}%`).join(', ')}`);
+    log(`LRM accuracy by timestep bucket on ${acc.pairs} validation pairs, against their labels / the hidden preference: `
+      + buckets.map((b) => `${b.name} ${(100 * b.accuracy).toFixed(1)}% / ${(100 * b.truth).toFixed(1)}%`).join(', '));
     phaseDone('lrm buckets');
 
     // 5. LRM-guided step-level best-of-4 sampling of the base model (no training).
@@ -309,9 +353,9 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
 
     seconds.total = (performance.now() - t0) / 1000;
     const result: DemoResult = {
-      plan, base, out, pairStats: stats, mpcf,
-      lrm: { steps, evals: res.evals, buckets, byTimestep: acc.byTimestep },
-      lpo: lpoMetrics, evals: [evals[0], evals[2], evals[1]], seconds,
+      plan, base, out, pairStats: stats, mpcf, mpcfAll,
+      lrm: { steps, evals: res.evals, buckets, byTimestep },
+      lpo: lpoMetrics, evals: [evals[0], evals[3], evals[1], evals[2]], seconds,
     };
     writeSamples(out, result.evals);
     writeJson(path.join(out, 'results.json'), summaryJson(result));
@@ -364,7 +408,7 @@ export function pngOf(image: Float32Array): Buffer {
 /** What results.json holds: the plan, the summaries and the curves (no images). */
 export function summaryJson(r: DemoResult): Record<string, unknown> {
   return {
-    plan: r.plan, pairStats: r.pairStats, mpcf: r.mpcf, seconds: r.seconds,
+    plan: r.plan, pairStats: r.pairStats, mpcf: r.mpcf, mpcfAll: r.mpcfAll, seconds: r.seconds,
     models: Object.fromEntries(r.evals.map((e) => [e.model, e.summary])),
     lrm: { buckets: r.lrm.buckets, byTimestep: r.lrm.byTimestep, evals: r.lrm.evals, loss: r.lrm.steps.map((s) => [s.step, s.loss]) },
     lpo: r.lpo.map((m) => ({ iteration: m.iteration, items: m.items, validRate: m.validRate, loss: m.loss, meanScore: m.meanScore, finalScore: m.finalScore, seconds: m.seconds.total })),

@@ -11,28 +11,37 @@ const ms = (m: MeanSpread, digits = 3) => `${m.mean.toFixed(digits)} ± ${m.spre
 const pct = (x: number) => `${(100 * x).toFixed(1)}%`;
 
 /** The change of a metric against the base model, and whether it exceeds both models' seed-to-seed spread. */
-function versusBase(e: ModelEval, base: ModelEval, key: 'alignmentRate' | 'aesthetic'): { delta: number; beyondSpread: boolean } {
+function versusBase(e: ModelEval, base: ModelEval, key: 'alignmentRate' | 'alignmentScore' | 'aesthetic'): { delta: number; beyondSpread: boolean } {
   const d = e.summary[key].mean - base.summary[key].mean;
   return { delta: d, beyondSpread: Math.abs(d) > Math.max(e.summary[key].spread, base.summary[key].spread) };
 }
 
+/** Each model's baseline: best-of-4 steers the η = 1 sampler, so it is compared with base-eta1; the rest with base. */
+export function baselineOf(r: DemoResult, e: ModelEval): ModelEval {
+  const base = r.evals.find((x) => x.model === 'base')!;
+  return e.model === 'best-of-4' ? r.evals.find((x) => x.model === 'base-eta1') ?? base : base;
+}
+
 /** The stdout table: one row per model, then the LRM's accuracy by timestep bucket and the phase times. */
 export function formatDemoSummary(r: DemoResult): string {
-  const base = r.evals.find((e) => e.model === 'base')!;
   const lines: string[] = [];
   const n = r.evals[0].summary;
   lines.push(`Held-out evaluation: ${n.prompts} prompts × ${n.seeds} seeds, judged by the hidden scorer (mean ± seed-to-seed std)`);
   lines.push('');
-  lines.push(`${'model'.padEnd(10)} ${'alignment rate'.padStart(16)} ${'Δ vs base'.padStart(10)} ${'graded align.'.padStart(16)} ${'aesthetic'.padStart(16)} ${'Δ vs base'.padStart(10)}`);
+  lines.push(`${'model'.padEnd(10)} ${'alignment rate'.padStart(16)} ${'Δ'.padStart(8)} ${'graded align.'.padStart(16)} ${'Δ'.padStart(8)} ${'aesthetic'.padStart(16)} ${'Δ'.padStart(8)}`);
   for (const e of r.evals) {
-    const a = versusBase(e, base, 'alignmentRate');
-    const s = versusBase(e, base, 'aesthetic');
-    const d = (x: { delta: number; beyondSpread: boolean }) => (e === base ? '' : `${x.delta >= 0 ? '+' : ''}${x.delta.toFixed(3)}${x.beyondSpread ? '*' : ''}`);
-    lines.push(`${e.model.padEnd(10)} ${ms(e.summary.alignmentRate).padStart(16)} ${d(a).padStart(10)} ${ms(e.summary.alignmentScore).padStart(16)} ${ms(e.summary.aesthetic).padStart(16)} ${d(s).padStart(10)}`);
+    const ref = baselineOf(r, e);
+    const d = (key: 'alignmentRate' | 'alignmentScore' | 'aesthetic') => {
+      if (e === ref) return '';
+      const x = versusBase(e, ref, key);
+      return `${x.delta >= 0 ? '+' : ''}${x.delta.toFixed(3)}${x.beyondSpread ? '*' : ''}`;
+    };
+    lines.push(`${e.model.padEnd(10)} ${ms(e.summary.alignmentRate).padStart(16)} ${d('alignmentRate').padStart(8)} ${ms(e.summary.alignmentScore).padStart(16)} ${d('alignmentScore').padStart(8)} ${ms(e.summary.aesthetic).padStart(16)} ${d('aesthetic').padStart(8)}`);
   }
-  lines.push('(* the change exceeds the larger seed-to-seed std of the two models)');
+  lines.push('(Δ: against base; best-of-4 against base-eta1, the same η = 1 sampler. * the change exceeds the larger seed-to-seed std of the two)');
   lines.push('');
-  lines.push(`LRM accuracy on ${r.lrm.buckets[0]?.pairs ?? 0} validation pairs by timestep bucket (chance 50%): ${r.lrm.buckets.map((b) => `${b.name} ${pct(b.accuracy)}`).join(', ')}`);
+  lines.push(`LRM accuracy on ${r.lrm.buckets[0]?.pairs ?? 0} validation pairs by timestep bucket (chance 50%), against the labels / the hidden preference:`);
+  lines.push(`  ${r.lrm.buckets.map((b) => `${b.name}: ${pct(b.accuracy)} / ${pct(b.truth)}`).join(', ')}`);
   lines.push(`Time: ${Object.entries(r.seconds).map(([k, v]) => `${k} ${v.toFixed(0)} s`).join(', ')}`);
   return lines.join('\n');
 }
@@ -49,13 +58,16 @@ function plot(series: PlotSeries[], opts: Parameters<typeof linePlotSvg>[1]): st
 function summaryTable(r: DemoResult): string {
   const base = r.evals.find((e) => e.model === 'base')!;
   const cats = Object.keys(base.summary.byCategory);
-  const head = ['model', 'alignment rate', 'Δ vs base', 'graded alignment', 'aesthetic', 'Δ vs base', ...cats].map((h) => `<th>${esc(h)}</th>`).join('');
+  const head = ['model', 'alignment rate', 'Δ', 'graded alignment', 'Δ', 'aesthetic', 'Δ', ...cats].map((h) => `<th>${esc(h)}</th>`).join('');
   const rows = r.evals.map((e) => {
-    const a = versusBase(e, base, 'alignmentRate');
-    const s = versusBase(e, base, 'aesthetic');
-    const d = (x: { delta: number; beyondSpread: boolean }) => (e === base ? '' : `<span class="${x.beyondSpread ? 'sig' : ''}">${x.delta >= 0 ? '+' : ''}${x.delta.toFixed(3)}</span>`);
+    const ref = baselineOf(r, e);
+    const d = (key: 'alignmentRate' | 'alignmentScore' | 'aesthetic') => {
+      if (e === ref) return '<td></td>';
+      const x = versusBase(e, ref, key);
+      return `<td><span class="${x.beyondSpread ? 'sig' : ''}">${x.delta >= 0 ? '+' : ''}${x.delta.toFixed(3)}</span></td>`;
+    };
     const c = cats.map((k) => `<td>${pct(e.summary.byCategory[k] ?? 0)}</td>`).join('');
-    return `<tr><th>${esc(e.model)}</th><td>${ms(e.summary.alignmentRate)}</td><td>${d(a)}</td><td>${ms(e.summary.alignmentScore)}</td><td>${ms(e.summary.aesthetic)}</td><td>${d(s)}</td>${c}</tr>`;
+    return `<tr><th>${esc(e.model)}</th><td>${ms(e.summary.alignmentRate)}</td>${d('alignmentRate')}<td>${ms(e.summary.alignmentScore)}</td>${d('alignmentScore')}<td>${ms(e.summary.aesthetic)}</td>${d('aesthetic')}${c}</tr>`;
   }).join('\n');
   return `<table><tr>${head}</tr>\n${rows}</table>`;
 }
@@ -88,7 +100,10 @@ export function demoReportHtml(r: DemoResult): string {
     label: `t = ${t}`,
     points: r.lrm.evals.filter((e) => e.byTimestep.some((b) => b.t === t)).map((e) => [e.step, e.byTimestep.find((b) => b.t === t)!.accuracy] as const),
   })), { title: 'LRM: validation accuracy during training', xLabel: 'step', yLabel: 'accuracy', yRange: [0, 1], yRef: 0.5 });
-  const lrmByT = plot([{ label: 'validation accuracy', points: r.lrm.byTimestep.map((b) => [b.t, b.accuracy] as const) }], { title: 'LRM accuracy by timestep (final model)', xLabel: 'timestep t', yLabel: 'accuracy', yRange: [0, 1], yRef: 0.5 });
+  const lrmByT = plot([
+    { label: 'vs the hidden preference', points: r.lrm.byTimestep.map((b) => [b.t, b.truth] as const) },
+    { label: 'vs the labels (noisy)', points: r.lrm.byTimestep.map((b) => [b.t, b.accuracy] as const) },
+  ], { title: 'LRM accuracy by timestep (final model)', xLabel: 'timestep t', yLabel: 'accuracy', yRange: [0, 1], yRef: 0.5 });
   const lpoLoss = plot([{ label: 'LPO loss', points: r.lpo.filter((m) => m.loss !== null).map((m) => [m.iteration, m.loss!] as const) }], { title: 'LPO: step-level DPO loss per iteration', xLabel: 'iteration', yLabel: 'loss' });
   const lpoScore = plot([
     { label: 'valid-pair rate', points: r.lpo.map((m) => [m.iteration, m.validRate] as const) },
@@ -96,7 +111,7 @@ export function demoReportHtml(r: DemoResult): string {
   const lpoReward = plot([
     { label: 'LRM score of final latents', points: r.lpo.map((m) => [m.iteration, m.finalScore] as const) },
   ], { title: 'LPO: LRM score of the sampled trajectories', xLabel: 'iteration', yLabel: 'score' });
-  const bucketRows = r.lrm.buckets.map((b) => `<tr><th>${esc(b.name)}</th><td>${pct(b.accuracy)}</td><td>${b.accuracy > 0.5 ? 'above chance' : '<b>not above chance</b>'}</td></tr>`).join('');
+  const bucketRows = r.lrm.buckets.map((b) => `<tr><th>${esc(b.name)}</th><td>${pct(b.accuracy)}</td><td>${pct(b.truth)}</td><td>${b.truth > 0.5 ? 'above chance' : '<b>not above chance</b>'}</td></tr>`).join('');
   const p = r.pairStats;
   const kept = (c: { kept: number; dropped: number }) => `${c.kept} of ${c.kept + c.dropped}`;
   return `<!doctype html>
@@ -117,18 +132,21 @@ th.prompt { text-align: left; font-weight: normal; }
 <h1>Latent preference optimisation in the toy world</h1>
 <p>Base model <code>${esc(r.base)}</code>; ${r.plan.evalPrompts.length} held-out prompts × ${r.plan.evalSeeds.length} seeds
 (seeds ${r.plan.evalSeeds.join(', ')}), DDIM ${r.plan.sampleSteps} steps, CFG ${r.plan.guidanceScale}; base and LPO sample with η = 0,
-best-of-4 with η = 1 (it needs random candidates). The hidden scorer judges every image: <b>alignment rate</b> is the share of images whose
+best-of-4 with η = 1 (it needs random candidates), so <code>base-eta1</code> (the base model with η = 1) is its baseline. The hidden scorer judges every image: <b>alignment rate</b> is the share of images whose
 shapes, colours, counts and relations match the caption (a toy GenEval), <b>aesthetic</b> its 0–1 liking of contrast, centring, edges and clutter.
 Spreads are the standard deviation over seeds of the per-seed means. Total time ${(r.seconds.total ?? 0).toFixed(0)} s.</p>
 <h2>Results</h2>
 ${summaryTable(r)}
-<p>Bold changes exceed the larger of the two models' seed-to-seed spreads.</p>
+<p>Δ is against <code>base</code>, and for best-of-4 against <code>base-eta1</code> (the same η = 1 sampler). Bold changes exceed the larger of the two models' seed-to-seed spreads.</p>
 <h2>Preference data and the latent reward model</h2>
 <p>${p.pairs} pairs of base-model images from ${p.prompts} training prompts (${p.validation} held for validation), labelled by a Bradley–Terry
 coin flip on the hidden preference: ${pct(p.ties)} ties; labels agree with the hidden preference on ${pct(p.agreement)} of decided pairs
-(the ceiling of any reward model's accuracy). MPCF strategy ${r.mpcf.strategy} kept ${kept(r.mpcf.winLose)} win-lose and ${kept(r.mpcf.ties)} tie training pairs.
-The LRM (the base U-Net's down and mid blocks and its text encoder, ${r.plan.lrmSteps} steps of ${r.plan.lrmBatch} pairs) scores noisy latents; its accuracy on the validation pairs by timestep bucket:</p>
-<table><tr><th>t bucket</th><th>accuracy</th><th></th></tr>${bucketRows}</table>
+(the ceiling of any reward model's accuracy against them). The LRM trained on MPCF strategy ${r.mpcf.strategy}'s pairs: ${kept(r.mpcf.winLose)} win-lose and ${kept(r.mpcf.ties)} tie pairs.
+What each strategy keeps of the training pairs: ${r.mpcfAll.map((c) => `${c.strategy}: ${kept(c.winLose)} win-lose, ${kept(c.ties)} ties`).join('; ')}.
+The LRM (the base U-Net's down and mid blocks and its text encoder, ${r.plan.lrmSteps} steps of ${r.plan.lrmBatch} pairs) scores noisy latents; its accuracy on the
+${r.lrm.buckets[0]?.pairs ?? 0} validation pairs by timestep bucket (each bucket pools three timesteps), against the pairs' labels (the paper's measure,
+capped by the annotators' noise) and against the hidden preference itself (ties count 0.5):</p>
+<table><tr><th>t bucket</th><th>vs labels</th><th>vs hidden preference</th><th></th></tr>${bucketRows}</table>
 <div class="plots">${lrmByT}${lrmAcc}${lrmLoss}</div>
 <h2>LPO</h2>
 <p>${r.lpo.length} iterations of ${r.plan.lpo.sampleBatchSize} training prompts, K = ${r.plan.lpo.K} candidates per step, LoRA rank ${r.plan.lpo.loraRank},
