@@ -50,8 +50,7 @@ describe('training helpers', () => {
   });
 });
 
-// TODO(E): drop the skip when assets/toy/base is committed (pre-training in progress).
-describe.skipIf(!existsSync(BASE))('committed toy base checkpoint', () => {
+describe('committed toy base checkpoint', () => {
   it('is a diffusers folder of at most 15 MB with a README naming its seed', () => {
     for (const f of ['model_index.json', 'scheduler/scheduler_config.json', 'tokenizer/merges.txt', 'tokenizer/vocab.json', 'text_encoder/config.json', 'unet/config.json', 'vae/config.json', 'README.md']) {
       expect(existsSync(join(BASE, f)), f).toBe(true);
