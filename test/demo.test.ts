@@ -83,7 +83,7 @@ describe('smoke run of the committed toy model (mechanics only)', () => {
     expect(res.lrm.buckets).toHaveLength(4);
     for (const b of res.lrm.buckets) for (const v of [b.accuracy, b.truth]) expect(v).toBeGreaterThanOrEqual(0);
     expect(existsSync(join(out, 'pairs', 'validation-truth', 'pairs.jsonl'))).toBe(true);
-    expect(existsSync(join(out, 'lrm', 'best', 'config.json'))).toBe(true);
+    expect(existsSync(join(out, 'lrm', 'final', 'config.json'))).toBe(true);
     expect(existsSync(join(out, 'pairs', 'pairs.jsonl'))).toBe(true);
   });
 
