@@ -130,8 +130,8 @@ export function demoPlan(o: ToyDemoOptions = {}): DemoPlan {
   const scale = minutes / DEFAULT_MINUTES;
   const smoke = !!o.smoke;
   return {
-    pairPrompts: smoke ? 6 : Math.max(32, Math.round(160 * Math.min(scale, 3))),
-    lrmSteps: smoke ? 2 : Math.max(10, Math.round(80 * scale)),
+    pairPrompts: smoke ? 6 : Math.max(32, Math.round(320 * Math.min(scale, 3))),
+    lrmSteps: smoke ? 2 : Math.max(10, Math.round(120 * scale)),
     lrmBatch: smoke ? 4 : 16,
     lrmLr: 3e-4,
     lpoIterations: smoke ? 1 : Math.max(2, Math.round(30 * scale)),
