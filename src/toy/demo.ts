@@ -70,6 +70,8 @@ export interface DemoPlan {
   lrmSteps: number;
   lrmBatch: number;
   lrmLr: number;
+  /** Train the LRM's text encoder too (the authors do; with a few hundred toy captions it overfits them). */
+  lrmTrainTextEncoder: boolean;
   lpoIterations: number;
   lpo: Partial<LpoTrainConfig>;
   evalPrompts: string[];
@@ -134,6 +136,7 @@ export function demoPlan(o: ToyDemoOptions = {}): DemoPlan {
     lrmSteps: smoke ? 2 : Math.max(10, Math.round(120 * scale)),
     lrmBatch: smoke ? 4 : 16,
     lrmLr: 3e-4,
+    lrmTrainTextEncoder: true,
     lpoIterations: smoke ? 1 : Math.max(2, Math.round(30 * scale)),
     lpo: {
       seed: o.seed ?? 0, sampleBatchSize: smoke ? 2 : 8, trainBatchSize: smoke ? 4 : 16, K: 4, numInferenceSteps: smoke ? 4 : TOY_STEPS,
@@ -258,7 +261,7 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
     const lrmDir = path.join(out, 'lrm');
     const res = await trainLrm(lrm, mpcfFilter(pairsTrain, plan.mpcf), pairsVal, {
       steps: plan.lrmSteps, batchSize: plan.lrmBatch, lr: plan.lrmLr, warmupSteps: Math.max(1, Math.round(plan.lrmSteps / 10)),
-      seed, evalEvery: Math.max(1, Math.round(plan.lrmSteps / 6)), evalTimesteps: [1, 501, 951], evalBatch: 32,
+      seed, trainTextEncoder: plan.lrmTrainTextEncoder, evalEvery: Math.max(1, Math.round(plan.lrmSteps / 6)), evalTimesteps: [1, 501, 951], evalBatch: 32,
       outDir: lrmDir, metricsFile: path.join(lrmDir, 'metrics.jsonl'), log,
       onStep: (m) => {
         steps.push(m);
