@@ -70,6 +70,8 @@ export interface DemoPlan {
   lrmSteps: number;
   lrmBatch: number;
   lrmLr: number;
+  /** Bradley–Terry temperature of the simulated annotators (src/toy/pairs.ts; lower: fewer flipped labels). */
+  labelTemperature: number;
   /** Train the LRM's text encoder too (the authors do; with a few hundred toy captions it overfits them). */
   lrmTrainTextEncoder: boolean;
   lpoIterations: number;
@@ -137,6 +139,7 @@ export function demoPlan(o: ToyDemoOptions = {}): DemoPlan {
     lrmBatch: smoke ? 4 : 16,
     lrmLr: 3e-4,
     lrmTrainTextEncoder: true,
+    labelTemperature: 0.1,
     lpoIterations: smoke ? 1 : Math.max(2, Math.round(30 * scale)),
     lpo: {
       seed: o.seed ?? 0, sampleBatchSize: smoke ? 2 : 8, trainBatchSize: smoke ? 4 : 16, K: 4, numInferenceSteps: smoke ? 4 : TOY_STEPS,
@@ -232,7 +235,7 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
 
     // 2. Preference pairs from the base model, labelled by the hidden judge (noisy, with ties).
     const pairs = await generatePairs(pipe, {
-      prompts: plan.pairPrompts, seed: seed + 1, steps: plan.sampleSteps, validationFraction: 0.25,
+      prompts: plan.pairPrompts, seed: seed + 1, steps: plan.sampleSteps, validationFraction: 0.25, temperature: plan.labelTemperature,
       onProgress: (d, n) => progress('pairs', d, n),
     });
     const stats = pairStats(pairs);
