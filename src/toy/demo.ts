@@ -10,27 +10,23 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { ArgumentError } from '../errors.js';
-import { noGradAsync } from '../autograd/tape.js';
-import { Tensor } from '../tensor/tensor.js';
 import { StableDiffusionPipeline } from '../diffusion/pipeline.js';
 import { openPairs } from '../io/pairs/index.js';
-import { encodePng } from '../io/image.js';
 import { saveLoRA } from '../io/lora.js';
 import type { UNet2DConditionModel } from '../nn/unet.js';
-import { setLoRABypass } from '../nn/lora.js';
 import { LatentRewardModel } from '../lrm/model.js';
 import { countMpcf, mpcfFilter, MPCF_STRATEGIES, type MpcfCounts, type MpcfStrategy } from '../lrm/mpcf.js';
 import { trainLrm, type EvalRecord, type StepMetrics } from '../lrm/train.js';
 import { evaluateLrm } from '../lrm/eval.js';
 import { LpoTrainer, type LpoTrainConfig } from '../lpo/trainer.js';
 import type { IterationMetrics } from '../lpo/metrics.js';
-import { generateBestOfN } from '../lpo/best_of_n.js';
 import { HELD_OUT_PROMPTS, promptSplit, samplePrompt } from './captions.js';
 import { Generator } from '../tensor/random.js';
 import { PhaseTimer } from '../perf/phases.js';
 import { toyBaseDir } from './model.js';
 import { generatePairs, pairStats, writeToyPairs, type PairStats, type ToyPair } from './pairs.js';
-import { initialLatent, sampleImages, type Sampled } from './sample.js';
+import { sampleBestOfN, sampleImages, type Sampled } from './sample.js';
+import { summaryJson, writeJson, writeSamples } from './demo_output.js';
 import { judgeSamples, summariseSamples, type EvalSummary, type JudgedSample } from './evaluate.js';
 
 export interface ToyDemoOptions {
@@ -170,11 +166,6 @@ function checkBase(dir: string): void {
   }
 }
 
-function writeJson(file: string, v: unknown): void {
-  fs.mkdirSync(path.dirname(file), { recursive: true });
-  fs.writeFileSync(file, `${JSON.stringify(v, null, 1)}\n`);
-}
-
 /** Training prompts for LPO: the toy's train split (never a held-out prompt or its mirror), drawn like the pairs'. */
 function lpoPrompts(seed: number, n: number): string[] {
   const gen = new Generator(seed + 77);
@@ -296,34 +287,9 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
 
     // 5. LRM-guided step-level best-of-4 sampling of the base model (no training).
     const bestLrm = lrm;
-    evals.push(await evaluateModel('best-of-4', async (reqs, onP) => {
-      const rows: Sampled[] = [];
-      const per = latentShape.reduce((a, b) => a * b, 1);
-      const chunk = 32;
-      for (let i = 0; i < reqs.length; i += chunk) {
-        const part = reqs.slice(i, i + chunk);
-        const init = new Float32Array(part.length * per);
-        part.forEach((r, k) => init.set(initialLatent(r.seed, latentShape), k * per));
-        const x = Tensor.fromArray(init, [part.length, ...latentShape]);
-        const r = await generateBestOfN(
-          { unet, scheduler: pipe.scheduler, reward: bestLrm, encodePrompt: (p) => pipe.encodePrompt(p) },
-          { prompts: part.map((q) => q.prompt), K: 4, seed: seed + 11 + i, numInferenceSteps: plan.sampleSteps, guidanceScale: plan.guidanceScale, eta: 1, latents: x },
-        );
-        x.dispose();
-        const img = await noGradAsync(async () => {
-          const t = pipe.decodeLatents(r.latents);
-          const a = await t.toArray();
-          t.dispose();
-          return a;
-        });
-        const lat = await r.latents.toArray();
-        r.latents.dispose();
-        const ip = img.length / part.length;
-        part.forEach((q, k) => rows.push({ ...q, image: img.slice(k * ip, (k + 1) * ip), latent: lat.slice(k * per, (k + 1) * per) }));
-        onP(rows.length, reqs.length);
-      }
-      return rows;
-    }, plan, progress));
+    evals.push(await evaluateModel('best-of-4', (reqs, onP) => sampleBestOfN(pipe, bestLrm, reqs, {
+      K: 4, seed: seed + 11, steps: plan.sampleSteps, guidanceScale: plan.guidanceScale, onProgress: onP,
+    }), plan, progress));
     phaseDone('eval best-of-4');
 
     // 6. LPO of the base model's LoRA, on training prompts only, scored by the LRM.
@@ -348,7 +314,6 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
     phaseDone('lpo');
 
     // 7. The tuned model (LoRA on) at the same prompts and seeds.
-    setLoRABypass(unet, false);
     evals.push(await evaluateModel('lpo', (reqs, onP) => sampleImages(pipe, reqs, { steps: plan.sampleSteps, guidanceScale: plan.guidanceScale, batch: 48, onProgress: onP }), plan, progress));
     phaseDone('eval lpo');
 
@@ -378,40 +343,4 @@ async function evaluateModel(model: string, sample: Sampler, plan: DemoPlan, pro
   progress(phase, 0, reqs.length);
   const rows = judgeSamples(await sample(reqs, (d, n) => progress(phase, d, n)));
   return { model, rows, summary: summariseSamples(rows) };
-}
-
-/** out/samples/<model>/<prompt>_<seed>.png and out/samples/index.json. */
-function writeSamples(out: string, evals: readonly ModelEval[]): void {
-  const dir = path.join(out, 'samples');
-  const index: { file: string; prompt: string; seed: number; model: string }[] = [];
-  for (const e of evals) {
-    fs.mkdirSync(path.join(dir, e.model), { recursive: true });
-    for (const r of e.rows) {
-      const file = `${e.model}/${sampleFileName(r.prompt, r.seed)}`;
-      fs.writeFileSync(path.join(dir, file), pngOf(r.image));
-      index.push({ file, prompt: r.prompt, seed: r.seed, model: e.model });
-    }
-  }
-  writeJson(path.join(dir, 'index.json'), index);
-}
-
-/** A file name from a prompt and a seed: lower-case words joined by '-', then the seed. */
-export function sampleFileName(prompt: string, seed: number): string {
-  return `${prompt.toLowerCase().replace(/[^a-z0-9]+/g, '-').replace(/^-|-$/g, '')}_seed${seed}.png`;
-}
-
-/** PNG bytes of a CHW [3, H, W] image in [0, 1]. */
-export function pngOf(image: Float32Array): Buffer {
-  const side = Math.round(Math.sqrt(image.length / 3));
-  return encodePng(image, [3, side, side]);
-}
-
-/** What results.json holds: the plan, the summaries and the curves (no images). */
-export function summaryJson(r: DemoResult): Record<string, unknown> {
-  return {
-    plan: r.plan, pairStats: r.pairStats, mpcf: r.mpcf, mpcfAll: r.mpcfAll, seconds: r.seconds,
-    models: Object.fromEntries(r.evals.map((e) => [e.model, e.summary])),
-    lrm: { buckets: r.lrm.buckets, byTimestep: r.lrm.byTimestep, evals: r.lrm.evals, loss: r.lrm.steps.map((s) => [s.step, s.loss]) },
-    lpo: r.lpo.map((m) => ({ iteration: m.iteration, items: m.items, validRate: m.validRate, loss: m.loss, meanScore: m.meanScore, finalScore: m.finalScore, seconds: m.seconds.total })),
-  };
 }

@@ -4,7 +4,8 @@ import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { linePlotSvg, type PlotSeries } from '../report/plot.js';
 import type { MeanSpread } from './evaluate.js';
-import { pngOf, type DemoResult, type ModelEval } from './demo.js';
+import type { DemoResult, ModelEval } from './demo.js';
+import { pngOf } from './demo_output.js';
 
 const esc = (s: string) => s.replace(/&/g, '&amp;').replace(/</g, '&lt;').replace(/>/g, '&gt;').replace(/"/g, '&quot;');
 const ms = (m: MeanSpread, digits = 3) => `${m.mean.toFixed(digits)} ± ${m.spread.toFixed(digits)}`;

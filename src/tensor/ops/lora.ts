@@ -1,6 +1,7 @@
 // LoRA linear: x·Wᵀ + b + scale·(x·Aᵀ)·Bᵀ. See kernels/lora.wgsl. W is usually frozen; when it
 // requires a gradient it gets dW = dyᵀ·x like any linear weight.
-import { ShapeError, DTypeError } from '../../errors.js';
+import { loraShapes } from './lora_shapes.js';
+import { DTypeError } from '../../errors.js';
 import { defineParams } from '../../gpu/params.js';
 import { gpu, type Dispatch } from '../../gpu/runtime.js';
 import { kernelModule } from '../../gpu/wgsl.js';
@@ -46,19 +47,7 @@ export function loraLinear(x: Tensor, W: Tensor, b: Tensor | null | undefined, A
   for (const [n, t] of [['x', x], ['W', W], ['A', A], ['B', B], ['b', b]] as const) {
     if (t && t.dtype !== 'f32') throw new DTypeError(`loraLinear: ${n} must be f32, got ${t.dtype}`);
   }
-  if (x.rank < 1 || W.rank !== 2 || A.rank !== 2 || B.rank !== 2) {
-    throw new ShapeError(`loraLinear: need x [..., in], W [out, in], A [r, in], B [out, r]; got x [${x.shape}], W [${W.shape}], A [${A.shape}], B [${B.shape}]`);
-  }
-  const K = x.shape[x.rank - 1];
-  const [N, Kw] = W.shape;
-  const [R, Ka] = A.shape;
-  if (Kw !== K || Ka !== K || B.shape[0] !== N || B.shape[1] !== R || (b && (b.rank !== 1 || b.shape[0] !== N))) {
-    throw new ShapeError(
-      `loraLinear: x [${x.shape}], W [${W.shape}], b [${b?.shape ?? ''}], A [${A.shape}], B [${B.shape}] ` +
-        `do not fit x [..., in], W [out, in], b [out], A [r, in], B [out, r]`,
-    );
-  }
-  const M = x.size / Math.max(K, 1);
+  const { M, K, N, R } = loraShapes(x, W, b, A, B);
 
   // The forward keeps u = x·Aᵀ for dB when B will get a gradient.
   const keepU = isGradEnabled() && B.requiresGrad && M * R > 0;

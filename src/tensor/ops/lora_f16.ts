@@ -5,7 +5,7 @@
 // (master copies; staged as f16). Gradients are f32: dx = dy·W + g·A in one launch (tail again,
 // g = s·dy·B), dA = gᵀ·x, dB = dyᵀ·u, db = Σ dy, and dW = dyᵀ·x only when W is trainable.
 // loraLinear() (./lora.ts) routes here when an operand is f16 or autocast is on.
-import { ShapeError } from '../../errors.js';
+import { loraShapes } from './lora_shapes.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor, tidy } from '../tensor.js';
 import { noTail, launchMm16, type Mm16Geometry, type Mm16Flags, type Mm16Types } from '../plan/mm16.js';
@@ -34,18 +34,9 @@ export function loraLinearF16(x: Tensor, W: Tensor, b: Tensor | null | undefined
   const TW = storeType(W, 'loraLinear');
   storeType(A, 'loraLinear');
   storeType(B, 'loraLinear');
-  if (x.rank < 1 || W.rank !== 2 || A.rank !== 2 || B.rank !== 2) {
-    throw new ShapeError(`loraLinear: need x [..., in], W [out, in], A [r, in], B [out, r]; got x [${x.shape}], W [${W.shape}], A [${A.shape}], B [${B.shape}]`);
-  }
-  const K = x.shape[x.rank - 1];
-  const [N, Kw] = W.shape;
-  const [R, Ka] = A.shape;
-  if (Kw !== K || Ka !== K || B.shape[0] !== N || B.shape[1] !== R || (b && (b.rank !== 1 || b.shape[0] !== N))) {
-    throw new ShapeError(`loraLinear: x [${x.shape}], W [${W.shape}], b [${b?.shape ?? ''}], A [${A.shape}], B [${B.shape}] do not fit x [..., in], W [out, in], b [out], A [r, in], B [out, r]`);
-  }
+  const { M, K, N, R } = loraShapes(x, W, b, A, B);
   const out = opts.out ?? TX;
   requireFragKernels('loraLinear', [TX, TW, out, 'f16']);
-  const M = x.size / Math.max(K, 1);
   const u = Tensor.empty([M, R]);
   const y = Tensor.empty([...x.shape.slice(0, -1), N], out);
   if (M * N > 0) {
