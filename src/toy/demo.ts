@@ -24,7 +24,7 @@ import { HELD_OUT_PROMPTS, promptSplit, samplePrompt } from './captions.js';
 import { Generator } from '../tensor/random.js';
 import { PhaseTimer } from '../perf/phases.js';
 import { toyBaseDir } from './model.js';
-import { generatePairs, pairStats, writeToyPairs, type PairStats, type ToyPair } from './pairs.js';
+import { generatePairs, pairStats, truthLabelled, writeToyPairs, type PairStats } from './pairs.js';
 import { sampleBestOfN, sampleImages, type Sampled } from './sample.js';
 import { summaryJson, writeJson, writeSamples } from './demo_output.js';
 import { judgeSamples, summariseSamples, type EvalSummary, type JudgedSample } from './evaluate.js';
@@ -172,18 +172,6 @@ function lpoPrompts(seed: number, n: number): string[] {
   const set = new Set<string>();
   for (let i = 0; set.size < n && i < 100 * n; i++) set.add(samplePrompt(gen));
   return [...set];
-}
-
-/** A pair relabelled by the hidden preference: the better image wins, equal scores tie. */
-function truthLabelled(p: ToyPair): ToyPair {
-  const [label0, label1] = p.label.pWin0 > 0.5 ? [1, 0] : p.label.pWin0 < 0.5 ? [0, 1] : [0.5, 0.5];
-  // Gaps are winner − loser (image 0 − image 1 for a tie): flip them when the orientation changes.
-  const oldSign = p.label.label0 === 0 ? -1 : 1;
-  const newSign = label0 === 0 ? -1 : 1;
-  const f = oldSign * newSign;
-  const g = p.label.gaps;
-  const gaps = { aesthetic: f * g.aesthetic, clip: f * g.clip, vqa: f * g.vqa, differentFlag: (label0 === 0.5 ? 0 : 1) as 0 | 1 };
-  return { ...p, label: { ...p.label, label0, label1, gaps } };
 }
 
 /** Runs the whole demo; writes everything under `out` and returns the numbers (report.ts renders them). */

@@ -139,6 +139,18 @@ export async function generatePairs(pipe: StableDiffusionPipeline, o: PairGenOpt
   });
 }
 
+/** A pair relabelled by the hidden preference: the better image wins, equal scores tie. */
+export function truthLabelled(p: ToyPair): ToyPair {
+  const [label0, label1] = p.label.pWin0 > 0.5 ? [1, 0] : p.label.pWin0 < 0.5 ? [0, 1] : [0.5, 0.5];
+  // Gaps are winner − loser (image 0 − image 1 for a tie): flip them when the orientation changes.
+  const oldSign = p.label.label0 === 0 ? -1 : 1;
+  const newSign = label0 === 0 ? -1 : 1;
+  const f = oldSign * newSign;
+  const g = p.label.gaps;
+  const gaps = { aesthetic: f * g.aesthetic, clip: f * g.clip, vqa: f * g.vqa, differentFlag: (label0 === 0.5 ? 0 : 1) as 0 | 1 };
+  return { ...p, label: { ...p.label, label0, label1, gaps } };
+}
+
 /** Writes pairs to a pair folder (pairs.jsonl, images/*.png, latents.safetensors). */
 export async function writeToyPairs(dir: string, pairs: readonly ToyPair[], latentShape: readonly number[], opts: { overwrite?: boolean } = {}): Promise<{ dir: string; rows: number }> {
   const side = Math.round(Math.sqrt(pairs[0]?.images[0].length / 3 || 1));
