@@ -7,6 +7,7 @@
 //   --prompts 1000       prompts of the pair set (made only when DIR has none)
 //   --steps 120 --batch 16 --lr 3e-4 --timesteps 1,51,…  LRM training (the demo's settings by default)
 //   --labels noisy|truth which labels the LRM trains on; --min-gap G keeps training pairs whose preference gap > G
+//   --vfe W              the LRM's VFE weight (default: the LRM-1.5 value, 7.5; 1 runs no null pass)
 //   --freeze-unet        train only the text encoder, the projections and τ; --no-probe / --no-train skip a part
 import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
@@ -27,7 +28,7 @@ const { values: v } = parseArgs({
     dir: { type: 'string', default: 'out/lrm-study' }, model: { type: 'string', default: 'assets/toy/base' },
     prompts: { type: 'string', default: '1000' }, seed: { type: 'string', default: '0' },
     steps: { type: 'string', default: '120' }, batch: { type: 'string', default: '16' }, lr: { type: 'string', default: '3e-4' },
-    timesteps: { type: 'string' }, labels: { type: 'string', default: 'noisy' }, 'min-gap': { type: 'string' },
+    timesteps: { type: 'string' }, vfe: { type: 'string' }, labels: { type: 'string', default: 'noisy' }, 'min-gap': { type: 'string' },
     'freeze-unet': { type: 'boolean', default: false }, 'no-probe': { type: 'boolean', default: false }, 'no-train': { type: 'boolean', default: false },
   },
 });
@@ -35,6 +36,7 @@ await initGpu();
 const t0 = Date.now();
 const log = (m: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0)} s] ${m}`);
 const dir = v.dir!;
+const lrmOptions = { seed: Number(v.seed), config: v.vfe !== undefined ? { vfeWeight: Number(v.vfe) } : {} };
 const seed = Number(v.seed);
 
 // 1. The pair set (made once; later runs reuse it).
@@ -117,7 +119,7 @@ const probeAccuracy = (x: Float64Array[], y: number[], w: Float64Array) =>
 
 // 2. The probe on the base model's features.
 if (!v['no-probe']) {
-  const base = await LatentRewardModel.fromDiffusers(v.model!, { seed });
+  const base = await LatentRewardModel.fromDiffusers(v.model!, lrmOptions);
   const tr = await pairFeatures(base, trainTruth);
   const va = await pairFeatures(base, valTruth);
   base.dispose();
@@ -137,7 +139,7 @@ if (!v['no-train']) {
   const minGap = v['min-gap'] !== undefined ? Number(v['min-gap']) : null;
   // The preference gap from the gap columns (graded alignment 0.5, aesthetics 0.3; the match bonus is not in them).
   const where = minGap === null ? undefined : (m: PairMeta) => m.label0 !== 0.5 && Math.abs(0.5 * (m.gaps?.clip ?? 0) / 0.15 + 0.3 * (m.gaps?.aesthetic ?? 0) / 10) > minGap;
-  const lrm = await LatentRewardModel.fromDiffusers(v.model!, { seed });
+  const lrm = await LatentRewardModel.fromDiffusers(v.model!, lrmOptions);
   if (v['freeze-unet']) lrm.unet.freeze();
   const res = await trainLrm(lrm, await open(v.labels!, 'train'), null, {
     steps, batchSize: Number(v.batch), lr: Number(v.lr), warmupSteps: Math.max(1, Math.round(steps / 10)), seed, where,
