@@ -13,12 +13,12 @@ import * as fs from 'node:fs';
 import { parseArgs } from 'node:util';
 import { initGpu } from '../src/gpu/runtime.js';
 import { noGrad } from '../src/autograd/tape.js';
-import { Tensor } from '../src/tensor/tensor.js';
 import { StableDiffusionPipeline } from '../src/diffusion/pipeline.js';
 import { openPairs } from '../src/io/pairs/index.js';
 import type { PairDataset, PairMeta, PairRow } from '../src/io/pairs/types.js';
 import { LatentRewardModel } from '../src/lrm/model.js';
 import { trainLrm } from '../src/lrm/train.js';
+import { cleanLatents, pairPrompts, PairDraws } from '../src/lrm/batch.js';
 import { evaluateLrm } from '../src/lrm/eval.js';
 import { LRM_TIMESTEPS } from '../src/lrm/schedule.js';
 import { generatePairs, pairStats, truthLabelled, writeToyPairs } from '../src/toy/pairs.js';
@@ -61,11 +61,9 @@ async function pairFeatures(lrm: LatentRewardModel, ds: PairDataset): Promise<{ 
   const x: Float64Array[] = [];
   for (let i = 0; i < rows.length; i += 32) {
     const b = rows.slice(i, i + 32);
-    const per = b[0].latent0!.data.length;
-    const lat = new Float32Array(2 * b.length * per);
-    b.forEach((r, k) => { lat.set(r.latent0!.data, k * per); lat.set(r.latent1!.data, (b.length + k) * per); });
-    const z = Tensor.fromArray(lat, [2 * b.length, ...latentShape]);
-    const text = noGrad(() => lrm.encodeText([...b.map((r) => r.caption), ...b.map((r) => r.caption)]));
+    // Pre-encoded latents, laid out [image 0 of every pair; image 1 of every pair] (the draws are unused).
+    const z = cleanLatents(b, { latentShape, scalingFactor: lrm.config.scalingFactor }, new PairDraws(0));
+    const text = noGrad(() => lrm.encodeText(pairPrompts(b)));
     const f = noGrad(() => lrm.imageFeatures(z, 1, text));
     const c = await f.concat.toArray();
     const D = f.concat.shape[1];
