@@ -158,4 +158,24 @@ describe('LRM training', () => {
     m.dispose();
     expect(brightDarkPairs(2, 1)).toHaveLength(2);
   });
+
+  it('evaluateLrm scores once for several labellings: the same labels give the same accuracy, swapped ones its complement', async () => {
+    const m = tinyLrm(9);
+    const data = brightDarkDataset(10, 43, 8, { tieEvery: 4 });
+    const r = await evaluateLrm(m, data, {
+      timesteps: [1, 751], seed: 2, batchPairs: 3,
+      extraLabels: [(row) => [row.label0, row.label1], (row) => [row.label1, row.label0]],
+    });
+    expect(r.pairs).toBe(10);
+    for (const e of r.byTimestep) {
+      expect(e.extra).toHaveLength(2);
+      expect(e.extra[0]).toBe(e.accuracy);
+      // Per pair, accuracy under a labelling plus under its swap is label0 + label1 = 1 (scores never tie here).
+      expect(e.extra[1]).toBeCloseTo(1 - e.accuracy, 12);
+    }
+    // The plain result is the one without extra labellings.
+    const plain = await evaluateLrm(m, data, { timesteps: [1, 751], seed: 2, batchPairs: 3 });
+    expect(plain.byTimestep.map((e) => e.accuracy)).toEqual(r.byTimestep.map((e) => e.accuracy));
+    m.dispose();
+  });
 });

@@ -26,12 +26,17 @@ export interface EvalLrmOptions {
   where?: (meta: PairMeta) => boolean;
   /** Called after each batch with the pairs done so far. */
   onProgress?: (pairs: number) => void;
+  /**
+   * Further labellings of the same pairs (e.g. noise-free labels beside the annotators'), scored from the same
+   * forward passes: their accuracies come back as `byTimestep[k].extra[j]`, in this order.
+   */
+  extraLabels?: readonly ((row: PairRow) => readonly [number, number])[];
 }
 
 export interface LrmEvalResult {
   pairs: number;
-  /** Accuracy at each evaluated timestep, in the order given. */
-  byTimestep: { t: number; accuracy: number }[];
+  /** Accuracy at each evaluated timestep, in the order given (`extra`: one per `extraLabels` entry). */
+  byTimestep: { t: number; accuracy: number; extra: number[] }[];
 }
 
 /** Accuracy at t (undefined when t was not evaluated). */
@@ -48,7 +53,9 @@ export async function evaluateLrm(model: LatentRewardModel, data: PairDataset, o
   const draws = new PairDraws(opts.seed ?? 0);
   const c = model.unet.config;
   const src = { vae: opts.vae, latentShape: [c.inChannels, model.config.sampleSize, model.config.sampleSize] as const, scalingFactor: model.config.scalingFactor };
+  const extra = opts.extraLabels ?? [];
   const sums = new Float64Array(ts.length);
+  const extraSums = ts.map(() => new Float64Array(extra.length));
   let pairs = 0;
   const run = async (rows: PairRow[]): Promise<void> => {
     const P = rows.length;
@@ -67,7 +74,10 @@ export async function evaluateLrm(model: LatentRewardModel, data: PairDataset, o
         });
         const v = await s.toArray();
         s.dispose();
-        rows.forEach((r, i) => { sums[k] += pairAccuracy(v[i], v[P + i], r.label0, r.label1); });
+        rows.forEach((r, i) => {
+          sums[k] += pairAccuracy(v[i], v[P + i], r.label0, r.label1);
+          extra.forEach((labels, j) => { extraSums[k][j] += pairAccuracy(v[i], v[P + i], ...labels(r)); });
+        });
       }
     } finally {
       text.dispose();
@@ -89,5 +99,5 @@ export async function evaluateLrm(model: LatentRewardModel, data: PairDataset, o
   }
   if (buf.length) await run(buf);
   if (!pairs) throw new ArgumentError(`evaluateLrm: '${data.source}' yielded no pairs`);
-  return { pairs, byTimestep: ts.map((t, k) => ({ t, accuracy: sums[k] / pairs })) };
+  return { pairs, byTimestep: ts.map((t, k) => ({ t, accuracy: sums[k] / pairs, extra: [...extraSums[k]].map((x) => x / pairs) })) };
 }

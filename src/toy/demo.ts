@@ -258,16 +258,22 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
 
     // 4. LRM accuracy by timestep bucket on the validation pairs (each bucket: its timesteps pooled).
     const allT = plan.buckets.flatMap((b) => b.timesteps);
-    progress('lrm buckets', 0, 2 * stats.validation);
-    const acc = await evaluateLrm(lrm, pairsVal, { timesteps: allT, seed: seed + 5, batchPairs: 32, onProgress: (n) => progress('lrm buckets', n, 2 * stats.validation) });
-    const truthVal = await openPairs(truthDir, { split: 'validation', ...latentOpts });
-    const accTruth = await evaluateLrm(lrm, truthVal, { timesteps: allT, seed: seed + 5, batchPairs: 32, onProgress: (n) => progress('lrm buckets', stats.validation + n, 2 * stats.validation) });
-    const at = (r: typeof acc, t: number) => r.byTimestep.find((e) => e.t === t)!.accuracy;
-    const byTimestep = allT.map((t) => ({ t, accuracy: at(acc, t), truth: at(accTruth, t) }));
+    progress('lrm buckets', 0, stats.validation);
+    // One pass scores every validation pair; the accuracy is read against the annotators' labels and against
+    // the hidden preference's own verdict (the same pairs truth-labelled, found by their row in pairs.jsonl).
+    const truthOf = (row: { index: number }): readonly [number, number] => {
+      const l = truthLabelled(pairs[row.index]).label;
+      return [l.label0, l.label1];
+    };
+    const acc = await evaluateLrm(lrm, pairsVal, {
+      timesteps: allT, seed: seed + 5, batchPairs: 32, extraLabels: [truthOf], onProgress: (n) => progress('lrm buckets', n, stats.validation),
+    });
+    const at = (t: number) => acc.byTimestep.find((e) => e.t === t)!;
+    const byTimestep = allT.map((t) => ({ t, accuracy: at(t).accuracy, truth: at(t).extra[0] }));
     const buckets = plan.buckets.map((b) => ({
       name: b.name, pairs: acc.pairs,
-      accuracy: b.timesteps.reduce((s, t) => s + at(acc, t), 0) / b.timesteps.length,
-      truth: b.timesteps.reduce((s, t) => s + at(accTruth, t), 0) / b.timesteps.length,
+      accuracy: b.timesteps.reduce((s, t) => s + at(t).accuracy, 0) / b.timesteps.length,
+      truth: b.timesteps.reduce((s, t) => s + at(t).extra[0], 0) / b.timesteps.length,
     }));
     log(`LRM accuracy by timestep bucket on ${acc.pairs} validation pairs, against their labels / the hidden preference: `
       + buckets.map((b) => `${b.name} ${(100 * b.accuracy).toFixed(1)}% / ${(100 * b.truth).toFixed(1)}%`).join(', '));
