@@ -28,7 +28,7 @@ export const DEFAULT_PRETRAIN: PretrainConfig = {
   vae: { steps: 1500, batch: 8, lr: 3e-3, klWeight: 1e-4 },
   datasetSize: 12288,
   scalingSamples: 1024,
-  diffusion: { steps: 2500, batch: 32, promptsPerBatch: 16, lr: 2e-3, captionDropout: 0.1 },
+  diffusion: { steps: 1500, batch: 32, promptsPerBatch: 16, lr: 2e-3, captionDropout: 0.1 },
 };
 
 export interface PretrainResult {
