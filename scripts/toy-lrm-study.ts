@@ -36,8 +36,8 @@ await initGpu();
 const t0 = Date.now();
 const log = (m: string) => console.log(`[${((Date.now() - t0) / 1000).toFixed(0)} s] ${m}`);
 const dir = v.dir!;
-const lrmOptions = { seed: Number(v.seed), config: v.vfe !== undefined ? { vfeWeight: Number(v.vfe) } : {} };
 const seed = Number(v.seed);
+const lrmOptions = { seed, config: v.vfe !== undefined ? { vfeWeight: Number(v.vfe) } : {} };
 
 // 1. The pair set (made once; later runs reuse it).
 if (!fs.existsSync(`${dir}/truth/pairs.jsonl`)) {

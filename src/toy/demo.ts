@@ -223,8 +223,8 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
     const stats = pairStats(pairs);
     const pairDir = path.join(out, 'pairs');
     await writeToyPairs(pairDir, pairs, latentShape, { overwrite: true });
-    // The validation pairs again with the hidden preference's own verdict as the label (no coin flip): what the
-    // LRM's accuracy means in this world, beside the accuracy against the annotators' noisy labels.
+    // The validation pairs again with the hidden preference's own verdict as the label (no coin flip), for
+    // `lpo eval-lrm --data <out>/pairs/validation-truth`; the demo itself reads those labels in memory (step 4).
     const truthDir = path.join(out, 'pairs', 'validation-truth');
     await writeToyPairs(truthDir, pairs.filter((p) => p.split === 'validation').map(truthLabelled), latentShape, { overwrite: true });
     log(`pairs: ${stats.pairs} from ${stats.prompts} prompts (${stats.validation} validation), ties ${(100 * stats.ties).toFixed(0)}%, `

@@ -12,8 +12,8 @@
 // something to work with.
 // Why not smaller: the first base used channels [16, 32] (253k U-Net parameters). Its pooled down/mid features,
 // the LRM's input, predicted the hidden preference on new prompts no better than ~55% (a logistic probe,
-// scripts/toy-lrm-study.ts), so no LRM trained on them could beat chance; at [32, 64] the same probe reaches
-// 61–67%. The scheduler is SD1.5's (scaled_linear 0.00085 → 0.012, 1000 steps, DDIM with steps_offset 1 and
+// scripts/toy-lrm-study.ts), so no LRM trained on them could beat chance; on a partly trained [32, 64] U-Net
+// (step 1000 of this pre-training) the same probe reached 61–67%. The scheduler is SD1.5's (scaled_linear 0.00085 → 0.012, 1000 steps, DDIM with steps_offset 1 and
 // "leading" spacing), so DDIM with CFG works as for SD.
 import { AutoencoderKL, type AutoencoderKLConfigJson } from '../nn/vae.js';
 import { CLIPTextModel, parseCLIPTextConfig } from '../nn/clip.js';
