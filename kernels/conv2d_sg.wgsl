@@ -64,58 +64,44 @@ fn dw_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
   store8(r0, live, col, p.ncols, lo, hi);
 }
 
+
+// fwd_sg and dx_sg: two columns per lane (col and col + WG of a 2·WG-column tile), so every broadcast
+// weight vector feeds two pixels: half the weight loads and broadcasts per FMA of one column per lane, and
+// 0.75–0.9× its time at the toy and SD shapes (same-process A/B, scratch script of 2026-12-06). dw_sg keeps
+// one column per lane: two gave no gain there (its columns are the few taps, its k the long pixel walk).
+//
 // fwd_sg: rows = output channels, columns = output pixels. The taps are the outer loops and the input channels
 // the inner one: a tap's offsets and padding test are computed once per tap (not a division of k by KH·KW and
-// KW per element: 6–20% faster at the toy and SD shapes, same-process A/B), and the channel loop walks plain
-// strides (x by H·W, w by KH·KW).
-@compute @workgroup_size(WG)
-fn fwd_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
-  let cx = wg.x + wg.z * nwg.x;
-  let live = cx * WG + lid < p.ncols;
-  let col = min(cx * WG + lid, p.ncols - 1u);
-  let r0 = wg.y * 8u;
+// KW per element), and the channel loop walks plain strides (x by H·W, w by KH·KW).
+// Adds rows r0..r0+7 (lane i's av, taken by every lane with subgroupBroadcast) times this lane's two
+// column vectors bA and bB to acc (4 k per call; the channel tails pass one k in .x and zeros elsewhere).
+fn acc2(av: vec4<f32>, bA: vec4<f32>, bB: vec4<f32>, acc: ptr<function, array<vec4<f32>, 4>>) {
+  let w0 = subgroupBroadcast(av, 0u);
+  let w1 = subgroupBroadcast(av, 1u);
+  let w2 = subgroupBroadcast(av, 2u);
+  let w3 = subgroupBroadcast(av, 3u);
+  let w4 = subgroupBroadcast(av, 4u);
+  let w5 = subgroupBroadcast(av, 5u);
+  let w6 = subgroupBroadcast(av, 6u);
+  let w7 = subgroupBroadcast(av, 7u);
+  (*acc)[0] += vec4<f32>(dot(w0, bA), dot(w1, bA), dot(w2, bA), dot(w3, bA));
+  (*acc)[1] += vec4<f32>(dot(w4, bA), dot(w5, bA), dot(w6, bA), dot(w7, bA));
+  (*acc)[2] += vec4<f32>(dot(w0, bB), dot(w1, bB), dot(w2, bB), dot(w3, bB));
+  (*acc)[3] += vec4<f32>(dot(w4, bB), dot(w5, bB), dot(w6, bB), dot(w7, bB));
+}
+
+fn px_origin(col: u32) -> vec3<i32> {
   let ohw = p.oh * p.ow;
   let n = col / ohw;
   let pix = col % ohw;
-  let iy0 = i32((pix / p.ow) * SH) - i32(p.pad_t);
-  let ix0 = i32((pix % p.ow) * SW) - i32(p.pad_l);
-  let hw = p.h * p.w;
-  let kk = KH * KW;
-  let xb = n * p.c * hw;
-  let wrow = min(r0 + sl % 8u, p.m - 1u) * p.k;
-  var lo = vec4<f32>(0.0);
-  var hi = vec4<f32>(0.0);
-  for (var ky = 0u; ky < KH; ky++) {
-    let iy = iy0 + i32(ky);
-    for (var kx = 0u; kx < KW; kx++) {
-      let ix = ix0 + i32(kx);
-      let ok = iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
-      let xo = select(0u, xb + u32(iy) * p.w + u32(ix), ok);
-      let wo = wrow + ky * KW + kx;
-      var c = 0u;
-      for (; c + 4u <= p.c; c += 4u) {
-        let xi = xo + c * hw;
-        let wi = wo + c * kk;
-        let av = vec4<f32>(src1[wi], src1[wi + kk], src1[wi + 2u * kk], src1[wi + 3u * kk]);
-        let bv = select(vec4<f32>(0.0), vec4<f32>(src0[xi], src0[xi + hw], src0[xi + 2u * hw], src0[xi + 3u * hw]), ok);
-        lo.x += dot(subgroupBroadcast(av, 0u), bv);
-        lo.y += dot(subgroupBroadcast(av, 1u), bv);
-        lo.z += dot(subgroupBroadcast(av, 2u), bv);
-        lo.w += dot(subgroupBroadcast(av, 3u), bv);
-        hi.x += dot(subgroupBroadcast(av, 4u), bv);
-        hi.y += dot(subgroupBroadcast(av, 5u), bv);
-        hi.z += dot(subgroupBroadcast(av, 6u), bv);
-        hi.w += dot(subgroupBroadcast(av, 7u), bv);
-      }
-      for (; c < p.c; c++) {
-        let a1 = src1[wo + c * kk];
-        let b1 = select(0.0, src0[xo + c * hw], ok);
-        lo += vec4<f32>(subgroupBroadcast(a1, 0u), subgroupBroadcast(a1, 1u), subgroupBroadcast(a1, 2u), subgroupBroadcast(a1, 3u)) * b1;
-        hi += vec4<f32>(subgroupBroadcast(a1, 4u), subgroupBroadcast(a1, 5u), subgroupBroadcast(a1, 6u), subgroupBroadcast(a1, 7u)) * b1;
-      }
-    }
-  }
-  if (!live) { return; }
+  return vec3<i32>(i32((pix / p.ow) * SH) - i32(p.pad_t), i32((pix % p.ow) * SW) - i32(p.pad_l), i32(n * p.c * p.h * p.w));
+}
+
+fn store_fwd8(col: u32, r0: u32, lo: vec4<f32>, hi: vec4<f32>) {
+  if (col >= p.ncols) { return; }
+  let ohw = p.oh * p.ow;
+  let n = col / ohw;
+  let pix = col % ohw;
   for (var i = 0u; i < 8u; i++) {
     let r = r0 + i;
     let di = (n * p.o + r) * ohw + pix;
@@ -123,59 +109,108 @@ fn fwd_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
   }
 }
 
-// dx_sg: rows = input channels, columns = input pixels, the taps outermost (each tap's output position and
-// stride test once per tap; 1.0–2.2× faster than a per-k decode, A/B) and the output channels innermost: dy by
-// OH·OW, w by C·KH·KW.
 @compute @workgroup_size(WG)
-fn dx_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
+fn fwd_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
   let cx = wg.x + wg.z * nwg.x;
-  let live = cx * WG + lid < p.ncols;
-  let col = min(cx * WG + lid, p.ncols - 1u);
+  let colA = cx * 2u * WG + lid;
+  let colB = colA + WG;
+  let a = px_origin(min(colA, p.ncols - 1u));
+  let b = px_origin(min(colB, p.ncols - 1u));
   let r0 = wg.y * 8u;
   let hw = p.h * p.w;
-  let ohw = p.oh * p.ow;
-  let n = col / hw;
-  let pix = col % hw;
-  let ty0 = i32(pix / p.w) + i32(p.pad_t);
-  let tx0 = i32(pix % p.w) + i32(p.pad_l);
   let kk = KH * KW;
-  let db = n * p.o * ohw;
-  let c = min(r0 + sl % 8u, p.m - 1u);
-  let ostride = p.c * kk;
-  var lo = vec4<f32>(0.0);
-  var hi = vec4<f32>(0.0);
+  let wrow = min(r0 + sl % 8u, p.m - 1u) * p.k;
+  // Rows r0..r0+3 and r0+4..r0+7 of column A, then of column B.
+  var acc = array<vec4<f32>, 4>();
   for (var ky = 0u; ky < KH; ky++) {
-    let ty = ty0 - i32(ky);
-    let oy = u32(max(ty, 0)) / SH;
-    let rowok = ty >= 0 && u32(ty) % SH == 0u && oy < p.oh;
+    let iyA = a.x + i32(ky);
+    let iyB = b.x + i32(ky);
     for (var kx = 0u; kx < KW; kx++) {
-      let tx = tx0 - i32(kx);
-      let ox = u32(max(tx, 0)) / SW;
-      let ok = rowok && tx >= 0 && u32(tx) % SW == 0u && ox < p.ow;
-      let yo = select(0u, db + oy * p.ow + ox, ok);
-      let wo = c * kk + ky * KW + kx;
-      var o = 0u;
-      for (; o + 4u <= p.o; o += 4u) {
-        let yi = yo + o * ohw;
-        let wi = wo + o * ostride;
-        let av = vec4<f32>(src1[wi], src1[wi + ostride], src1[wi + 2u * ostride], src1[wi + 3u * ostride]);
-        let bv = select(vec4<f32>(0.0), vec4<f32>(src0[yi], src0[yi + ohw], src0[yi + 2u * ohw], src0[yi + 3u * ohw]), ok);
-        lo.x += dot(subgroupBroadcast(av, 0u), bv);
-        lo.y += dot(subgroupBroadcast(av, 1u), bv);
-        lo.z += dot(subgroupBroadcast(av, 2u), bv);
-        lo.w += dot(subgroupBroadcast(av, 3u), bv);
-        hi.x += dot(subgroupBroadcast(av, 4u), bv);
-        hi.y += dot(subgroupBroadcast(av, 5u), bv);
-        hi.z += dot(subgroupBroadcast(av, 6u), bv);
-        hi.w += dot(subgroupBroadcast(av, 7u), bv);
+      let ixA = a.y + i32(kx);
+      let ixB = b.y + i32(kx);
+      let okA = iyA >= 0 && iyA < i32(p.h) && ixA >= 0 && ixA < i32(p.w);
+      let okB = iyB >= 0 && iyB < i32(p.h) && ixB >= 0 && ixB < i32(p.w);
+      let xoA = select(0u, u32(a.z + iyA * i32(p.w) + ixA), okA);
+      let xoB = select(0u, u32(b.z + iyB * i32(p.w) + ixB), okB);
+      let wo = wrow + ky * KW + kx;
+      var c = 0u;
+      for (; c + 4u <= p.c; c += 4u) {
+        let wi = wo + c * kk;
+        let av = vec4<f32>(src1[wi], src1[wi + kk], src1[wi + 2u * kk], src1[wi + 3u * kk]);
+        let xa = xoA + c * hw;
+        let xb = xoB + c * hw;
+        let bA = select(vec4<f32>(0.0), vec4<f32>(src0[xa], src0[xa + hw], src0[xa + 2u * hw], src0[xa + 3u * hw]), okA);
+        let bB = select(vec4<f32>(0.0), vec4<f32>(src0[xb], src0[xb + hw], src0[xb + 2u * hw], src0[xb + 3u * hw]), okB);
+        acc2(av, bA, bB, &acc);
       }
-      for (; o < p.o; o++) {
-        let a1 = src1[wo + o * ostride];
-        let b1 = select(0.0, src0[yo + o * ohw], ok);
-        lo += vec4<f32>(subgroupBroadcast(a1, 0u), subgroupBroadcast(a1, 1u), subgroupBroadcast(a1, 2u), subgroupBroadcast(a1, 3u)) * b1;
-        hi += vec4<f32>(subgroupBroadcast(a1, 4u), subgroupBroadcast(a1, 5u), subgroupBroadcast(a1, 6u), subgroupBroadcast(a1, 7u)) * b1;
+      for (; c < p.c; c++) {
+        acc2(vec4<f32>(src1[wo + c * kk], 0.0, 0.0, 0.0), vec4<f32>(select(0.0, src0[xoA + c * hw], okA), 0.0, 0.0, 0.0), vec4<f32>(select(0.0, src0[xoB + c * hw], okB), 0.0, 0.0, 0.0), &acc);
       }
     }
   }
-  store8(r0, live, n * p.c * hw + pix, hw, lo, hi);
+  store_fwd8(colA, r0, acc[0], acc[1]);
+  store_fwd8(colB, r0, acc[2], acc[3]);
 }
+
+// dx_sg: rows = input channels, columns = input pixels, the taps outermost (each tap's output position and
+// stride test once per tap) and the output channels innermost: dy by OH·OW, w by C·KH·KW.
+fn dx_origin(col: u32) -> vec3<i32> {
+  let hw = p.h * p.w;
+  let n = col / hw;
+  let pix = col % hw;
+  return vec3<i32>(i32(pix / p.w) + i32(p.pad_t), i32(pix % p.w) + i32(p.pad_l), i32(n * p.o * p.oh * p.ow));
+}
+
+@compute @workgroup_size(WG)
+fn dx_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32, @builtin(subgroup_invocation_id) sl: u32) {
+  let cx = wg.x + wg.z * nwg.x;
+  let colA = cx * 2u * WG + lid;
+  let colB = colA + WG;
+  let a = dx_origin(min(colA, p.ncols - 1u));
+  let b = dx_origin(min(colB, p.ncols - 1u));
+  let r0 = wg.y * 8u;
+  let hw = p.h * p.w;
+  let ohw = p.oh * p.ow;
+  let kk = KH * KW;
+  let c = min(r0 + sl % 8u, p.m - 1u);
+  let ostride = p.c * kk;
+  // Rows r0..r0+3 and r0+4..r0+7 of column A, then of column B.
+  var acc = array<vec4<f32>, 4>();
+  for (var ky = 0u; ky < KH; ky++) {
+    let tyA = a.x - i32(ky);
+    let tyB = b.x - i32(ky);
+    let oyA = u32(max(tyA, 0)) / SH;
+    let oyB = u32(max(tyB, 0)) / SH;
+    let rowokA = tyA >= 0 && u32(tyA) % SH == 0u && oyA < p.oh;
+    let rowokB = tyB >= 0 && u32(tyB) % SH == 0u && oyB < p.oh;
+    for (var kx = 0u; kx < KW; kx++) {
+      let txA = a.y - i32(kx);
+      let txB = b.y - i32(kx);
+      let oxA = u32(max(txA, 0)) / SW;
+      let oxB = u32(max(txB, 0)) / SW;
+      let okA = rowokA && txA >= 0 && u32(txA) % SW == 0u && oxA < p.ow;
+      let okB = rowokB && txB >= 0 && u32(txB) % SW == 0u && oxB < p.ow;
+      let yoA = select(0u, u32(a.z) + oyA * p.ow + oxA, okA);
+      let yoB = select(0u, u32(b.z) + oyB * p.ow + oxB, okB);
+      let wo = c * kk + ky * KW + kx;
+      var o = 0u;
+      for (; o + 4u <= p.o; o += 4u) {
+        let wi = wo + o * ostride;
+        let av = vec4<f32>(src1[wi], src1[wi + ostride], src1[wi + 2u * ostride], src1[wi + 3u * ostride]);
+        let ya = yoA + o * ohw;
+        let yb = yoB + o * ohw;
+        let bA = select(vec4<f32>(0.0), vec4<f32>(src0[ya], src0[ya + ohw], src0[ya + 2u * ohw], src0[ya + 3u * ohw]), okA);
+        let bB = select(vec4<f32>(0.0), vec4<f32>(src0[yb], src0[yb + ohw], src0[yb + 2u * ohw], src0[yb + 3u * ohw]), okB);
+        acc2(av, bA, bB, &acc);
+      }
+      for (; o < p.o; o++) {
+        acc2(vec4<f32>(src1[wo + o * ostride], 0.0, 0.0, 0.0), vec4<f32>(select(0.0, src0[yoA + o * ohw], okA), 0.0, 0.0, 0.0), vec4<f32>(select(0.0, src0[yoB + o * ohw], okB), 0.0, 0.0, 0.0), &acc);
+      }
+    }
+  }
+  let nA = min(colA, p.ncols - 1u) / hw;
+  let nB = min(colB, p.ncols - 1u) / hw;
+  store8(r0, colA < p.ncols, nA * p.c * hw + colA % hw, hw, acc[0], acc[1]);
+  store8(r0, colB < p.ncols, nB * p.c * hw + colB % hw, hw, acc[2], acc[3]);
+}
+

@@ -90,8 +90,9 @@ describe('conv2d', () => {
 });
 
 describe('conv2d past 65,535 column tiles', () => {
-  it('folds the grid (1×1 conv over 2,100×2,100 pixels: 68,907 tiles of 64) and writes every output', async () => {
-    const H = 2100, W = 2100;
+  // sg's forward holds two pixels per lane (tiles of 128 columns), tiled's tiles are 64 columns: both fold here.
+  it('folds the grid (1×1 conv over 2,900×2,900 pixels: 65,704 tiles of 128, 131,407 of 64) and writes every output', async () => {
+    const H = 2900, W = 2900;
     const gen = new Generator(31);
     const xh = new Float32Array(2 * H * W);
     for (let i = 0; i < xh.length; i++) xh[i] = 0.5 + gen.uniform();

@@ -81,11 +81,13 @@ function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, e: Epi
   // Forward entry points and `tiled` bind the epilogue operands too (any buffer when unused).
   const withEpi = [...buffers, (e.residual ?? src1).buffer, (e.shift ?? src1).buffer];
   if (variant === 'rb' || variant === 'sg') {
-    const entry = `${['fwd', 'dx', 'dw'][mode]}_${variant}`;
     const sg = variant === 'sg';
+    // fwd_sg and dx_sg hold two columns per lane (kernels/conv2d_sg.wgsl).
+    const colsPerLane = sg && mode < 2 ? 2 : 1;
+    const entry = `${['fwd', 'dx', 'dw'][mode]}_${variant}`;
     gpu().dispatch({
       kernel: { name: `conv2d.${entry}`, code: sg ? SG_CODE : CODE, entry, constants: { ...constants, WG: WG_RB } },
-      buffers: mode === 0 ? withEpi : buffers, params, workgroups: foldColumns(Math.ceil(ncols / WG_RB), Math.ceil(m / OB)),
+      buffers: mode === 0 ? withEpi : buffers, params, workgroups: foldColumns(Math.ceil(ncols / (WG_RB * colsPerLane)), Math.ceil(m / OB)),
     });
   } else {
     gpu().dispatch({
