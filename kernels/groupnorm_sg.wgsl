@@ -8,7 +8,7 @@ enable subgroups;
 // (S must be a multiple of 4, so a vec4 never crosses a channel), subgroupAdd totals the two passes (mean,
 // then Σ(x − mean)²), and the lanes write y = act((x − mean)·rstd·γ + β) channel by channel, where γ, β and the
 // statistics are uniform. The blocks are the parallelism: N·G workgroups (64 for SD at batch 2), each
-// streaming its block (L = CG·S values) three times from cache. The two-pass serial `stats` kernel this
+// streaming its block (L = CG·S values) twice from cache (statistics, then the output). The two-pass serial `stats` kernel this
 // replaces gave one lane per block and scalar loads (0.29 GB/s at [2, 320, 64, 64]).
 
 @group(0) @binding(1) var<storage, read> vx: array<vec4<f32>>;
@@ -30,12 +30,23 @@ fn fused_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
   let sv = p.s / 4u;           // vec4s per channel plane
   let len = p.cg * sv;
   let base = b * len;
-  var s = vec4<f32>(0.0);
-  for (var i = lid; i < len; i += WG) { s += vx[base + i]; }
-  let mean = subgroupAdd(s.x + s.y + s.z + s.w) / f32(len * 4u);
-  var q = vec4<f32>(0.0);
-  for (var i = lid; i < len; i += WG) { let d = vx[base + i] - mean; q += d * d; }
-  let rstd = inverseSqrt(subgroupAdd(q.x + q.y + q.z + q.w) / f32(len * 4u) + p.eps);
+  // Both statistics in one read of the block (one read fewer than mean, then Σ(x − mean)²): each lane keeps
+  // Welford's running mean and M2 for its 4 components, and the lanes' results combine exactly by Chan's
+  // formula, M2 = Σ M2_i + Σ n_i·(mean_i − mean)². Unlike Σx² − (Σx)²/L it loses no digits when |mean| ≫ σ.
+  var cnt = 0.0;
+  var m = vec4<f32>(0.0);
+  var m2 = vec4<f32>(0.0);
+  for (var i = lid; i < len; i += WG) {
+    cnt += 1.0;
+    let v = vx[base + i];
+    let d = v - m;
+    m += d * (1.0 / cnt);
+    m2 += d * (v - m);
+  }
+  let mean = subgroupAdd(cnt * (m.x + m.y + m.z + m.w)) / f32(len * 4u);
+  let dm = m - mean;
+  let spread = m2.x + m2.y + m2.z + m2.w + cnt * dot(dm, dm);
+  let rstd = inverseSqrt(subgroupAdd(spread) / f32(len * 4u) + p.eps);
   if (lid == 0u) {
     vmean[b] = mean;
     vrstd[b] = rstd;

@@ -100,6 +100,27 @@ describe('groupNorm fused forms', () => {
     }
   });
 
+  // fused_sg takes both statistics in one read (per-lane Welford, lanes combined by Chan's formula). With the
+  // mean 200 σ from 0, Σx² − (Σx)²/L in f32 would lose most digits of the variance (relL2 ~1e-3); a far first
+  // value is there too, against a shift by the block's first value. The mean itself carries ~200·2⁻²⁴ relative
+  // error into x − mean, hence the tolerance.
+  it('the statistics hold up when |mean| ≫ σ and the first value is an outlier (relL2 < 5e-5)', async () => {
+    for (const variant of ['serial', 'wg'] as const) {
+      use(variant);
+      const gen = new Generator(49);
+      const [n, c, h, w, groups] = [2, 4, 4, 6, 2];
+      const s = h * w;
+      expect(groupNormPlan(s)).toBe(variant === 'wg' ? 'fused_wg' : g.hasSubgroups8 ? 'fused_sg' : 'stats');
+      const xh = f32round(randNonZero(gen, n * c * s).map((v) => 200 + v));
+      xh[0] = 190;
+      const x = Tensor.fromArray(xh, [n, c, h, w]);
+      const y = groupNorm(x, groups, { eps: 1e-5 });
+      const ref = reference(xh, new Float64Array(n * c * s), n, c, s, groups, 1e-5, false).y;
+      expect(relL2(await y.toArray(), ref), variant).toBeLessThan(5e-5);
+      [x, y].forEach((t) => t.dispose());
+    }
+  });
+
   it('an unknown activation is an ArgumentError', () => {
     const x = Tensor.empty([1, 4, 2, 2]);
     expect(() => withSettings({}, () => groupNorm(x, 2, { eps: 1e-5, activation: 'gelu' as 'silu' }))).toThrow(ArgumentError);
