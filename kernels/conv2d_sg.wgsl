@@ -1,7 +1,7 @@
 enable subgroups;
 
 // Conv2d family, subgroup entry points (composed after conv2d.wgsl, whose overrides, bindings and
-// Params they use).
+// Params they use) and kernels/lib/bcast8.wgsl.
 //
 // *_sg (lavapipe with subgroups): like *_rb with 8 rows per lane, but lane l loads the row operand of
 // row r0 + l%8 (4 k at a time) and every lane takes row i with subgroupBroadcast(…, i): one lane-varying
@@ -73,23 +73,6 @@ fn dw_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
 // fwd_sg: rows = output channels, columns = output pixels. The taps are the outer loops and the input channels
 // the inner one: a tap's offsets and padding test are computed once per tap (not a division of k by KH·KW and
 // KW per element), and the channel loop walks plain strides (x by H·W, w by KH·KW).
-// Adds rows r0..r0+7 (lane i's av, taken by every lane with subgroupBroadcast) times this lane's two
-// column vectors bA and bB to acc (4 k per call; the channel tails pass one k in .x and zeros elsewhere).
-fn acc2(av: vec4<f32>, bA: vec4<f32>, bB: vec4<f32>, acc: ptr<function, array<vec4<f32>, 4>>) {
-  let w0 = subgroupBroadcast(av, 0u);
-  let w1 = subgroupBroadcast(av, 1u);
-  let w2 = subgroupBroadcast(av, 2u);
-  let w3 = subgroupBroadcast(av, 3u);
-  let w4 = subgroupBroadcast(av, 4u);
-  let w5 = subgroupBroadcast(av, 5u);
-  let w6 = subgroupBroadcast(av, 6u);
-  let w7 = subgroupBroadcast(av, 7u);
-  (*acc)[0] += vec4<f32>(dot(w0, bA), dot(w1, bA), dot(w2, bA), dot(w3, bA));
-  (*acc)[1] += vec4<f32>(dot(w4, bA), dot(w5, bA), dot(w6, bA), dot(w7, bA));
-  (*acc)[2] += vec4<f32>(dot(w0, bB), dot(w1, bB), dot(w2, bB), dot(w3, bB));
-  (*acc)[3] += vec4<f32>(dot(w4, bB), dot(w5, bB), dot(w6, bB), dot(w7, bB));
-}
-
 fn px_origin(col: u32) -> vec3<i32> {
   let ohw = p.oh * p.ow;
   let n = col / ohw;
@@ -141,10 +124,10 @@ fn fwd_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: ve
         let xb = xoB + c * hw;
         let bA = select(vec4<f32>(0.0), vec4<f32>(src0[xa], src0[xa + hw], src0[xa + 2u * hw], src0[xa + 3u * hw]), okA);
         let bB = select(vec4<f32>(0.0), vec4<f32>(src0[xb], src0[xb + hw], src0[xb + 2u * hw], src0[xb + 3u * hw]), okB);
-        acc2(av, bA, bB, &acc);
+        bcast8_acc2(av, bA, bB, &acc);
       }
       for (; c < p.c; c++) {
-        acc2(vec4<f32>(src1[wo + c * kk], 0.0, 0.0, 0.0), vec4<f32>(select(0.0, src0[xoA + c * hw], okA), 0.0, 0.0, 0.0), vec4<f32>(select(0.0, src0[xoB + c * hw], okB), 0.0, 0.0, 0.0), &acc);
+        bcast8_acc2(vec4<f32>(src1[wo + c * kk], 0.0, 0.0, 0.0), vec4<f32>(select(0.0, src0[xoA + c * hw], okA), 0.0, 0.0, 0.0), vec4<f32>(select(0.0, src0[xoB + c * hw], okB), 0.0, 0.0, 0.0), &acc);
       }
     }
   }
@@ -201,10 +184,10 @@ fn dx_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
         let yb = yoB + o * ohw;
         let bA = select(vec4<f32>(0.0), vec4<f32>(src0[ya], src0[ya + ohw], src0[ya + 2u * ohw], src0[ya + 3u * ohw]), okA);
         let bB = select(vec4<f32>(0.0), vec4<f32>(src0[yb], src0[yb + ohw], src0[yb + 2u * ohw], src0[yb + 3u * ohw]), okB);
-        acc2(av, bA, bB, &acc);
+        bcast8_acc2(av, bA, bB, &acc);
       }
       for (; o < p.o; o++) {
-        acc2(vec4<f32>(src1[wo + o * ostride], 0.0, 0.0, 0.0), vec4<f32>(select(0.0, src0[yoA + o * ohw], okA), 0.0, 0.0, 0.0), vec4<f32>(select(0.0, src0[yoB + o * ohw], okB), 0.0, 0.0, 0.0), &acc);
+        bcast8_acc2(vec4<f32>(src1[wo + o * ostride], 0.0, 0.0, 0.0), vec4<f32>(select(0.0, src0[yoA + o * ohw], okA), 0.0, 0.0, 0.0), vec4<f32>(select(0.0, src0[yoB + o * ohw], okB), 0.0, 0.0, 0.0), &acc);
       }
     }
   }

@@ -1,44 +1,56 @@
 enable subgroups;
 
 // Matmul family, subgroup entry point (composed after matmul.wgsl, whose bindings, Params, grid_coords
-// and store_rows it uses).
+// and store_rows it uses, and kernels/lib/bcast8.wgsl).
 //
 // blocked: like strip, but lane l loads row m0 + l%8 of A (4 k at a time) and every lane takes row i
 // with subgroupBroadcast(…, i): one lane-varying load per row instead of a uniform load per lane.
 // Needs a subgroup size ≥ 8 (lavapipe: 8; NVIDIA: 32).
+// COLS = 2: each lane also holds column n + WG of a 2·WG-column tile, so every broadcast row of A feeds two
+// columns (half the A loads and broadcasts per FMA); the host picks it when N spans more than one tile of WG.
+override COLS: u32 = 1u;
+
+// The two columns of lane `lid` in column tile gx, and whether the second is live.
+fn lane_cols(gx: u32, lid: u32) -> vec2<u32> {
+  let n = gx * WG * COLS + lid;
+  return vec2<u32>(n, n + WG);
+}
+
+fn store_cols(cb: u32, m0: u32, n: vec2<u32>, acc: array<vec4<f32>, 4>) {
+  store_rows(cb, m0, n.x, acc[0], acc[1]);
+  if (COLS == 2u) { store_rows(cb, m0, n.y, acc[2], acc[3]); }
+}
 @compute @workgroup_size(WG)
 fn blocked(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
            @builtin(subgroup_invocation_id) sl: u32) {
   let g = grid_coords(wg.x + wg.y * nwg.x);
   if (g.z >= p.batch) { return; }
-  let n = g.x * WG + lid;
+  let n = lane_cols(g.x, lid);
   let m0 = g.y * 8u;
   let ao = g.z * p.a_bs + min(m0 + sl % 8u, p.M - 1u) * p.sam;
-  let bo = g.z * p.b_bs + min(n, p.N - 1u) * p.sbn;
-  var lo = vec4<f32>(touch_bias());
-  var hi = vec4<f32>(0.0);
+  let bo0 = g.z * p.b_bs + min(n.x, p.N - 1u) * p.sbn;
+  let bo1 = g.z * p.b_bs + min(n.y, p.N - 1u) * p.sbn;
+  var acc = array<vec4<f32>, 4>();
+  acc[0] = vec4<f32>(touch_bias());
   var k = 0u;
   for (; k + 4u <= p.K; k += 4u) {
     let oa = ao + k * p.sak;
     let av = vec4<f32>(a[oa], a[oa + p.sak], a[oa + 2u * p.sak], a[oa + 3u * p.sak]);
-    let ob = bo + k * p.sbk;
-    let bv = vec4<f32>(b[ob], b[ob + p.sbk], b[ob + 2u * p.sbk], b[ob + 3u * p.sbk]);
-    lo.x += dot(subgroupBroadcast(av, 0u), bv);
-    lo.y += dot(subgroupBroadcast(av, 1u), bv);
-    lo.z += dot(subgroupBroadcast(av, 2u), bv);
-    lo.w += dot(subgroupBroadcast(av, 3u), bv);
-    hi.x += dot(subgroupBroadcast(av, 4u), bv);
-    hi.y += dot(subgroupBroadcast(av, 5u), bv);
-    hi.z += dot(subgroupBroadcast(av, 6u), bv);
-    hi.w += dot(subgroupBroadcast(av, 7u), bv);
+    let o0 = bo0 + k * p.sbk;
+    let o1 = bo1 + k * p.sbk;
+    let b0 = vec4<f32>(b[o0], b[o0 + p.sbk], b[o0 + 2u * p.sbk], b[o0 + 3u * p.sbk]);
+    var b1 = vec4<f32>(0.0);
+    if (COLS == 2u) { b1 = vec4<f32>(b[o1], b[o1 + p.sbk], b[o1 + 2u * p.sbk], b[o1 + 3u * p.sbk]); }
+    bcast8_acc2(av, b0, b1, &acc);
   }
   for (; k < p.K; k++) {
-    let av = a[ao + k * p.sak];
-    let bv = b[bo + k * p.sbk];
-    lo += vec4<f32>(subgroupBroadcast(av, 0u), subgroupBroadcast(av, 1u), subgroupBroadcast(av, 2u), subgroupBroadcast(av, 3u)) * bv;
-    hi += vec4<f32>(subgroupBroadcast(av, 4u), subgroupBroadcast(av, 5u), subgroupBroadcast(av, 6u), subgroupBroadcast(av, 7u)) * bv;
+    let av = vec4<f32>(a[ao + k * p.sak], 0.0, 0.0, 0.0);
+    let b0 = vec4<f32>(b[bo0 + k * p.sbk], 0.0, 0.0, 0.0);
+    var b1 = vec4<f32>(0.0);
+    if (COLS == 2u) { b1.x = b[bo1 + k * p.sbk]; }
+    bcast8_acc2(av, b0, b1, &acc);
   }
-  store_rows(g.z * p.M * p.N, m0, n, lo, hi);
+  store_cols(g.z * p.M * p.N, m0, n, acc);
 }
 
 // blocked_va: blocked with A read as vec4 (A row-major with K, the row stride and the batch stride multiples of
@@ -51,26 +63,22 @@ fn blocked_va(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg
               @builtin(subgroup_invocation_id) sl: u32) {
   let g = grid_coords(wg.x + wg.y * nwg.x);
   if (g.z >= p.batch) { return; }
-  let n = g.x * WG + lid;
+  let n = lane_cols(g.x, lid);
   let m0 = g.y * 8u;
   let ao = (g.z * p.a_bs + min(m0 + sl % 8u, p.M - 1u) * p.sam) / 4u;
-  let bo = g.z * p.b_bs + min(n, p.N - 1u) * p.sbn;
-  var lo = vec4<f32>(touch_bias());
-  var hi = vec4<f32>(0.0);
+  let bo0 = g.z * p.b_bs + min(n.x, p.N - 1u) * p.sbn;
+  let bo1 = g.z * p.b_bs + min(n.y, p.N - 1u) * p.sbn;
+  var acc = array<vec4<f32>, 4>();
+  acc[0] = vec4<f32>(touch_bias());
   for (var k = 0u; k < p.K; k += 4u) {
-    let av = av4[ao + k / 4u];
-    let ob = bo + k * p.sbk;
-    let bv = vec4<f32>(b[ob], b[ob + p.sbk], b[ob + 2u * p.sbk], b[ob + 3u * p.sbk]);
-    lo.x += dot(subgroupBroadcast(av, 0u), bv);
-    lo.y += dot(subgroupBroadcast(av, 1u), bv);
-    lo.z += dot(subgroupBroadcast(av, 2u), bv);
-    lo.w += dot(subgroupBroadcast(av, 3u), bv);
-    hi.x += dot(subgroupBroadcast(av, 4u), bv);
-    hi.y += dot(subgroupBroadcast(av, 5u), bv);
-    hi.z += dot(subgroupBroadcast(av, 6u), bv);
-    hi.w += dot(subgroupBroadcast(av, 7u), bv);
+    let o0 = bo0 + k * p.sbk;
+    let o1 = bo1 + k * p.sbk;
+    let b0 = vec4<f32>(b[o0], b[o0 + p.sbk], b[o0 + 2u * p.sbk], b[o0 + 3u * p.sbk]);
+    var b1 = vec4<f32>(0.0);
+    if (COLS == 2u) { b1 = vec4<f32>(b[o1], b[o1 + p.sbk], b[o1 + 2u * p.sbk], b[o1 + 3u * p.sbk]); }
+    bcast8_acc2(av4[ao + k / 4u], b0, b1, &acc);
   }
-  store_rows(g.z * p.M * p.N, m0, n, lo, hi);
+  store_cols(g.z * p.M * p.N, m0, n, acc);
 }
 
 // blocked_vab: blocked_va with B read as vec4 too (B stored [N, K], i.e. transposed as nn.Linear's weight,
@@ -82,23 +90,17 @@ fn blocked_vab(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nw
                @builtin(subgroup_invocation_id) sl: u32) {
   let g = grid_coords(wg.x + wg.y * nwg.x);
   if (g.z >= p.batch) { return; }
-  let n = g.x * WG + lid;
+  let n = lane_cols(g.x, lid);
   let m0 = g.y * 8u;
   let ao = (g.z * p.a_bs + min(m0 + sl % 8u, p.M - 1u) * p.sam) / 4u;
-  let bo = (g.z * p.b_bs + min(n, p.N - 1u) * p.sbn) / 4u;
-  var lo = vec4<f32>(touch_bias());
-  var hi = vec4<f32>(0.0);
+  let bo0 = (g.z * p.b_bs + min(n.x, p.N - 1u) * p.sbn) / 4u;
+  let bo1 = (g.z * p.b_bs + min(n.y, p.N - 1u) * p.sbn) / 4u;
+  var acc = array<vec4<f32>, 4>();
+  acc[0] = vec4<f32>(touch_bias());
   for (var k = 0u; k < p.K / 4u; k++) {
-    let av = av4[ao + k];
-    let bv = bv4[bo + k];
-    lo.x += dot(subgroupBroadcast(av, 0u), bv);
-    lo.y += dot(subgroupBroadcast(av, 1u), bv);
-    lo.z += dot(subgroupBroadcast(av, 2u), bv);
-    lo.w += dot(subgroupBroadcast(av, 3u), bv);
-    hi.x += dot(subgroupBroadcast(av, 4u), bv);
-    hi.y += dot(subgroupBroadcast(av, 5u), bv);
-    hi.z += dot(subgroupBroadcast(av, 6u), bv);
-    hi.w += dot(subgroupBroadcast(av, 7u), bv);
+    var b1 = vec4<f32>(0.0);
+    if (COLS == 2u) { b1 = bv4[bo1 + k]; }
+    bcast8_acc2(av4[ao + k], bv4[bo0 + k], b1, &acc);
   }
-  store_rows(g.z * p.M * p.N, m0, n, lo, hi);
+  store_cols(g.z * p.M * p.N, m0, n, acc);
 }

@@ -80,6 +80,16 @@ describe('matmul forward', () => {
       const { got, ref } = await runCase({ batch: 1, M: 133, K: 67, N: 141, transA: true }, variant, 30);
       expect(relL2(got, ref)).toBeLessThan(1e-5);
     });
+
+    // K a multiple of 4 with A row-major: blocked reads A (and, transposed, B) as vec4 (blocked_va, blocked_vab);
+    // N past one 64-column tile: two columns per lane, the second partly past N.
+    it(`${variant}: K multiple of 4, N = 141 (vec4 entries, two columns per lane on blocked)`, async () => {
+      let seed = 35;
+      for (const transB of [false, true]) {
+        const { got, ref } = await runCase({ batch: 2, M: 37, K: 36, N: 141, transB, bias: true }, variant, seed++);
+        expect(relL2(got, ref), `${variant} tB=${transB}`).toBeLessThan(1e-5);
+      }
+    });
   }
 
   it('tiny and degenerate shapes (1×1×1, K = 1, M = 1)', async () => {

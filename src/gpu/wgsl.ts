@@ -17,6 +17,7 @@ import fragSm from '../../kernels/lib/frag_sm.wgsl';
 import fragSimt from '../../kernels/lib/frag_simt.wgsl';
 import half from '../../kernels/lib/half.wgsl';
 import fragGemm from '../../kernels/lib/frag_gemm.wgsl';
+import bcast8 from '../../kernels/lib/bcast8.wgsl';
 import adamw from '../../kernels/adamw.wgsl';
 import attention from '../../kernels/attention.wgsl';
 import attentionSg from '../../kernels/attention_sg.wgsl';
@@ -55,7 +56,7 @@ export const KERNEL_FILES = {
 /** Library files (kernels/lib/<name>.wgsl) a module may ask for; common.wgsl is always in. */
 export const LIB_FILES = {
   wg_sum: wgSum, unary: unaryLib, rows_vec4: rowsVec4, rows_f32: rowsF32,
-  frag_sm: fragSm, frag_simt: fragSimt, frag_gemm: fragGemm, half,
+  frag_sm: fragSm, frag_simt: fragSimt, frag_gemm: fragGemm, half, bcast8,
 } as const;
 
 export type KernelFile = keyof typeof KERNEL_FILES;

@@ -30,7 +30,7 @@ export interface Conv2dOptions {
 }
 
 const CODE = kernelModule('conv2d');
-const SG_CODE = kernelModule('conv2d', { also: ['conv2d_sg'] });
+const SG_CODE = kernelModule('conv2d', { libs: ['bcast8'], also: ['conv2d_sg'] });
 const P = defineParams('conv2d.wgsl', 'Params', {
   n: 'u32', c: 'u32', h: 'u32', w: 'u32', o: 'u32', oh: 'u32', ow: 'u32', pad_t: 'u32',
   pad_l: 'u32', m: 'u32', ncols: 'u32', k: 'u32', bias_on: 'u32', epi: 'u32',

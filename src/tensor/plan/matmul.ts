@@ -53,7 +53,7 @@ const P = defineParams('matmul.wgsl', 'Params', {
 });
 const BASE = kernelModule('matmul', { libs: ['unary'] });
 const GEMM_CODE = kernelModule('matmul', { libs: ['unary'], also: ['matmul_gemm'] });
-const SG_CODE = kernelModule('matmul', { libs: ['unary'], also: ['matmul_sg'] });
+const SG_CODE = kernelModule('matmul', { libs: ['unary', 'bcast8'], also: ['matmul_sg'] });
 /** The matmul kernel sources (the autotuner's cache version hashes them). */
 export const MATMUL_SOURCES = [BASE, GEMM_CODE, SG_CODE] as const;
 
@@ -230,11 +230,13 @@ export function planMatmul(cfg: MatmulConfig, g: Geometry, f: MatmulFlags, bufs:
       return [gemm, reduce];
     }
     default: {
-      const gridN = Math.ceil(g.N / WG);
+      // blocked: two columns per lane once N spans more than one tile (kernels/matmul_sg.wgsl, COLS).
+      const cols = v === 'blocked' && g.N > WG ? 2 : 1;
+      const gridN = Math.ceil(g.N / (WG * cols));
       const gridM = Math.ceil(g.M / 8);
       const entry = v === 'blocked' ? blockedEntry(g) : v;
       return [{
-        kernel: { name: entry === v ? name : `matmul.${entry}`, code: v === 'blocked' ? SG_CODE : BASE, entry, constants: { ...constants, WG } },
+        kernel: { name: entry === v ? name : `matmul.${entry}`, code: v === 'blocked' ? SG_CODE : BASE, entry, constants: { ...constants, WG, ...(v === 'blocked' ? { COLS: cols } : {}) } },
         buffers, params: P.of({ ...base, grid_m: gridM, grid_n: gridN, kc: g.K, splits: 1 }), workgroups: gridN * gridM * g.batch,
       }];
     }
