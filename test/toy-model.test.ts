@@ -150,4 +150,32 @@ describe('toy pre-training and pairs (mechanics, tiny settings)', () => {
       pipe.dispose();
     }
   });
+
+  it('imagesPerPrompt: n images per prompt, sampled once, compared in all n(n−1)/2 pairings', async () => {
+    const pipe = await StableDiffusionPipeline.fromPretrained(out);
+    try {
+      let total = 0;
+      const pairs = await generatePairs(pipe, { prompts: 2, imagesPerPrompt: 3, steps: 2, guidanceScales: [3, 5], seed: 4, validationFraction: 0, onProgress: (_, n) => { total = n; } });
+      expect(total).toBe(6); // 2 prompts × 3 images, not 2 × 3 pairs × 2
+      expect(pairs).toHaveLength(6);
+      for (const caption of new Set(pairs.map((p) => p.caption))) {
+        const own = pairs.filter((p) => p.caption === caption);
+        expect(own).toHaveLength(3);
+        const seeds = own.flatMap((p) => p.seeds);
+        expect(new Set(seeds).size).toBe(3);
+        for (const sd of new Set(seeds)) expect(seeds.filter((x) => x === sd)).toHaveLength(2);
+        for (const p of own) expect(p.numExamplesPerPrompt).toBe(3);
+        // The same draw is the same image (and judgement) in both of its pairs.
+        const bySeed = new Map<number, Float32Array>();
+        for (const p of own) for (const k of [0, 1] as const) {
+          const prev = bySeed.get(p.seeds[k]);
+          if (prev) expect(p.images[k]).toBe(prev);
+          else bySeed.set(p.seeds[k], p.images[k]);
+        }
+      }
+      await expect(generatePairs(pipe, { prompts: 1, imagesPerPrompt: 1, steps: 2 })).rejects.toThrow(/imagesPerPrompt/);
+    } finally {
+      pipe.dispose();
+    }
+  });
 });

@@ -63,6 +63,8 @@ export type DemoPhase = 'pairs' | 'lrm' | 'lpo' | 'eval base' | 'eval base-eta1'
 /** The demo's sizes, derived from the options (exported for the report and the tests). */
 export interface DemoPlan {
   pairPrompts: number;
+  /** Images per pair prompt, compared in all pairings (generatePairs' imagesPerPrompt); undefined: fresh pairs. */
+  pairImagesPerPrompt?: number;
   lrmSteps: number;
   lrmBatch: number;
   lrmLr: number;
@@ -217,7 +219,7 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
 
     // 2. Preference pairs from the base model, labelled by the hidden judge (noisy, with ties).
     const pairs = await generatePairs(pipe, {
-      prompts: plan.pairPrompts, seed: seed + 1, steps: plan.sampleSteps, validationFraction: 0.25, temperature: plan.labelTemperature,
+      prompts: plan.pairPrompts, imagesPerPrompt: plan.pairImagesPerPrompt, seed: seed + 1, steps: plan.sampleSteps, validationFraction: 0.25, temperature: plan.labelTemperature,
       onProgress: (d, n) => progress('pairs', d, n),
     });
     const stats = pairStats(pairs);

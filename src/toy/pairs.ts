@@ -67,8 +67,14 @@ export function labelPair(j0: Judged, j1: Judged, gen: Generator, o: LabelOption
 export interface PairGenOptions extends LabelOptions {
   /** Distinct training prompts (default 96). */
   prompts?: number;
-  /** Relative frequency of 1, 2, 3, … pairs per prompt (default [0.5, 0.3, 0.2]). */
+  /** Relative frequency of 1, 2, 3, … pairs per prompt (default [0.5, 0.3, 0.2]); each pair draws two new images. */
   pairsPerPrompt?: readonly number[];
+  /**
+   * Instead of pairsPerPrompt: n images per prompt, compared in all n(n−1)/2 pairings, each pair labelled by its
+   * own coin flip (an annotator ranking a grid of n). More comparisons per sampled image: 1.5 pairs per image at
+   * n = 4 against 0.5 for fresh pairs, for a sampling-bound budget.
+   */
+  imagesPerPrompt?: number;
   /** Each image draws its CFG scale from these (default [3, 5, 7.5]), as Pick-a-Pic mixed models and settings. */
   guidanceScales?: readonly number[];
   steps?: number;
@@ -101,36 +107,54 @@ export async function generatePairs(pipe: StableDiffusionPipeline, o: PairGenOpt
   const plans: Plan[] = [];
   const used = new Set<string>();
   const nPrompts = o.prompts ?? 96;
+  const grid = o.imagesPerPrompt;
+  if (grid !== undefined && (!Number.isInteger(grid) || grid < 2)) throw new ArgumentError(`generatePairs: imagesPerPrompt must be an integer ≥ 2, got ${grid}`);
   for (let p = 0; p < nPrompts; p++) {
     let caption = samplePrompt(gen);
     for (let k = 0; k < 100 && used.has(caption); k++) caption = samplePrompt(gen);
     used.add(caption);
+    const seed = () => 1_000_000 + Math.floor(gen.uniform() * 1e9);
+    if (grid) {
+      const split: PairSplit = gen.uniform() < (o.validationFraction ?? 0.1) ? 'validation' : 'train';
+      const draws = Array.from({ length: grid }, () => ({ seed: seed(), g: pick(gen, scales) }));
+      const n = (grid * (grid - 1)) / 2;
+      for (let i = 0; i < grid; i++) {
+        for (let j = i + 1; j < grid; j++) plans.push({ caption, split, n, seeds: [draws[i].seed, draws[j].seed], guidance: [draws[i].g, draws[j].g] });
+      }
+      continue;
+    }
     let u = gen.uniform() * total;
     let n = 1;
     while (n < weights.length && u >= weights[n - 1]) u -= weights[n++ - 1];
     const split: PairSplit = gen.uniform() < (o.validationFraction ?? 0.1) ? 'validation' : 'train';
-    for (let k = 0; k < n; k++) {
-      const seed = () => 1_000_000 + Math.floor(gen.uniform() * 1e9);
-      plans.push({ caption, split, n, seeds: [seed(), seed()], guidance: [pick(gen, scales), pick(gen, scales)] });
-    }
+    for (let k = 0; k < n; k++) plans.push({ caption, split, n, seeds: [seed(), seed()], guidance: [pick(gen, scales), pick(gen, scales)] });
   }
   // One sampling pass per guidance scale (the pipeline takes one scale per call).
   const images = new Map<string, { image: Float32Array; latent: Float32Array }>();
   const key = (r: SampleRequest, g: number) => `${r.prompt}|${r.seed}|${g}`;
   let done = 0;
-  const totalImages = plans.length * 2;
+  // Each distinct (prompt, seed, scale) is sampled once, however many pairs it is in.
+  const draws = new Map<string, { g: number; req: SampleRequest }>();
+  for (const p of plans) for (const k of [0, 1] as const) draws.set(key({ prompt: p.caption, seed: p.seeds[k] }, p.guidance[k]), { g: p.guidance[k], req: { prompt: p.caption, seed: p.seeds[k] } });
+  const totalImages = draws.size;
   o.onProgress?.(0, totalImages);
   for (const g of new Set(scales)) {
-    const reqs = plans.flatMap((p) => ([0, 1] as const).filter((k) => p.guidance[k] === g).map((k) => ({ prompt: p.caption, seed: p.seeds[k] })));
+    const reqs = [...draws.values()].filter((d) => d.g === g).map((d) => d.req);
     if (!reqs.length) continue;
     const base = done;
     const out = await sampleImages(pipe, reqs, { steps: o.steps ?? 20, guidanceScale: g, batch: o.batch, onProgress: (d) => o.onProgress?.(base + d, totalImages) });
     for (const s of out) images.set(key(s, g), s);
     done += reqs.length;
   }
+  const judged = new Map<Float32Array, Judgement>();
+  const judgeOnce = (image: Float32Array, caption: string): Judgement => {
+    let j = judged.get(image);
+    if (!j) judged.set(image, (j = judge(image, caption)));
+    return j;
+  };
   return plans.map((p) => {
     const s = ([0, 1] as const).map((k) => images.get(key({ prompt: p.caption, seed: p.seeds[k] }, p.guidance[k]))!);
-    const judgements: [Judgement, Judgement] = [judge(s[0].image, p.caption), judge(s[1].image, p.caption)];
+    const judgements = ([0, 1] as const).map((k) => judgeOnce(s[k].image, p.caption)) as [Judgement, Judgement];
     return {
       caption: p.caption, split: p.split, numExamplesPerPrompt: p.n, seeds: p.seeds, guidance: p.guidance,
       images: [s[0].image, s[1].image], latents: [s[0].latent, s[1].latent], judgements,
