@@ -17,6 +17,7 @@ import type { UNet2DConditionModel } from '../nn/unet.js';
 import { LatentRewardModel } from '../lrm/model.js';
 import { countMpcf, mpcfFilter, MPCF_STRATEGIES, type MpcfCounts, type MpcfStrategy } from '../lrm/mpcf.js';
 import { trainLrm, type EvalRecord, type StepMetrics } from '../lrm/train.js';
+import { fitLrmHeads } from '../lrm/heads.js';
 import { evaluateLrm } from '../lrm/eval.js';
 import { LpoTrainer, type LpoTrainConfig } from '../lpo/trainer.js';
 import type { IterationMetrics } from '../lpo/metrics.js';
@@ -58,7 +59,7 @@ export interface ToyDemoOptions {
   onProgress?: (phase: DemoPhase, done: number, total: number, fields?: Record<string, number | string>) => void;
 }
 
-export type DemoPhase = 'pairs' | 'lrm' | 'lpo' | 'eval base' | 'eval base-eta1' | 'eval lpo' | 'eval best-of-4' | 'lrm buckets';
+export type DemoPhase = 'pairs' | 'lrm heads' | 'lrm' | 'lpo' | 'eval base' | 'eval base-eta1' | 'eval lpo' | 'eval best-of-4' | 'lrm buckets';
 
 /** The demo's sizes, derived from the options (exported for the report and the tests). */
 export interface DemoPlan {
@@ -68,6 +69,9 @@ export interface DemoPlan {
   lrmSteps: number;
   lrmBatch: number;
   lrmLr: number;
+  /** Linear-probe warm start of the LRM's heads before training (src/lrm/heads.ts): full-batch steps, noise draws per pair; 0 steps: none. */
+  lrmHeadSteps: number;
+  lrmHeadDraws: number;
   /** Bradley–Terry temperature of the simulated annotators (src/toy/pairs.ts; lower: fewer flipped labels). */
   labelTemperature: number;
   /** Train the LRM's text encoder too (the authors do; with a few hundred toy captions it overfits them). */
@@ -139,6 +143,8 @@ export function demoPlan(o: ToyDemoOptions = {}): DemoPlan {
     lrmSteps: smoke ? 2 : Math.max(10, Math.round(75 * scale)),
     lrmBatch: smoke ? 4 : 16,
     lrmLr: 3e-4,
+    lrmHeadSteps: 0,
+    lrmHeadDraws: 4,
     lrmTrainTextEncoder: true,
     labelTemperature: 0.1,
     lpoIterations: smoke ? 1 : Math.max(2, Math.round(10 * scale)),
@@ -246,6 +252,12 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
     const steps: StepMetrics[] = [];
     progress('lrm', 0, plan.lrmSteps);
     const lrmDir = path.join(out, 'lrm');
+    if (plan.lrmHeadSteps > 0) {
+      const h = await fitLrmHeads(lrm, mpcfFilter(pairsTrain, plan.mpcf), {
+        steps: plan.lrmHeadSteps, draws: plan.lrmHeadDraws, seed, onStep: (m) => progress('lrm heads', m.step, plan.lrmHeadSteps, { loss: m.loss, acc: m.accuracy }),
+      });
+      log(`LRM heads: fitted on ${h.samples} noisy pairs (${h.pairs} pairs × ${plan.lrmHeadDraws} draws) in ${h.seconds.toFixed(0)} s; training accuracy ${(100 * h.accuracy).toFixed(1)}%`);
+    }
     const res = await trainLrm(lrm, mpcfFilter(pairsTrain, plan.mpcf), pairsVal, {
       steps: plan.lrmSteps, batchSize: plan.lrmBatch, lr: plan.lrmLr, warmupSteps: Math.max(1, Math.round(plan.lrmSteps / 10)),
       seed, trainTextEncoder: plan.lrmTrainTextEncoder, evalEvery: Math.max(1, Math.ceil(plan.lrmSteps / 2)), evalTimesteps: [1, 501, 951], evalBatch: 32,
