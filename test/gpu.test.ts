@@ -19,6 +19,22 @@ beforeAll(setupGpu);
 const { hasTimestamps, hasF16 } = (await setupGpu()).acquired;
 
 describe('gpu runtime', () => {
+  // Sized from the adapter's own limit (128 MiB on lavapipe); adapters with several GiB skip the allocation.
+  const bindLimit = gpu().device.limits.maxStorageBufferBindingSize;
+  it.skipIf(bindLimit > 2 ** 29)('a binding past maxStorageBufferBindingSize is a LimitError at dispatch, naming the kernel', async () => {
+    const x = Tensor.empty([bindLimit / 4 + 64]);
+    let err: unknown = null;
+    try {
+      exp(x).dispose();
+    } catch (e) {
+      err = e;
+    }
+    expect(err).toBeInstanceOf(LimitError);
+    expect(String((err as Error).message)).toMatch(/elementwise.*maxStorageBufferBindingSize/s);
+    x.dispose();
+    await gpu().sync(); // nothing invalid reached the device
+  });
+
   it('folds linear grids beyond 65,535 workgroups into x·y and refuses impossible ones', () => {
     expect(foldWorkgroups(65535)).toEqual([65535, 1, 1]);
     for (const n of [65536, 70001, 1_000_003]) {

@@ -162,6 +162,18 @@ export class Gpu {
     // An error scope per dispatch costs a promise round trip on the hot path; only debug mode pays it.
     // Otherwise a bad binding reaches the uncaptured-error handler, whose message names the bind
     // group's label (the kernel).
+    // A storage binding past the adapter's limit (128 MiB on lavapipe) would only surface as a validation error
+    // at the next sync; name the kernel and the buffer now.
+    const limit = this.device.limits.maxStorageBufferBindingSize;
+    for (const e of entries) {
+      const r = e.resource as GPUBufferBinding;
+      if (e.binding === 0 || !r.buffer) continue;
+      const bytes = r.size ?? r.buffer.size - (r.offset ?? 0);
+      if (bytes > limit) {
+        const mib = (n: number) => `${(n / 2 ** 20).toFixed(0)} MiB`;
+        throw new LimitError(`${label}: binding ${e.binding} ("${r.buffer.label}") is ${mib(bytes)}, over this adapter's maxStorageBufferBindingSize of ${mib(limit)}; split the batch or the image into smaller pieces`);
+      }
+    }
     const debug = settings.debugSync;
     if (debug) this.device.pushErrorScope('validation');
     bg = this.device.createBindGroup({ layout, entries, label });
