@@ -43,11 +43,12 @@ describe('lpo train-lrm / eval-lrm / score (built CLI)', () => {
   it('train-lrm: progress, validation lines, checkpoints, metrics.jsonl, the accuracy plot and the table; then eval-lrm and score', async () => {
     const out = join(tmp, 'run');
     const r = await cli('train-lrm', '--model', model, '--data', data, '--steps', '3', '--batch', '4', '--micro-batch', '2', '--lr', '1e-3',
-      '--warmup', '1', '--eval-every', '2', '--plot-timesteps', '1,501,951', '--out', out);
+      '--warmup', '1', '--eval-every', '2', '--plot-timesteps', '1,501,951', '--head-steps', '2', '--head-draws', '1', '--out', out);
     expect(r.errLines.join('\n')).not.toMatch(/lpo train-lrm:/);
     expect(r.code).toBe(0);
     expect(r.stderr).toMatch(/^LRM: .* parameters .*features 1,3 \+ mid, w = 7\.5/m);
     expect(r.stderr).toMatch(/^train 3\/3 100% .*loss=/m);
+    expect(r.stderr).toMatch(/^heads: fitted on \d+ noisy pairs \(\d+ × 1\) in [\d.]+ s; training accuracy [\d.]+%$/m);
     expect(r.stderr).toMatch(/^eval step 0: 6 pairs, accuracy t=1 \d+\.\d%.*by t: 1:\d+ 501:\d+ 951:\d+/m);
     expect(r.stderr).toMatch(/^eval step 2: 6 pairs/m);
     expect(r.stdout).toMatch(/^timestep {2}accuracy/m);

@@ -7,6 +7,7 @@ export { LRM_DEFAULTS, lrmConfigFor, type LrmConfig } from '../lrm/config.js';
 export { LRM_TIMESTEPS } from '../lrm/schedule.js';
 export { pairLoss, pairWeights, pairAccuracy, type PairLabels, type PairLossOutput } from '../lrm/loss.js';
 export { trainLrm, type TrainLrmOptions, type TrainLrmResult, type StepMetrics, type EvalRecord } from '../lrm/train.js';
+export { fitLrmHeads, type FitHeadsOptions, type FitHeadsResult } from '../lrm/heads.js';
 export { evaluateLrm, accuracyAt, type EvalLrmOptions, type LrmEvalResult } from '../lrm/eval.js';
 export { mpcfFilter, countMpcf, parseMpcfStrategy, MpcfError, type MpcfStrategy, type MpcfCounts } from '../lrm/mpcf.js';
 export type { BaseComponents, FromDiffusersOptions } from '../lrm/io.js';

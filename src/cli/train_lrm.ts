@@ -8,6 +8,7 @@ import { countMpcf, formatMpcfCounts, mpcfFilter, parseMpcfStrategy } from '../l
 import { LRM_TIMESTEPS } from '../lrm/schedule.js';
 import { trainLrm, type EvalRecord } from '../lrm/train.js';
 import { defineCommand, parseCommand } from './args.js';
+import { fitLrmHeads } from '../lrm/heads.js';
 import { accuracyTable, gapsCsvProblem, loadVae, openLrmPairs, parseTimesteps } from './lrm_data.js';
 import { linePlotSvg } from '../report/plot.js';
 import { Progress } from './progress.js';
@@ -28,6 +29,8 @@ export const trainLrmSpec = defineCommand({
     microBatch: { type: 'int', min: 1, atMost: 'batch', help: 'pairs per forward/backward pass; gradients accumulate (default: --batch)' },
     lr: { type: 'number', min: 0, default: 1e-5, help: 'peak learning rate' },
     warmup: { type: 'int', min: 0, default: 500, help: 'log warm-up steps (then linear decay to 0)' },
+    headSteps: { type: 'int', min: 0, default: 0, help: 'first fit the projection heads and tau on frozen features of the noisy training pairs for n full-batch steps (a linear-probe warm start; not on --resume)' },
+    headDraws: { type: 'int', min: 1, default: 4, help: 'noisy copies of each training pair for --head-steps' },
     weightDecay: { type: 'number', min: 0, default: 0.3, help: 'AdamW weight decay (every parameter, tau included)' },
     maxGradNorm: { type: 'number', min: 0, default: 1, help: 'gradient clipping norm (0: off)' },
     vfe: { type: 'number', default: 7.5, help: 'VFE weight w (1: no null pass)' },
@@ -93,6 +96,12 @@ export async function trainLrmCommand(argv: string[]): Promise<number> {
     const byT = e.byTimestep.length > 1 ? `  by t: ${e.byTimestep.map((x) => `${x.t}:${(100 * x.accuracy).toFixed(0)}`).join(' ')}` : '';
     bar.log(`eval step ${e.step}: ${e.pairs} pairs, accuracy t=1 ${e.accuracyT1 === undefined ? '-' : `${(100 * e.accuracyT1).toFixed(1)}%`}${e.best ? ' (best, saved)' : ''}${byT}`);
   };
+  if (a.headSteps > 0 && !a.resume) {
+    const hb = new Progress({ total: a.headSteps, label: 'heads', stream: err });
+    const h = await fitLrmHeads(model, train, { steps: a.headSteps, draws: a.headDraws, seed: a.seed, vae: vae ?? undefined, onStep: (m) => hb.update(m.step, { loss: m.loss, acc: m.accuracy }) });
+    hb.done();
+    err.write(`heads: fitted on ${h.samples} noisy pairs (${h.pairs} × ${a.headDraws}) in ${h.seconds.toFixed(1)} s; training accuracy ${(100 * h.accuracy).toFixed(1)}%\n`);
+  }
   const res = await trainLrm(model, train, validation, {
     steps: a.steps, batchSize: a.batch, microBatch: a.microBatch, lr: a.lr, warmupSteps: a.warmup, weightDecay: a.weightDecay,
     maxGradNorm: a.maxGradNorm, seed: a.seed, trainTextEncoder: !a.freezeTextEncoder, gradientCheckpointing: a.checkpointing,

@@ -144,7 +144,7 @@ ${summaryTable(r)}
 coin flip on the hidden preference: ${pct(p.ties)} ties; labels agree with the hidden preference on ${pct(p.agreement)} of decided pairs
 (the ceiling of any reward model's accuracy against them). The LRM trained on MPCF strategy ${r.mpcf.strategy}'s pairs: ${kept(r.mpcf.winLose)} win-lose and ${kept(r.mpcf.ties)} tie pairs.
 What each strategy keeps of the training pairs: ${r.mpcfAll.map((c) => `${c.strategy}: ${kept(c.winLose)} win-lose, ${kept(c.ties)} ties`).join('; ')}.
-The LRM (the base U-Net's down and mid blocks and its text encoder, ${r.plan.lrmSteps} steps of ${r.plan.lrmBatch} pairs) scores noisy latents; its accuracy on the
+The LRM (the base U-Net's down and mid blocks and its text encoder${r.plan.lrmHeadSteps > 0 ? `; its projection heads first fitted for ${r.plan.lrmHeadSteps} steps on frozen features of ${r.plan.lrmHeadDraws} noisy copies of each training pair, then` : ','} ${r.plan.lrmSteps} steps of ${r.plan.lrmBatch} pairs) scores noisy latents; its accuracy on the
 ${r.lrm.buckets[0]?.pairs ?? 0} validation pairs by timestep bucket (each bucket pools three timesteps), against the pairs' labels (the paper's measure,
 capped by the annotators' noise) and against the hidden preference itself (ties count 0.5):</p>
 <table><tr><th>t bucket</th><th>vs labels</th><th>vs hidden preference</th><th></th></tr>${bucketRows}</table>
