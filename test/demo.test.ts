@@ -61,7 +61,7 @@ describe('smoke run of the committed toy model (mechanics only)', () => {
   it('runs every phase and writes report.html, the samples, index.json and results.json', async () => {
     const phases = new Set<string>();
     r = await runToyDemo({ base: BASE, out, smoke: true, prompts: 2, seeds: 2, onProgress: (p) => phases.add(p) });
-    expect([...phases].sort()).toEqual(['eval base', 'eval base-eta1', 'eval best-of-4', 'eval lpo', 'lpo', 'lrm', 'lrm buckets', 'pairs'].sort());
+    expect([...phases].sort()).toEqual(['eval base', 'eval base-eta1', 'eval best-of-4', 'eval lpo', 'lpo', 'lrm', 'lrm buckets', 'lrm heads', 'pairs'].sort());
     expect(r.evals.map((e) => e.model)).toEqual(['base', 'lpo', 'base-eta1', 'best-of-4']);
     for (const e of r.evals) expect(e.summary.images).toBe(4);
     const file = writeDemoReport(r);
