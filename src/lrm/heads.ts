@@ -7,6 +7,8 @@
 // and the prompts' pooled text features are computed once, without gradients; then visual_projection,
 // text_projection and τ are fitted to the same pair loss by full-batch AdamW on those cached features. Each step
 // is a handful of small launches, so hundreds of steps cost seconds. trainLrm then continues from these heads.
+// The cache is one [2·pairs·draws, Dv] tensor: meant for small pair sets such as the toy world's (at SD1.5's Dv of
+// ~4.8k it fits ~3,400 pair draws under lavapipe's 128 MiB binding limit; past a limit the runtime says so).
 import { ArgumentError } from '../errors.js';
 import { backward, noGrad } from '../autograd/tape.js';
 import { AdamW } from '../optim/adamw.js';
