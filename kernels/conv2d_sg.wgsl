@@ -64,7 +64,6 @@ fn dw_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
   store8(r0, live, col, p.ncols, lo, hi);
 }
 
-
 // fwd_sg and dx_sg: two columns per lane (col and col + WG of a 2·WG-column tile), so every broadcast
 // weight vector feeds two pixels: half the weight loads and broadcasts per FMA of one column per lane, and
 // 0.75–0.9× its time at the toy and SD shapes (same-process A/B, scratch script of 2026-12-06). dw_sg keeps
@@ -196,4 +195,3 @@ fn dx_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
   store8(r0, colA < p.ncols, nA * p.c * hw + colA % hw, hw, acc[0], acc[1]);
   store8(r0, colB < p.ncols, nB * p.c * hw + colB % hw, hw, acc[2], acc[3]);
 }
-

@@ -10,7 +10,7 @@ enable subgroups;
 // columns (half the A loads and broadcasts per FMA); the host picks it when N spans more than one tile of WG.
 override COLS: u32 = 1u;
 
-// The two columns of lane `lid` in column tile gx, and whether the second is live.
+// The two columns of lane `lid` in column tile gx (the second is used only when COLS = 2; stores check N).
 fn lane_cols(gx: u32, lid: u32) -> vec2<u32> {
   let n = gx * WG * COLS + lid;
   return vec2<u32>(n, n + WG);
@@ -20,6 +20,7 @@ fn store_cols(cb: u32, m0: u32, n: vec2<u32>, acc: array<vec4<f32>, 4>) {
   store_rows(cb, m0, n.x, acc[0], acc[1]);
   if (COLS == 2u) { store_rows(cb, m0, n.y, acc[2], acc[3]); }
 }
+
 @compute @workgroup_size(WG)
 fn blocked(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32,
            @builtin(subgroup_invocation_id) sl: u32) {

@@ -148,8 +148,9 @@ export async function fitLrmHeads(model: LatentRewardModel, train: PairDataset, 
       backward(lossT);
       opt.step();
       opt.zeroGrad();
-      loss = await lossT.item();
-      const v = await scores.toArray();
+      // Both values come back from one wait (one readback point per step).
+      const [lv, v] = await Promise.all([lossT.item(), scores.toArray()]);
+      loss = lv;
       lossT.dispose();
       scores.dispose();
       let acc = 0;

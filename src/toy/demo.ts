@@ -142,8 +142,8 @@ export function demoPlan(o: ToyDemoOptions = {}): DemoPlan {
     lrmSteps: smoke ? 2 : Math.max(10, Math.round(50 * scale)),
     lrmBatch: smoke ? 4 : 16,
     lrmLr: 3e-4,
-    // The heads' warm start (src/lrm/heads.ts) put the LRM above chance against the labels in every bucket in all four
-    // demo runs with it (52.2–59.4%; without it 51.0–54.6%, and 47.0–53.4% against the hidden preference), for 20–35 s
+    // The heads' warm start (src/lrm/heads.ts) put the LRM above chance against the labels in every bucket in 4 of the
+    // 5 demo runs with it (52.2–59.4%; without it 51.0–54.6%, and 47.0–53.4% against the hidden preference), for 20–35 s
     // of frozen-feature extraction. A sharper LRM also passes more LPO pairs (576–589 step-level pairs and
     // 40–41 optimizer steps in 10 iterations, where 343 and 27 before), so LPO costs ~1.5× per iteration. To pay for
     // both: 50 training steps (was 75), 150 pair prompts (was 180) and 7 LPO iterations (was 10). With 8 iterations the
@@ -258,13 +258,14 @@ export async function runToyDemo(o: ToyDemoOptions = {}): Promise<DemoResult> {
     const steps: StepMetrics[] = [];
     progress('lrm', 0, plan.lrmSteps);
     const lrmDir = path.join(out, 'lrm');
+    const lrmTrain = mpcfFilter(pairsTrain, plan.mpcf);
     if (plan.lrmHeadSteps > 0) {
-      const h = await fitLrmHeads(lrm, mpcfFilter(pairsTrain, plan.mpcf), {
+      const h = await fitLrmHeads(lrm, lrmTrain, {
         steps: plan.lrmHeadSteps, draws: plan.lrmHeadDraws, seed, onStep: (m) => progress('lrm heads', m.step, plan.lrmHeadSteps, { loss: m.loss, acc: m.accuracy }),
       });
       log(`LRM heads: fitted on ${h.samples} noisy pairs (${h.pairs} pairs × ${plan.lrmHeadDraws} draws) in ${h.seconds.toFixed(0)} s; training accuracy ${(100 * h.accuracy).toFixed(1)}%`);
     }
-    const res = await trainLrm(lrm, mpcfFilter(pairsTrain, plan.mpcf), pairsVal, {
+    const res = await trainLrm(lrm, lrmTrain, pairsVal, {
       steps: plan.lrmSteps, batchSize: plan.lrmBatch, lr: plan.lrmLr, warmupSteps: Math.max(1, Math.round(plan.lrmSteps / 10)),
       seed, trainTextEncoder: plan.lrmTrainTextEncoder, evalEvery: Math.max(1, Math.ceil(plan.lrmSteps / 2)), evalTimesteps: [1, 501, 951], evalBatch: 32,
       outDir: lrmDir, metricsFile: path.join(lrmDir, 'metrics.jsonl'), log,
