@@ -38,6 +38,7 @@ import lora from '../../kernels/lora.wgsl';
 import matmul from '../../kernels/matmul.wgsl';
 import matmulGemm from '../../kernels/matmul_gemm.wgsl';
 import matmulSg from '../../kernels/matmul_sg.wgsl';
+import matmulPro from '../../kernels/matmul_pro.wgsl';
 import matmulF16 from '../../kernels/matmul_f16.wgsl';
 import conv2dF16 from '../../kernels/conv2d_f16.wgsl';
 import attentionF16 from '../../kernels/attention_f16.wgsl';
@@ -50,7 +51,7 @@ import { opcodeDeclarations } from './opcodes.js';
 /** Every kernel family file (kernels/<name>.wgsl). */
 export const KERNEL_FILES = {
   adamw, attention, attention_sg: attentionSg, cast, check, conv2d, conv2d_sg: conv2dSg, dpo_loss: dpoLoss, elementwise, embedding, geglu,
-  groupnorm, groupnorm_sg: groupnormSg, guidance, layernorm, layout, lora, matmul, matmul_gemm: matmulGemm, matmul_sg: matmulSg, pool, reduce, softmax,
+  groupnorm, groupnorm_sg: groupnormSg, guidance, layernorm, layout, lora, matmul, matmul_gemm: matmulGemm, matmul_sg: matmulSg, matmul_pro: matmulPro, pool, reduce, softmax,
   matmul_f16: matmulF16, conv2d_f16: conv2dF16, attention_f16: attentionF16,
 } as const;
 /** Library files (kernels/lib/<name>.wgsl) a module may ask for; common.wgsl is always in. */

@@ -8,9 +8,8 @@ import { geglu } from '../tensor/ops/geglu.js';
 import { reshape, transpose } from '../tensor/ops/layout.js';
 import { Module, ModuleList, initGenerator } from './module.js';
 import { Linear, type Projection } from './linear.js';
-import { projectAdd } from './fused.js';
-
-import { GroupNorm } from './norm.js';
+import { projectAdd, projectGeglu, projectMany, projectNormed } from './fused.js';
+import { GroupNorm, LayerNorm } from './norm.js';
 
 export interface AttentionOptions {
   /** Context width for cross-attention (default: queryDim, self-attention). */
@@ -79,11 +78,20 @@ export class Attention extends Module {
    * `residual` (token input only, the output's shape) is added by to_out's launch: a transformer block's skip.
    */
   forward(x: Tensor, context?: Tensor, residual?: Tensor): Tensor {
+    return this.normedForward(null, x, context, residual);
+  }
+
+  /**
+   * forward(norm(x), context, residual) for token input: a transformer block's pre-norm, computed by the q/k/v
+   * projections' launch when they are plain f32 Linears (src/nn/fused.ts).
+   */
+  normedForward(norm: LayerNorm | null, x: Tensor, context?: Tensor, residual?: Tensor): Tensor {
+    if (norm && !residual) throw new ShapeError('Attention: normedForward takes token input with its residual (a transformer block)');
     if (residual) {
       if (x.rank !== 3 || this.groupNorm || this.residualConnection || this.rescaleOutputFactor !== 1) {
         throw new ShapeError('Attention: a fused residual needs token input [B, L, C] and no group_norm, residual_connection or rescale');
       }
-      return tidy(() => this.attend(x, context, residual));
+      return tidy(() => this.attend(x, context, residual, norm));
     }
     return tidy(() => {
       let tokens: Tensor;
@@ -105,14 +113,17 @@ export class Attention extends Module {
     });
   }
 
-  private attend(x: Tensor, context?: Tensor, residual?: Tensor): Tensor {
+  /**
+   * Self-attention's q, k, v come from one launch, cross-attention's k and v from another (plain f32
+   * projections; src/nn/fused.ts), with `norm` of x computed by the launch that reads x.
+   */
+  private attend(x: Tensor, context?: Tensor, residual?: Tensor, norm: LayerNorm | null = null): Tensor {
     const ctx = context ?? x;
     if (ctx.rank !== 3 || ctx.shape[0] !== x.shape[0] || ctx.shape[2] !== this.crossAttentionDim) {
       throw new ShapeError(`Attention: context [${ctx.shape}] must be [${x.shape[0]}, L, ${this.crossAttentionDim}]`);
     }
-    const q = this.toQ.forward(x);
-    const k = this.toK.forward(ctx);
-    const v = this.toV.forward(ctx);
+    const project = (ps: Projection[]) => (norm ? projectNormed(ps, norm, x) : projectMany(ps, x));
+    const [q, k, v] = context ? [project([this.toQ])[0], ...projectMany([this.toK, this.toV], context)] : project([this.toQ, this.toK, this.toV]);
     const a = attention(q, k, v, this.heads, { scale: 1 / Math.sqrt(this.dimHead) });
     const out = residual ? projectAdd(this.toOut, a, residual) : this.toOut.forward(a);
     [q, k, v, a].forEach((t) => t.dispose());
@@ -161,9 +172,17 @@ export class FeedForward extends Module {
 
   /** `residual` (the output's shape) is added by the last projection's launch. */
   forward(x: Tensor, residual?: Tensor): Tensor {
-    const h = (this.net.at(0) as GEGLU).forward(x);
-    const last = this.net.at(2) as Projection;
-    const out = residual ? projectAdd(last, h, residual) : last.forward(h);
+    return this.normedForward(null, x, residual);
+  }
+
+  /**
+   * forward(norm(x), residual): with plain f32 projections, the norm runs in net.0.proj's launch and GEGLU in
+   * net.2's (two launches for the whole feed-forward; src/nn/fused.ts).
+   */
+  normedForward(norm: LayerNorm | null, x: Tensor, residual?: Tensor): Tensor {
+    const proj = (this.net.at(0) as GEGLU).proj;
+    const h = norm ? projectNormed([proj], norm, x)[0] : proj.forward(x);
+    const out = projectGeglu(this.net.at(2) as Projection, h, residual);
     h.dispose();
     return out;
   }

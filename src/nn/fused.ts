@@ -1,11 +1,15 @@
-// Projections with a fused epilogue: p(x) + residual or act(p(x)) in the projection's own matmul launch when p
-// is a plain f32 Linear, else p's forward and a separate op (LoRA-wrapped and non-f32 projections). The blocks
-// of the U-Net and the transformers use these for their skips and activations (fewer launches: on lavapipe a
-// small model is bound by the cost per launch).
+// Projections with a fused epilogue or prologue: p(x) + residual or act(p(x)) in the projection's own matmul
+// launch, and LayerNorm or GEGLU of the input, or several projections of one input, in one launch
+// (src/tensor/ops/matmul_pro.ts), when the projections are plain f32 Linears; else each p's forward and separate
+// ops (LoRA-wrapped and non-f32 projections). The blocks of the U-Net and the transformers use these for their
+// skips, activations, norms and q/k/v (fewer launches: on lavapipe a small model is bound by the cost per launch).
 import { Tensor, tidy } from '../tensor/tensor.js';
 import { add, unary } from '../tensor/ops/elementwise.js';
+import { geglu } from '../tensor/ops/geglu.js';
 import { linear, type MatmulActivation } from '../tensor/ops/matmul.js';
+import { linearPrologue } from '../tensor/ops/matmul_pro.js';
 import { Linear, type Projection } from './linear.js';
+import type { LayerNorm } from './norm.js';
 import { settings } from '../settings.js';
 
 /** The plain f32 Linear behind `p`, or null (also when settings.fuse is off: the unfused baseline). */
@@ -24,4 +28,45 @@ export function projectAct(p: Projection, x: Tensor, act: Exclude<MatmulActivati
   const l = plainF32(p, x);
   if (l) return linear(x, l.weight, l.bias ?? undefined, { activation: act });
   return tidy(() => unary(act, p.forward(x)));
+}
+
+/** The plain f32 Linears behind every projection in ps, or null when any is not one. */
+function allPlain(ps: readonly Projection[], x: Tensor): Linear[] | null {
+  const ls = ps.map((p) => plainF32(p, x));
+  return ls.every((l): l is Linear => l !== null) ? ls : null;
+}
+
+const fusedArgs = (ls: Linear[]) => ({ weights: ls.map((l) => l.weight), biases: ls.map((l) => l.bias ?? undefined) });
+
+/** p(norm(x)) for each p in ps (1 to 3): the LayerNorm is the products' prologue, and the products one launch. */
+export function projectNormed(ps: readonly Projection[], norm: LayerNorm, x: Tensor): Tensor[] {
+  const ls = allPlain(ps, x);
+  if (ls && norm.weight && norm.bias) {
+    const { weights, biases } = fusedArgs(ls);
+    return linearPrologue(x, weights, { norm: { weight: norm.weight, bias: norm.bias, eps: norm.eps }, biases });
+  }
+  return tidy(() => {
+    const n = norm.forward(x);
+    return ps.map((p) => p.forward(n));
+  });
+}
+
+/** p(x) for each p in ps (1 to 3), in one launch (cross-attention's k and v of the context). */
+export function projectMany(ps: readonly Projection[], x: Tensor): Tensor[] {
+  const ls = allPlain(ps, x);
+  if (ls) {
+    const { weights, biases } = fusedArgs(ls);
+    return linearPrologue(x, weights, { biases });
+  }
+  return ps.map((p) => p.forward(x));
+}
+
+/** p(geglu(h)) (+ residual): GEGLU (diffusers' FeedForward, value first) as the prologue of the down-projection. */
+export function projectGeglu(p: Projection, h: Tensor, residual?: Tensor): Tensor {
+  const l = plainF32(p, h);
+  if (l && (!residual || residual.dtype === 'f32')) return linearPrologue(h, [l.weight], { geglu: true, biases: [l.bias ?? undefined], residual })[0];
+  return tidy(() => {
+    const a = geglu(h);
+    return residual ? projectAdd(p, a, residual) : p.forward(a);
+  });
 }

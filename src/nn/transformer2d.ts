@@ -35,12 +35,15 @@ export class BasicTransformerBlock extends Module {
     this.registerModule('ff', new FeedForward(o.dim, { gen }));
   }
 
-  /** x [B, L, dim], context [B, Lc, crossAttentionDim]. Each skip is added by the launch of the branch's last projection. */
+  /**
+   * x [B, L, dim], context [B, Lc, crossAttentionDim]. Each skip is added by the launch of the branch's last
+   * projection, and each norm computed by the launch of the branch's first (src/nn/fused.ts).
+   */
   forward(x: Tensor, context: Tensor): Tensor {
     return tidy(() => {
-      let h = this.child<Attention>('attn1').forward(this.child<LayerNorm>('norm1').forward(x), undefined, x);
-      h = this.child<Attention>('attn2').forward(this.child<LayerNorm>('norm2').forward(h), context, h);
-      return this.child<FeedForward>('ff').forward(this.child<LayerNorm>('norm3').forward(h), h);
+      let h = this.child<Attention>('attn1').normedForward(this.child<LayerNorm>('norm1'), x, undefined, x);
+      h = this.child<Attention>('attn2').normedForward(this.child<LayerNorm>('norm2'), h, context, h);
+      return this.child<FeedForward>('ff').normedForward(this.child<LayerNorm>('norm3'), h, h);
     });
   }
 }

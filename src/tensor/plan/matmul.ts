@@ -12,7 +12,7 @@ import { ArgumentError } from '../../errors.js';
 import { LimitError } from '../../gpu/errors.js';
 import { opcode } from '../../gpu/opcodes.js';
 import { defineParams } from '../../gpu/params.js';
-import { gpu, type Dispatch, type Gpu } from '../../gpu/runtime.js';
+import { gpu, type BufferBinding, type Dispatch, type Gpu } from '../../gpu/runtime.js';
 import { kernelModule } from '../../gpu/wgsl.js';
 import { MATMUL_VARIANTS, settings, type MatmulVariant } from '../../settings.js';
 
@@ -54,6 +54,7 @@ const P = defineParams('matmul.wgsl', 'Params', {
 const BASE = kernelModule('matmul', { libs: ['unary'] });
 const GEMM_CODE = kernelModule('matmul', { libs: ['unary'], also: ['matmul_gemm'] });
 const SG_CODE = kernelModule('matmul', { libs: ['unary', 'bcast8'], also: ['matmul_sg'] });
+const PRO_CODE = kernelModule('matmul', { libs: ['unary', 'bcast8'], also: ['matmul_sg', 'matmul_pro'] });
 /** The matmul kernel sources (the autotuner's cache version hashes them). */
 export const MATMUL_SOURCES = [BASE, GEMM_CODE, SG_CODE] as const;
 
@@ -260,4 +261,60 @@ export function launchMatmul(cfg: MatmulConfig, g: Geometry, f: MatmulFlags, buf
   for (const d of planMatmul(r, g, f, { a: bufs.a, b: bufs.b, bias: bufs.bias ?? dummyBuffer(G), c: bufs.c, scratch, residual: bufs.residual })) G.dispatch(d);
   // Stream order keeps the reduce's reads before any later writer of the recycled buffer.
   if (scratch) G.pool.release(scratch);
+}
+
+/** Storage buffers blocked_pro binds (kernels/matmul_pro.wgsl): a, w0, bias, c0, residual, w1, w2, c1, c2, γ, β. */
+const PRO_BINDINGS = 11;
+
+/**
+ * Whether blocked_pro can run here: the 'blocked' variant is what products use (software adapters with
+ * subgroups of ≥ 8; elsewhere the gemm family is faster and the caller runs the unfused ops) and the device
+ * allows its 11 storage bindings.
+ */
+export function canRunMatmulPrologue(G: Gpu = gpu()): boolean {
+  return resolveMatmulVariant(defaultMatmulVariant(), G) === 'blocked' && G.device.limits.maxStorageBuffersPerShaderStage >= PRO_BINDINGS;
+}
+
+/** One blocked_pro launch: M rows of A (row stride `rowStride`, K % 4 == 0), `w.length` weights [N, K]. */
+export interface PrologueProduct {
+  M: number; N: number; K: number; rowStride: number;
+  norm?: { gamma: GPUBuffer; beta: GPUBuffer; eps: number };
+  geglu?: boolean;
+  a: GPUBuffer; w: readonly GPUBuffer[]; c: readonly GPUBuffer[];
+  /** With one weight only. */
+  bias?: GPUBuffer; residual?: GPUBuffer;
+}
+
+const outDummies = new WeakMap<Gpu, GPUBuffer>();
+/**
+ * Writable stand-ins for the outputs c1, c2 a launch does not have (never written: z < WEIGHTS), as two
+ * 256-byte halves of one buffer (Dawn rejects two writable bindings of overlapping ranges).
+ */
+function outDummies2(G: Gpu): [BufferBinding, BufferBinding] {
+  let d = outDummies.get(G);
+  if (!d) outDummies.set(G, (d = G.device.createBuffer({ size: 512, usage: GPUBufferUsage.STORAGE, label: 'matmul.noout' })));
+  return [{ buffer: d, offset: 0, size: 256 }, { buffer: d, offset: 256, size: 256 }];
+}
+
+/** Records blocked_pro (kernels/matmul_pro.wgsl): c_z = prologue(A)·W_zᵀ (+ bias) (+ residual) for z < w.length. */
+export function launchMatmulPrologue(q: PrologueProduct): void {
+  const G = gpu();
+  const W = q.w.length;
+  const cols = q.N > WG ? 2 : 1;
+  const gridN = Math.ceil(q.N / (WG * cols));
+  const gridM = Math.ceil(q.M / 8);
+  const none = dummyBuffer(G);
+  const out = outDummies2(G);
+  G.dispatch({
+    kernel: {
+      name: `matmul.blocked_pro${q.norm ? '.ln' : ''}${q.geglu ? '.geglu' : ''}${W > 1 ? `.w${W}` : ''}`, code: PRO_CODE, entry: 'blocked_pro',
+      constants: {
+        WG, COLS: cols, ACT: opcode('UNARY', 'identity'), HAS_BIAS: q.bias ? 1 : 0, BIAS_ROWS: 0, HAS_RES: q.residual ? 1 : 0,
+        NORM: q.norm ? 1 : 0, GEGLU: q.geglu ? 1 : 0, WEIGHTS: W, EPS: q.norm?.eps ?? 1e-5,
+      },
+    },
+    buffers: [q.a, q.w[0], q.bias ?? none, q.c[0], q.residual ?? none, q.w[1] ?? none, q.w[2] ?? none, q.c[1] ?? out[0], q.c[2] ?? out[1], q.norm?.gamma ?? none, q.norm?.beta ?? none],
+    params: P.of({ M: q.M, N: q.N, K: q.K, batch: W, sam: q.rowStride, sak: 1, sbk: 1, sbn: q.K, a_bs: 0, b_bs: 0, grid_m: gridM, grid_n: gridN, kc: q.K, splits: 1 }),
+    workgroups: gridN * gridM * W,
+  });
 }
