@@ -176,13 +176,13 @@ export class FeedForward extends Module {
   }
 
   /**
-   * forward(norm(x), residual): with plain f32 projections, the norm runs in net.0.proj's launch and GEGLU in
-   * net.2's (two launches for the whole feed-forward; src/nn/fused.ts).
+   * forward(norm(x), residual): with plain f32 projections, the norm and GEGLU run in net.0.proj's launch and the
+   * residual in net.2's (two launches for the whole feed-forward; src/nn/fused.ts).
    */
   normedForward(norm: LayerNorm | null, x: Tensor, residual?: Tensor): Tensor {
-    const proj = (this.net.at(0) as GEGLU).proj;
-    const h = norm ? projectNormed([proj], norm, x)[0] : proj.forward(x);
-    const out = projectGeglu(this.net.at(2) as Projection, h, residual);
+    const h = projectGeglu((this.net.at(0) as GEGLU).proj, x, norm);
+    const last = this.net.at(2) as Projection;
+    const out = residual ? projectAdd(last, h, residual) : last.forward(h);
     h.dispose();
     return out;
   }

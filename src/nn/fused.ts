@@ -61,12 +61,15 @@ export function projectMany(ps: readonly Projection[], x: Tensor): Tensor[] {
   return ps.map((p) => p.forward(x));
 }
 
-/** p(geglu(h)) (+ residual): GEGLU (diffusers' FeedForward, value first) as the prologue of the down-projection. */
-export function projectGeglu(p: Projection, h: Tensor, residual?: Tensor): Tensor {
-  const l = plainF32(p, h);
-  if (l && (!residual || residual.dtype === 'f32')) return linearPrologue(h, [l.weight], { geglu: true, biases: [l.bias ?? undefined], residual })[0];
-  return tidy(() => {
-    const a = geglu(h);
-    return residual ? projectAdd(p, a, residual) : p.forward(a);
-  });
+/**
+ * geglu(p(norm(x))) (norm optional): diffusers' GEGLU (value first, erf GELU) as the epilogue of its projection,
+ * and the norm as its prologue, one launch.
+ */
+export function projectGeglu(p: Projection, x: Tensor, norm: LayerNorm | null): Tensor {
+  const l = plainF32(p, x);
+  if (l && (!norm || (norm.weight && norm.bias))) {
+    const n = norm ? { weight: norm.weight!, bias: norm.bias!, eps: norm.eps } : undefined;
+    return linearPrologue(x, [l.weight], { norm: n, geglu: true, biases: [l.bias ?? undefined] })[0];
+  }
+  return tidy(() => geglu(p.forward(norm ? norm.forward(x) : x)));
 }

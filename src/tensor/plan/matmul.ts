@@ -275,9 +275,17 @@ export function canRunMatmulPrologue(G: Gpu = gpu()): boolean {
   return resolveMatmulVariant(defaultMatmulVariant(), G) === 'blocked' && G.device.limits.maxStorageBuffersPerShaderStage >= PRO_BINDINGS;
 }
 
-/** One blocked_pro launch: M rows of A (row stride `rowStride`, K % 4 == 0), `w.length` weights [N, K]. */
+/**
+ * Whether a LayerNorm of A's M rows runs as blocked_pro's prologue. Every subgroup of every column tile (and
+ * weight) normalises its 8 rows again, so the repeated work grows with M while the launch it saves is a fixed
+ * cost: same-process A/B on lavapipe (scratch/proab.ts, K = 64, N = 64..512, 1 or 3 weights) had the fused
+ * launch at 0.66–0.79× the time of layerNorm + product at M = 16, and 1.1–1.8× at M = 128.
+ */
+export const normPrologueFits = (M: number): boolean => M <= 64;
+
+/** One blocked_pro launch: A [M, K] (K % 4 == 0), `w.length` weights [N, K] (with geglu one, [2N, K]). */
 export interface PrologueProduct {
-  M: number; N: number; K: number; rowStride: number;
+  M: number; N: number; K: number;
   norm?: { gamma: GPUBuffer; beta: GPUBuffer; eps: number };
   geglu?: boolean;
   a: GPUBuffer; w: readonly GPUBuffer[]; c: readonly GPUBuffer[];
@@ -300,8 +308,9 @@ function outDummies2(G: Gpu): [BufferBinding, BufferBinding] {
 export function launchMatmulPrologue(q: PrologueProduct): void {
   const G = gpu();
   const W = q.w.length;
-  const cols = q.N > WG ? 2 : 1;
-  const gridN = Math.ceil(q.N / (WG * cols));
+  // GEGLU: two columns per lane, value j and gate N + j, in tiles of WG output columns.
+  const cols = q.N > WG || q.geglu ? 2 : 1;
+  const gridN = Math.ceil(q.N / (q.geglu ? WG : WG * cols));
   const gridM = Math.ceil(q.M / 8);
   const none = dummyBuffer(G);
   const out = outDummies2(G);
@@ -314,7 +323,7 @@ export function launchMatmulPrologue(q: PrologueProduct): void {
       },
     },
     buffers: [q.a, q.w[0], q.bias ?? none, q.c[0], q.residual ?? none, q.w[1] ?? none, q.w[2] ?? none, q.c[1] ?? out[0], q.c[2] ?? out[1], q.norm?.gamma ?? none, q.norm?.beta ?? none],
-    params: P.of({ M: q.M, N: q.N, K: q.K, batch: W, sam: q.rowStride, sak: 1, sbk: 1, sbn: q.K, a_bs: 0, b_bs: 0, grid_m: gridM, grid_n: gridN, kc: q.K, splits: 1 }),
+    params: P.of({ M: q.M, N: q.N, K: q.K, batch: W, sam: q.K, sak: 1, sbk: 1, sbn: q.K, a_bs: 0, b_bs: 0, grid_m: gridM, grid_n: gridN, kc: q.K, splits: 1 }),
     workgroups: gridN * gridM * W,
   });
 }
