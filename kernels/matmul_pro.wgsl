@@ -36,16 +36,15 @@ fn w_at(z: u32, i: u32) -> vec4<f32> {
   return bv4[i];
 }
 
-// Mean and rstd of the A row at vec4 index ao, in one pass of sums shifted by the row's first element.
+// Mean and rstd of the A row at vec4 index ao (two passes: the variance of the centred values).
 fn row_stats(ao: u32) -> vec2<f32> {
   let n4 = p.K / 4u;
-  let sh = av4[ao].x;
   var s = vec4<f32>(0.0);
+  for (var k = 0u; k < n4; k++) { s += av4[ao + k]; }
+  let mean = (s.x + s.y + s.z + s.w) / f32(p.K);
   var q = vec4<f32>(0.0);
-  for (var k = 0u; k < n4; k++) { let t = av4[ao + k] - sh; s += t; q += t * t; }
-  let d = (s.x + s.y + s.z + s.w) / f32(p.K);
-  let var_ = max((q.x + q.y + q.z + q.w) / f32(p.K) - d * d, 0.0);
-  return vec2<f32>(sh + d, inverseSqrt(var_ + EPS));
+  for (var k = 0u; k < n4; k++) { let t = av4[ao + k] - mean; q += t * t; }
+  return vec2<f32>(mean, inverseSqrt((q.x + q.y + q.z + q.w) / f32(p.K) + EPS));
 }
 
 // A's k4-th group of 4 in the row at vec4 index ao, normalised with st (the row's mean and rstd) under NORM.
