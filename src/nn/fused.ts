@@ -8,13 +8,25 @@ import { add, unary } from '../tensor/ops/elementwise.js';
 import { geglu } from '../tensor/ops/geglu.js';
 import { linear, type MatmulActivation } from '../tensor/ops/matmul.js';
 import { linearPrologue } from '../tensor/ops/matmul_pro.js';
-import { Linear, type Projection } from './linear.js';
+import { Linear, LoRALinear, type Projection } from './linear.js';
 import type { LayerNorm } from './norm.js';
 import { settings } from '../settings.js';
 
-/** The plain f32 Linear behind `p`, or null (also when settings.fuse is off: the unfused baseline). */
-const plainF32 = (p: Projection, x: Tensor): Linear | null =>
-  (settings.fuse && p instanceof Linear && p.weight.dtype === 'f32' && x.dtype === 'f32' && x.rank >= 2 ? p : null);
+/** The weights of a projection that computes x·Wᵀ + b and nothing else. */
+type PlainLinear = { readonly weight: Tensor; readonly bias: Tensor | null };
+
+/**
+ * The plain f32 x·Wᵀ + b behind `p`, or null (also when settings.fuse is off: the unfused baseline). A LoRA
+ * adapter that is bypassed or merged computes exactly that with its own weight, so it takes the same fused
+ * launches as a Linear: the LPO reference (the policy with its adapters bypassed) then stays bit-for-bit the
+ * base model, which runs those launches too.
+ */
+function plainF32(p: Projection, x: Tensor): PlainLinear | null {
+  if (!settings.fuse || x.dtype !== 'f32' || x.rank < 2) return null;
+  // Bypassed and merged at once is an error that the adapter's own forward reports: it keeps that path.
+  const plain = p instanceof Linear || (p instanceof LoRALinear && p.bypass !== p.isMerged);
+  return plain && p.weight.dtype === 'f32' ? p : null;
+}
 
 /** p(x) + residual (the output's shape). */
 export function projectAdd(p: Projection, x: Tensor, residual: Tensor): Tensor {
@@ -31,12 +43,12 @@ export function projectAct(p: Projection, x: Tensor, act: Exclude<MatmulActivati
 }
 
 /** The plain f32 Linears behind every projection in ps, or null when any is not one. */
-function allPlain(ps: readonly Projection[], x: Tensor): Linear[] | null {
+function allPlain(ps: readonly Projection[], x: Tensor): PlainLinear[] | null {
   const ls = ps.map((p) => plainF32(p, x));
-  return ls.every((l): l is Linear => l !== null) ? ls : null;
+  return ls.every((l): l is PlainLinear => l !== null) ? ls : null;
 }
 
-const fusedArgs = (ls: Linear[]) => ({ weights: ls.map((l) => l.weight), biases: ls.map((l) => l.bias ?? undefined) });
+const fusedArgs = (ls: PlainLinear[]) => ({ weights: ls.map((l) => l.weight), biases: ls.map((l) => l.bias ?? undefined) });
 
 /** p(norm(x)) for each p in ps (1 to 3): the LayerNorm is the products' prologue, and the products one launch. */
 export function projectNormed(ps: readonly Projection[], norm: LayerNorm, x: Tensor): Tensor[] {
