@@ -9,6 +9,7 @@ import { noGrad, backward, requireGrad } from '../src/autograd/tape.js';
 import { UNet2DConditionModel } from '../src/nn/unet.js';
 import { TOY_UNET_CONFIG } from '../src/toy/model.js';
 import { withSettings } from '../src/settings.js';
+import { canRunMatmulPrologue } from '../src/tensor/plan/matmul.js';
 
 const g = await setupGpu();
 
@@ -44,7 +45,10 @@ describe('toy U-Net with and without the fused kernels', () => {
     expect(relL2(fused.out, plain.out)).toBeLessThan(1e-5);
     fused.grads.forEach((gr, i) => expect(relL2(gr, plain.grads[i]), `gradient ${i}`).toBeLessThan(1e-5));
     console.log(`launches per forward: ${fused.launches} fused, ${plain.launches} unfused`);
-    expect(fused.launches).toBeLessThanOrEqual(Math.floor(0.5 * plain.launches));
+    // The prologue launches (kernels/matmul_pro.wgsl) exist for the subgroup 'blocked' products (lavapipe); where the
+    // products use the gemm kernels (GPUs) the transformer blocks keep their separate norm, GEGLU and q/k/v launches.
+    const bound = canRunMatmulPrologue() ? 0.5 : 0.62;
+    expect(fused.launches).toBeLessThanOrEqual(Math.floor(bound * plain.launches));
     [x, ctx, dy].forEach((t) => t.dispose());
     unet.dispose();
   });
