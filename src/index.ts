@@ -37,6 +37,7 @@ export { StableDiffusionPipeline, type GenerateOptions, type GenerateResult, typ
 export { DDIMScheduler } from './diffusion/ddim.js';
 export { UNet2DConditionModel, type UNetForwardOptions, type UNetOutput, type UNetMidOutput } from './nn/unet.js';
 export { AutoencoderKL, DiagonalGaussianDistribution, type EncodeOptions } from './nn/vae.js';
+export { decodeTiled, type TiledDecodeOptions } from './nn/vae_tiling.js';
 export { CLIPTextModel, type CLIPTextConfig, type CLIPTextOutput, type CLIPForwardOptions, type TokenIds } from './nn/clip.js';
 
 // The latent reward model and the LPO trainer (their parts: lpo-wgsl/lrm, lpo-wgsl/lpo).
