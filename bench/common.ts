@@ -81,8 +81,8 @@ export interface AbResult { name: string; medianMs: number; samples: number[] }
  * order rotates per round), so load on a shared machine hits all of them alike. `run` returns when the work
  * is done (it syncs). Returns each variant's median and the median per-round ratio of each to the first.
  */
-export async function interleaved(variants: { name: string; run: () => Promise<void> }[], rounds: number): Promise<{ results: AbResult[]; ratioToFirst: number[] }> {
-  for (const v of variants) { await v.run(); await v.run(); } // warm-up: pipelines, pool
+export async function interleaved(variants: { name: string; run: () => Promise<void> }[], rounds: number, warmups = 2): Promise<{ results: AbResult[]; ratioToFirst: number[] }> {
+  for (const v of variants) for (let w = 0; w < warmups; w++) await v.run(); // warm-up: pipelines, pool
   const times = variants.map(() => [] as number[]);
   for (let r = 0; r < rounds; r++) {
     for (let j = 0; j < variants.length; j++) {
