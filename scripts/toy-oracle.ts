@@ -17,15 +17,13 @@ import type { UNet2DConditionModel } from '../src/nn/unet.js';
 import { Tensor, tidy } from '../src/tensor/tensor.js';
 import { noGrad } from '../src/autograd/tape.js';
 import { scale, sub } from '../src/tensor/ops/elementwise.js';
-import { Generator } from '../src/tensor/random.js';
 import { cfgNoise } from '../src/lpo/cfg.js';
 import type { RewardModel } from '../src/lpo/reward.js';
 import { LpoTrainer } from '../src/lpo/trainer.js';
-import { demoPlan } from '../src/toy/demo.js';
+import { demoPlan, lpoPrompts } from '../src/toy/demo.js';
 import { sampleBestOfN, sampleImages, type Sampled } from '../src/toy/sample.js';
 import { judgeSamples, summariseSamples } from '../src/toy/evaluate.js';
 import { judge, preferenceScore } from '../src/toy/judge/judge.js';
-import { samplePrompt } from '../src/toy/captions.js';
 
 const { values } = parseArgs({
   options: {
@@ -103,12 +101,9 @@ if (values['best-of']) {
   const K = Number(values['best-of']);
   report(`oracle best-of-${K}`, await sampleBestOfN(pipe, oracle, requests, { K, seed: 11, steps: plan.sampleSteps, guidanceScale: plan.guidanceScale }));
 }
-const gen = new Generator(77);
-const prompts = new Set<string>();
-for (let i = 0; prompts.size < 256 && i < 25600; i++) prompts.add(samplePrompt(gen));
 const trainer = new LpoTrainer(
   { unet, encodePrompt: (p) => pipe.encodePrompt(p), scheduler: pipe.scheduler, reward: oracle },
-  [...prompts], { ...plan.lpo, ...JSON.parse(values.lpo!), latentSize: [pipe.sampleSize, pipe.sampleSize] },
+  lpoPrompts(0, 256), { ...plan.lpo, ...JSON.parse(values.lpo!), latentSize: [pipe.sampleSize, pipe.sampleSize] },
 );
 const t0 = performance.now();
 let done = 0;

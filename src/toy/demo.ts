@@ -184,7 +184,7 @@ function checkBase(dir: string): void {
 }
 
 /** Training prompts for LPO: the toy's train split (never a held-out prompt or its mirror), drawn like the pairs'. */
-function lpoPrompts(seed: number, n: number): string[] {
+export function lpoPrompts(seed: number, n: number): string[] {
   const gen = new Generator(seed + 77);
   const set = new Set<string>();
   for (let i = 0; set.size < n && i < 100 * n; i++) set.add(samplePrompt(gen));
