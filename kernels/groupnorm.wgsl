@@ -8,7 +8,7 @@
 //   stats / stats_wg           mean[n,g], rstd[n,g] = 1/sqrt(var + eps), Kahan-compensated serial sums
 //                              (serial per block | workgroup per block): the unfused path (LPO_FUSE=0, and
 //                              lavapipe when S is not a multiple of 4)
-//   apply                      y = act((x − mean)·rstd·γ[c] + β[c])   (grid [S/WG, N·C])
+//   apply                      y = act((x − mean)·rstd·γ[c] + β[c])   (one invocation per element)
 //   bwd_reduce / bwd_reduce_wg sdy[n,c] = Σ_s dz,  sdyx[n,c] = Σ_s dz·x̂   (dz = dy·act'(z))
 //   bwd_group                  gs[n,g] = (Σ_{c∈g} γ[c]·sdy[n,c], Σ_{c∈g} γ[c]·sdyx[n,c])
 //   bwd_dx                     dx = rstd·(γ·dz − gs.0/L − x̂·gs.1/L)
@@ -125,15 +125,14 @@ fn fused_wg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: 
 // Grid [ceil(S / WG), N·C]: the plane (n, c) comes from the workgroup, so its statistics and γ/β
 // are uniform loads and no per-element division is needed.
 @compute @workgroup_size(WG)
-fn apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let sp = wg.x * WG + lid;
-  let nc = wg.y;
-  if (sp >= p.s) { return; }
+fn apply(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_id(wg, nwg, lid);
+  if (i >= p.total) { return; }
+  let nc = i / p.s;
   let c = nc % p.c;
   let b = (nc / p.c) * p.groups + c / p.cg;
   let gb = gamma_beta(&agamma, &abeta, c);
   let rstd = arstd[b];
-  let i = nc * p.s + sp;
   ay[i] = unary_fn(ACT, (ax[i] - amean[b]) * rstd * gb.x + gb.y, 1.0, 0.0);
 }
 
@@ -230,12 +229,12 @@ fn bwd_group(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg:
 @group(0) @binding(7) var<storage, read> dx_gs: array<f32>;
 @group(0) @binding(8) var<storage, read_write> dx_out: array<f32>;
 
-// Grid [ceil(S / WG), N·C] as apply.
+// One invocation per element, flat as apply (a grid of [S / WG, N·C] would leave most lanes idle at S = 16 or 64).
 @compute @workgroup_size(WG)
-fn bwd_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
-  let sp = wg.x * WG + lid;
-  let nc = wg.y;
-  if (sp >= p.s) { return; }
+fn bwd_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_id(wg, nwg, lid);
+  if (i >= p.total) { return; }
+  let nc = i / p.s;
   let c = nc % p.c;
   let b = (nc / p.c) * p.groups + c / p.cg;
   let gb = gamma_beta(&dx_gamma, &dx_beta, c);
@@ -243,7 +242,6 @@ fn bwd_dx(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   let inv_len = 1.0 / f32(p.cg * p.s);
   let s1 = dx_gs[2u * b] * inv_len;
   let s2 = dx_gs[2u * b + 1u] * inv_len;
-  let i = nc * p.s + sp;
   let xhat = (dx_x[i] - dx_mean[b]) * rstd;
   dx_out[i] = rstd * (gb.x * act_back(dx_dy[i], xhat, gb) - s1 - xhat * s2);
 }

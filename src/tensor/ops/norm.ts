@@ -102,7 +102,7 @@ export function groupNorm(x: Tensor, groups: number, opts: GroupNormOptions = {}
         kernel: k('apply'),
         buffers: [x.buffer, mean.buffer, rstd.buffer, gamma, beta, y.buffer],
         params: gnParams,
-        workgroups: [Math.ceil(s / WG), n * c, 1],
+        workgroups: Math.ceil(x.size / WG),
       });
     }
   }
@@ -137,7 +137,7 @@ export function groupNorm(x: Tensor, groups: number, opts: GroupNormOptions = {}
         kernel: k('bwd_dx'),
         buffers: [xs.buffer, dy.buffer, ms.buffer, rs.buffer, ...gb, gs.buffer, dx.buffer],
         params: gnParams,
-        workgroups: [Math.ceil(s / WG), n * c, 1],
+        workgroups: Math.ceil(xs.size / WG),
       });
       gs.dispose();
       done();
