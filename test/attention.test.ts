@@ -9,10 +9,10 @@ import { withSettings } from '../src/settings.js';
 import { gradcheck } from '../src/autograd/gradcheck.js';
 import { backward, requireGrad } from '../src/autograd/tape.js';
 import { attentionRef, attentionBackwardRef } from './ref/attention.js';
-import { attentionForwardEntry } from '../src/tensor/plan/variants.js';
+import { attentionForwardEntry, attentionUsesSubgroups } from '../src/tensor/plan/variants.js';
 
 const g0 = await setupGpu();
-// forward_sg (kernels/attention_sg.wgsl) runs on the software adapter with subgroups of exactly 8 lanes.
+// The subgroup entries (kernels/attention_sg.wgsl) run on the software adapter with subgroups of exactly 8 lanes.
 const sgForward = g0.isSoftware && g0.hasSubgroups8 && g0.summary.subgroupMaxSize === 8;
 
 beforeAll(setupGpu);
@@ -178,41 +178,39 @@ describe('attention', () => {
     }
   }, 300_000);
 
-  // The subgroup forward needs Lq % 8 == 0 (a subgroup's 8 query rows share a head); the key counts (Lk = 13,
-  // 29, 77: partial last tiles), head dims (vec4 rows at 4 and 40, scalar rows at 6) and B·H·Lq (not a
-  // multiple of the workgroup: dead lanes) are ragged.
-  const SG_CASES: Case[] = [
-    { B: 2, Lq: 24, Lk: 13, H: 3, d: 4 },
-    { B: 1, Lq: 40, Lk: 29, H: 2, d: 6 },
-    { B: 3, Lq: 16, Lk: 77, H: 2, d: 40, scale: 0.3 },
-  ];
-  it.skipIf(!sgForward)('subgroup forward (forward_sg) is chosen for Lq % 8 == 0, matches float64 (< 2e-6) and the plain forward (LPO_FUSE=0); its LSE feeds a backward < 1e-5', async () => {
-    for (const [n, c] of SG_CASES.entries()) {
-      expect(attentionForwardEntry(c.Lq, 1, false), `case ${n}`).toBe('forward_sg');
-      withSettings({ fuse: false }, () => expect(attentionForwardEntry(c.Lq, 1, false)).toBe('forward'));
+  // The cases above run the subgroup entries (forward_sg, bwd_dq_sg, bwd_dkdv_sg) where the adapter has them: ragged
+  // lengths (rows padded per head to a multiple of 8), causal masks and the split dk/dv path included. Here the
+  // plain kernels (LPO_FUSE=0) run the same cases, and each path must match float64 and the other.
+  it.skipIf(!sgForward)('subgroup entries are chosen on lavapipe; the plain kernels (LPO_FUSE=0) match them and float64 on every case (fwd < 2e-6, bwd < 1e-5)', async () => {
+    expect(attentionUsesSubgroups()).toBe(true);
+    expect(attentionForwardEntry(1)).toBe('forward_sg');
+    expect(attentionForwardEntry(2)).toBe('forward');
+    withSettings({ fuse: false }, () => {
+      expect(attentionUsesSubgroups()).toBe(false);
+      expect(attentionForwardEntry(1)).toBe('forward');
+    });
+    for (const [n, c] of CASES.entries()) {
       const { q, k, v, C } = inputs(c, 90 + n);
-      const run = () => {
-        poison([c.B, c.Lq, C], [c.B, c.H, c.Lq]);
-        return attention(Tensor.fromArray(q, [c.B, c.Lq, C]), Tensor.fromArray(k, [c.B, c.Lk, C]), Tensor.fromArray(v, [c.B, c.Lk, C]), c.H, { scale: c.scale }).toArray();
+      const dO = f32round(randn64(new Generator(190 + n), c.B * c.Lq * C));
+      const run = async () => {
+        const ts = [q, k, v].map((a, i) => requireGrad(Tensor.fromArray(a, [c.B, i ? c.Lk : c.Lq, C])));
+        poison([c.B, c.Lq, C], [c.B, c.Lk, C], [c.B, c.Lk, C], [c.B, c.H, c.Lq]);
+        const y = attention(ts[0], ts[1], ts[2], c.H, { causal: c.causal, scale: c.scale });
+        backward(y, Tensor.fromArray(dO, y.shape));
+        return Promise.all([y.toArray(), ...ts.map((t) => t.grad!.toArray())]);
       };
-      const ysg = await run();
-      const yplain = await withSettings({ fuse: false }, run);
-      const ref = attentionRef(q, k, v, c.B, c.Lq, c.Lk, c.H, { scale: c.scale });
-      expect(allFinite(ysg), `case ${n}`).toBe(true);
-      expect(relL2(ysg, ref), `sg case ${n} ${JSON.stringify(c)}`).toBeLessThan(2e-6);
-      expect(relL2(ysg, yplain), `sg vs plain case ${n}`).toBeLessThan(2e-6);
+      const sg = await run();
+      const plain = await withSettings({ fuse: false }, run);
+      const ref = attentionRef(q, k, v, c.B, c.Lq, c.Lk, c.H, { causal: c.causal, scale: c.scale });
+      const bref = attentionBackwardRef(q, k, v, dO, c.B, c.Lq, c.Lk, c.H, { causal: c.causal, scale: c.scale });
+      const refs = [ref, bref.dq, bref.dk, bref.dv];
+      for (let i = 0; i < 4; i++) {
+        const tol = i === 0 ? 2e-6 : 1e-5;
+        expect(allFinite(plain[i]), `plain ${i} case ${n}`).toBe(true);
+        expect(relL2(plain[i], refs[i]), `plain ${['y', 'dq', 'dk', 'dv'][i]} case ${n} ${JSON.stringify(c)}`).toBeLessThan(tol);
+        expect(relL2(sg[i], plain[i]), `sg vs plain ${['y', 'dq', 'dk', 'dv'][i]} case ${n}`).toBeLessThan(tol);
+      }
     }
-    expect(attentionForwardEntry(13, 1, false)).toBe('forward');
-    expect(attentionForwardEntry(16, 1, true)).toBe('forward');
-    expect(attentionForwardEntry(16, 2, false)).toBe('forward');
-    // The backward reads the forward's log-sum-exp: a wrong LSE from forward_sg shows in dq/dk/dv.
-    const c = SG_CASES[1];
-    const { q, k, v, C } = inputs(c, 99);
-    const dO = f32round(randn64(new Generator(98), c.B * c.Lq * C));
-    const ts = [q, k, v].map((a, i) => requireGrad(Tensor.fromArray(a, [c.B, i ? c.Lk : c.Lq, C])));
-    backward(attention(ts[0], ts[1], ts[2], c.H), Tensor.fromArray(dO, [c.B, c.Lq, C]));
-    const ref = attentionBackwardRef(q, k, v, dO, c.B, c.Lq, c.Lk, c.H);
-    for (const [i, r] of [ref.dq, ref.dk, ref.dv].entries()) expect(relL2(await ts[i].grad!.toArray(), r), `grad ${i}`).toBeLessThan(1e-5);
   }, 600_000); // cold, lavapipe builds all its modules here (~2 min on a loaded 2-core machine)
 
   it('rejects bad shapes', () => {

@@ -6,7 +6,7 @@ import { gpu } from '../../gpu/runtime.js';
 import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor } from '../tensor.js';
-import { attentionForwardEntry, attentionQueriesPerThread, dkdvSplit } from '../plan/variants.js';
+import { attentionForwardEntry, attentionQueriesPerThread, attentionUsesSubgroups, dkdvSplit } from '../plan/variants.js';
 import { routeAttention } from './autocast.js';
 
 export { dkdvSplit };
@@ -33,10 +33,14 @@ const vecWidth = (d: number) => (d % 4 === 0 ? 4 : 1);
 
 interface Dims { B: number; H: number; Lq: number; Lk: number; d: number; C: number }
 
+/** Rows per (b, h) of the subgroup entries: padded to a multiple of 8 so a subgroup never spans two heads. */
+const pad8 = (n: number) => Math.ceil(n / 8) * 8;
+
 function launch(entry: string, dims: Dims, causal: boolean, scale: number, buffers: GPUBuffer[], rows: number, split = 1, chunk = dims.Lq, qpt = 1): void {
   if (rows === 0) return;
+  const sg = entry.endsWith('_sg');
   gpu().dispatch({
-    kernel: { name: `attention.d${dims.d}.q${qpt}${entry === 'forward_sg' ? '.sg' : ''}`, code: codeFor(dims.d, qpt, entry === 'forward_sg'), entry, constants: { WG, CAUSAL: causal ? 1 : 0 } },
+    kernel: { name: `attention.d${dims.d}.q${qpt}${sg ? '.sg' : ''}`, code: codeFor(dims.d, qpt, sg), entry, constants: { WG, CAUSAL: causal ? 1 : 0 } },
     buffers,
     params: P.of({ B: dims.B, H: dims.H, Lq: dims.Lq, Lk: dims.Lk, C: dims.C / vecWidth(dims.d), scale, split, chunk }),
     workgroups: Math.ceil(rows / WG),
@@ -74,11 +78,13 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, heads: number, opts: 
   const o = Tensor.empty(q.shape);
   const lse = Tensor.empty([B, heads, Lq]);
   const qpt = attentionQueriesPerThread(d);
-  launch(attentionForwardEntry(Lq, qpt, causal), dims, causal, scale, [q.buffer, k.buffer, v.buffer, o.buffer, lse.buffer], B * heads * Math.ceil(Lq / qpt), 1, Lq, qpt);
+  const fwd = attentionForwardEntry(qpt);
+  launch(fwd, dims, causal, scale, [q.buffer, k.buffer, v.buffer, o.buffer, lse.buffer], B * heads * (fwd === 'forward_sg' ? pad8(Lq) : Math.ceil(Lq / qpt)), 1, Lq, qpt);
 
   const out = record('attention', [q, k, v], o, [q, k, v, o, lse], (dy, [sq, sk, sv, so, slse]) => {
     // Δ = rowsum(dO ∘ O) is shared by dq and dk/dv; dk and dv come from one kernel. The thunks
     // run in input order, so the last consumer frees what the others share.
+    const sg = attentionUsesSubgroups();
     const needK = k.requiresGrad;
     const needV = v.requiresGrad;
     const needKV = needK || needV;
@@ -101,7 +107,8 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, heads: number, opts: 
         const pk = split > 1 ? Tensor.empty([split, ...k.shape]) : dk;
         const pv = split > 1 ? Tensor.empty([split, ...v.shape]) : dv;
         const qkv = [sq.buffer, sk.buffer, sv.buffer, dy.buffer, slse.buffer, dl.buffer];
-        launch('bwd_dkdv', dims, causal, scale, [...qkv, pk.buffer, pv.buffer], split * B * heads * Lk, split, chunk);
+        if (sg) launch('bwd_dkdv_sg', dims, causal, scale, [...qkv, pk.buffer, pv.buffer], split * B * heads * pad8(Lk), split, chunk);
+        else launch('bwd_dkdv', dims, causal, scale, [...qkv, pk.buffer, pv.buffer], split * B * heads * Lk, split, chunk);
         if (split > 1) {
           launch('bwd_dkdv_sum', dims, causal, scale, [pk.buffer, pv.buffer, dk.buffer, dv.buffer], (B * Lk * C) / vecWidth(d), split, chunk);
           pk.dispose();
@@ -116,7 +123,7 @@ export function attention(q: Tensor, k: Tensor, v: Tensor, heads: number, opts: 
       () => {
         const dq = Tensor.empty(q.shape);
         const dl = getDelta();
-        launch('bwd_dq', dims, causal, scale, [sq.buffer, sk.buffer, sv.buffer, dy.buffer, slse.buffer, dl.buffer, dq.buffer], B * heads * Lq);
+        launch(sg ? 'bwd_dq_sg' : 'bwd_dq', dims, causal, scale, [sq.buffer, sk.buffer, sv.buffer, dy.buffer, slse.buffer, dl.buffer, dq.buffer], B * heads * (sg ? pad8(Lq) : Lq));
         if (!needKV) dl.dispose();
         return dq;
       },

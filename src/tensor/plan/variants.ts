@@ -60,14 +60,19 @@ export function attentionQueriesPerThread(d: number): number {
 }
 
 /**
- * Attention forward entry: 'forward_sg' (the key tile spread over the subgroup: 8× fewer K/V loads) on the software
- * adapter with subgroups of exactly 8 lanes when each subgroup's 8 query rows share a head (Lq % 8 == 0), one
- * query row per invocation and no causal mask; else 'forward' (also with settings.fuse off: the A/B baseline).
+ * Whether the attention kernels' subgroup entries (kernels/attention_sg.wgsl: the key or query tile spread over the
+ * subgroup, 8× fewer loads) run: on the software adapter with subgroups of exactly 8 lanes, and settings.fuse on
+ * (off: the plain kernels, the A/B baseline). Rows are padded per head to a multiple of 8, so any length and the
+ * causal mask work.
  */
-export function attentionForwardEntry(Lq: number, qpt: number, causal: boolean): 'forward' | 'forward_sg' {
+export function attentionUsesSubgroups(): boolean {
   const g = gpu();
-  const ok = g.isSoftware && g.hasSubgroups8 && g.summary.subgroupMaxSize === 8 && Lq % 8 === 0 && qpt === 1 && !causal;
-  return ok && settings.fuse ? 'forward_sg' : 'forward';
+  return g.isSoftware && g.hasSubgroups8 && g.summary.subgroupMaxSize === 8 && settings.fuse;
+}
+
+/** Attention forward entry: 'forward_sg' where attentionUsesSubgroups() and one query row per invocation; else 'forward'. */
+export function attentionForwardEntry(qpt: number): 'forward' | 'forward_sg' {
+  return qpt === 1 && attentionUsesSubgroups() ? 'forward_sg' : 'forward';
 }
 
 /**
