@@ -69,6 +69,12 @@ export interface Settings {
    * instead of the fused kernels: the baseline the dispatch bench compares against, and a debugging aid.
    */
   fuse: boolean;
+  /**
+   * LPO_DAWN_POLL: how the main thread waits for the GPU. 'throttle' re-arms Dawn's polling on a 1 ms timer after
+   * the first 0.25 ms of a wait (src/gpu/poll.ts), 'spin' leaves Dawn's back-to-back polling; 'auto' (default):
+   * throttle on software adapters, where the polling loop takes a core from lavapipe's workers.
+   */
+  dawnPoll: 'auto' | 'spin' | 'throttle';
   /** Bench knobs (bench/ only): LPO_BENCH_LATENT (SD1.5 benches' latent side), LPO_BENCH_B / _P (LPO prompts, pairs), LPO_BENCH_CKPT=1 (gradient checkpointing), LPO_BENCH_PROFILE=1 (per-kernel GPU times), LPO_E2E_ITERS / _EVAL / _LR (bench/lpo-e2e). */
   bench: BenchSettings;
 }
@@ -146,6 +152,7 @@ export function settingsFromEnv(env: Env): Settings {
     fragUnit: oneOf(env, 'LPO_FRAG', FRAG_UNITS) ?? 'auto',
     conv2dVariant: oneOf(env, 'LPO_CONV2D_VARIANT', CONV2D_VARIANTS),
     fuse: env.LPO_FUSE === undefined || env.LPO_FUSE === '' ? true : flag(env, 'LPO_FUSE'),
+    dawnPoll: oneOf(env, 'LPO_DAWN_POLL', ['auto', 'spin', 'throttle'] as const) ?? 'auto',
     bench: {
       latent: int(env, 'LPO_BENCH_LATENT', 8, 256),
       b: int(env, 'LPO_BENCH_B', 1, 1024),

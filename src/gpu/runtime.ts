@@ -6,6 +6,7 @@ import { DeviceLostError, KernelError, LimitError } from './errors.js';
 import { BufferPool } from './pool.js';
 import { PipelineCache, type KernelSpec } from './pipelines.js';
 import { FiniteChecker } from './finite.js';
+import { throttleDawnPolling } from './poll.js';
 import type { BoundParams } from './params.js';
 import { settings } from '../settings.js';
 
@@ -70,6 +71,8 @@ export class Gpu {
     this.pool = new BufferPool(this.device);
     this.pipelines = new PipelineCache(this.device, { f16: acquired.hasF16, subgroups: acquired.hasSubgroups });
     this.paramBuffer = this.device.createBuffer({ size: this.paramData.byteLength, usage: GPUBufferUsage.UNIFORM | GPUBufferUsage.COPY_DST, label: 'params' });
+    const poll = settings.dawnPoll;
+    if (poll === 'throttle' || (poll === 'auto' && acquired.summary.isSoftware)) throttleDawnPolling();
     this.device.lost.then((info) => { this.lostReason = `${info.reason}: ${info.message}`; });
     this.device.addEventListener('uncapturederror', (ev) => {
       this.uncaptured.push((ev as GPUUncapturedErrorEvent).error.message);
