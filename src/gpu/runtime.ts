@@ -6,7 +6,7 @@ import { DeviceLostError, KernelError, LimitError } from './errors.js';
 import { BufferPool } from './pool.js';
 import { PipelineCache, type KernelSpec } from './pipelines.js';
 import { FiniteChecker } from './finite.js';
-import { throttleDawnPolling } from './poll.js';
+import { BIND_GROUPS_PER_COLLECTION, collectGarbage, throttleDawnPolling } from './poll.js';
 import type { BoundParams } from './params.js';
 import { settings } from '../settings.js';
 
@@ -61,7 +61,8 @@ export class Gpu {
   private profiling: { querySet: GPUQuerySet; names: string[]; results: Map<string, KernelTiming>; pending: Promise<void>[] } | null = null;
   private finite: FiniteChecker | null = null;
   /** Launches and queue submissions since the device was created (benches read differences). */
-  readonly counters = { dispatches: 0, submits: 0 };
+  readonly counters = { dispatches: 0, submits: 0, collections: 0 };
+  private bindGroupsSinceCollection = 0;
   // dawn.node builds a fresh limits object on every `device.limits` read: cache what the hot path needs.
   private readonly maxWorkgroupsPerDim: number;
 
@@ -180,6 +181,7 @@ export class Gpu {
     const debug = settings.debugSync;
     if (debug) this.device.pushErrorScope('validation');
     bg = this.device.createBindGroup({ layout, entries, label });
+    this.bindGroupsSinceCollection++;
     if (debug) {
       this.bindErrors.push(this.device.popErrorScope().then((e) => (e ? new KernelError(label, `bad bindings: ${e.message}`) : null)));
     }
@@ -248,6 +250,7 @@ export class Gpu {
   async sync(): Promise<void> {
     this.flush();
     await this.device.queue.onSubmittedWorkDone();
+    this.releaseFinished();
     await this.throwPendingErrors();
   }
 
@@ -279,6 +282,17 @@ export class Gpu {
     this.device.queue.writeBuffer(buffer, offset, data.buffer, data.byteOffset, data.byteLength);
   }
 
+  /**
+   * After a wait: a full garbage collection once BIND_GROUPS_PER_COLLECTION bind groups were created since the last,
+   * so the driver gets their descriptor sets back (src/gpu/poll.ts says why this cannot be left to V8).
+   */
+  private releaseFinished(): void {
+    if (this.bindGroupsSinceCollection < BIND_GROUPS_PER_COLLECTION) return;
+    this.bindGroupsSinceCollection = 0;
+    this.counters.collections++;
+    collectGarbage();
+  }
+
   /** Reads `bytes` from a buffer after all recorded work (async readback). */
   async read(buffer: GPUBuffer, bytes: number, offset = 0): Promise<ArrayBuffer> {
     this.checkAlive();
@@ -296,6 +310,7 @@ export class Gpu {
     const out = staging.getMappedRange().slice(0, bytes);
     staging.unmap();
     staging.destroy();
+    this.releaseFinished();
     await this.throwPendingErrors();
     return out;
   }
