@@ -17,7 +17,7 @@
 //   bwd 1.28 ms. fp16: self fwd 0.11 ms, bwd 0.22 ms.
 //   Peak extra in-use: fwd 5.1 MiB (the output), fwd+bwd 20.3 MiB, against 64 MiB for ONE head's scores.
 // lavapipe (2 cores, loaded machine): self 1024² fwd 0.8–1.5 GFLOP/s, cross 4096×77 fwd 0.9–3 GFLOP/s.
-import { fullShapesOnSoftware, machinePeak, pct, printTable, timeIt, writeSection } from './common.js';
+import { fullShapesOnSoftware, interleaved, machinePeak, pct, printTable, timeIt, writeSection } from './common.js';
 import { initGpu, gpu } from '../src/gpu/runtime.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { Generator } from '../src/tensor/random.js';
@@ -85,10 +85,54 @@ export async function runSuite(opts: { samples?: number; write?: boolean } = {})
     rows.push({ what, pass: 'backward (fwd+bwd − fwd)', ms: bwdMs, gflops: (2.5 * fl) / (bwdMs * 1e6), peakFraction: (2.5 * fl) / (bwdMs * 1e6) / peak.gflops, peakExtraInUse: mb.extra, peakAllocated: mb.allocated, reps: tb.reps });
     [q, k, v, dO].forEach((t) => t.dispose());
   }
+  const toy = software ? await toyShapesAb() : [];
   const mb = (x: number) => `${(x / 2 ** 20).toFixed(1)} MiB`;
   printTable(['what', 'pass', 'ms', 'GFLOP/s', '% peak', 'peak extra in-use', 'peak allocated', 'reps'],
     rows.map((r) => [r.what, r.pass, r.ms.toFixed(3), r.gflops.toFixed(r.gflops < 10 ? 2 : 0), pct(r.peakFraction), mb(r.peakExtraInUse), mb(r.peakAllocated), String(r.reps)]));
   console.log(`(one head's 4096×4096 f32 score matrix would be ${mb(4096 * 4096 * 4)}; all 8 heads ${mb(8 * 4096 * 4096 * 4)})`);
-  if (opts.write ?? true) console.log(`wrote ${writeSection(s, 'attention', { date: new Date().toISOString(), adapter, software, peak, samples, rows })}`);
+  if (opts.write ?? true) console.log(`wrote ${writeSection(s, 'attention', { date: new Date().toISOString(), adapter, software, peak, samples, rows, toyShapes: toy })}`);
+  return rows;
+}
+
+interface ToyRow { what: string; subgroupMs: number; plainMs: number; speedup: number; gflops: number }
+
+/**
+ * The toy world's attention shapes on lavapipe, forward + backward, the subgroup entries (kernels/attention_sg.wgsl)
+ * against the plain kernels (LPO_FUSE=0) in interleaved rounds: the toy U-Net's self- and cross-attention at its 4×4
+ * level (training batch 32) and its text encoder's causal 77-token self-attention (17 prompts).
+ */
+async function toyShapesAb(): Promise<ToyRow[]> {
+  const shapes = [
+    { what: 'toy U-Net self 16×16 d32 h2 B32', B: 32, Lq: 16, Lk: 16, H: 2, d: 32, causal: false },
+    { what: 'toy U-Net cross 16×77 d32 h2 B32', B: 32, Lq: 16, Lk: 77, H: 2, d: 32, causal: false },
+    { what: 'toy text encoder causal 77×77 d32 h1 B17', B: 17, Lq: 77, Lk: 77, H: 1, d: 32, causal: true },
+  ];
+  const rows: ToyRow[] = [];
+  for (const sh of shapes) {
+    const gen = new Generator(2);
+    const C = sh.H * sh.d;
+    const q = requireGrad(Tensor.fromArray(gen.normalArray(sh.B * sh.Lq * C), [sh.B, sh.Lq, C]));
+    const k = requireGrad(Tensor.fromArray(gen.normalArray(sh.B * sh.Lk * C), [sh.B, sh.Lk, C]));
+    const v = requireGrad(Tensor.fromArray(gen.normalArray(sh.B * sh.Lk * C), [sh.B, sh.Lk, C]));
+    const dO = Tensor.fromArray(gen.normalArray(sh.B * sh.Lq * C), [sh.B, sh.Lq, C]);
+    const once = async () => {
+      const y = attention(q, k, v, sh.H, { causal: sh.causal });
+      backward(y, dO);
+      y.dispose();
+      for (const t of [q, k, v]) { t.grad?.dispose(); t.grad = null; }
+      await gpu().sync();
+    };
+    const ab = await interleaved([
+      { name: 'subgroup', run: once },
+      { name: 'plain', run: () => withSettings({ fuse: false }, once) },
+    ], 9);
+    const [sgMs, plainMs] = ab.results.map((r) => r.medianMs);
+    // Causal: half the score matrix (what is counted; the subgroup kernels compute the masked half too).
+    const fl = 3.5 * 4 * sh.B * sh.H * sh.Lq * sh.Lk * sh.d * (sh.causal ? 0.5 : 1);
+    rows.push({ what: sh.what, subgroupMs: sgMs, plainMs, speedup: ab.ratioToFirst[1], gflops: fl / (sgMs * 1e6) });
+    [q, k, v, dO].forEach((t) => t.dispose());
+  }
+  printTable(['toy shape, forward + backward', 'subgroup ms', 'plain ms', 'plain / subgroup', 'GFLOP/s (subgroup)'],
+    rows.map((r) => [r.what, r.subgroupMs.toFixed(2), r.plainMs.toFixed(2), r.speedup.toFixed(2), r.gflops.toFixed(2)]));
   return rows;
 }

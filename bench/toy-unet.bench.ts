@@ -13,6 +13,12 @@ import { Generator } from '../src/tensor/random.js';
 import { UNet2DConditionModel } from '../src/nn/unet.js';
 import { TOY_UNET_CONFIG } from '../src/toy/model.js';
 import { withSettings } from '../src/settings.js';
+import { backward, requireGrad } from '../src/autograd/tape.js';
+import { tidy } from '../src/tensor/tensor.js';
+import { square, sub } from '../src/tensor/ops/elementwise.js';
+import { meanAll } from '../src/tensor/ops/reduce.js';
+import { AdamW } from '../src/optim/adamw.js';
+import { dawnPollingThrottled, throttleDawnPolling } from '../src/gpu/poll.js';
 
 const BATCHES = [1, 8, 64];
 const ROUNDS: Record<number, number> = { 1: 21, 8: 11, 64: 7 };
@@ -60,6 +66,7 @@ export async function runToyUnetSuite(): Promise<Record<string, unknown>> {
     x.dispose();
     ctx.dispose();
   }
+  const training = await trainStepPollAb(unet);
   unet.dispose();
   type Side = { dispatches: number; submits: number; ms: number; msPerSample: number; hostMs: number; usPerDispatch: number };
   printTable(
@@ -71,9 +78,46 @@ export async function runToyUnetSuite(): Promise<Record<string, unknown>> {
         f.msPerSample.toFixed(2), `${f.hostMs.toFixed(1)} / ${u.hostMs.toFixed(1)}`, `${f.usPerDispatch.toFixed(0)} / ${u.usPerDispatch.toFixed(0)}`];
     }),
   );
-  const section = { date: new Date().toISOString(), machine: machineInfo(g.summary), config: 'toy U-Net (src/toy/model.ts), latent 8×8, context 77×32, noGrad', rows };
+  console.log(`training step (forward + backward + AdamW, batch ${training.batch}): ${training.throttledMs.toFixed(0)} ms with Dawn's polls throttled, ${training.spinMs.toFixed(0)} ms spinning (${training.spinOverThrottled.toFixed(2)}×, paired)`);
+  const section = { date: new Date().toISOString(), machine: machineInfo(g.summary), config: 'toy U-Net (src/toy/model.ts), latent 8×8, context 77×32, noGrad', rows, training };
   console.log(`wrote ${writeSection(g.summary, 'toyUnet', section)}`);
   return section;
+}
+
+/**
+ * One toy training step (forward with the tape, ε-MSE, backward, AdamW) at batch 16, the pre-training's shape, with
+ * Dawn's polling throttled (src/gpu/poll.ts) and spinning back to back, interleaved. On lavapipe the spinning main
+ * thread competes with the lavapipe workers for the cores.
+ */
+async function trainStepPollAb(unet: UNet2DConditionModel): Promise<{ batch: number; throttledMs: number; spinMs: number; spinOverThrottled: number }> {
+  const g = gpu();
+  const B = 16;
+  const gen = new Generator(3);
+  for (const p of unet.parameters()) requireGrad(p);
+  const params = unet.parameters();
+  const opt = new AdamW(params, { lr: 1e-6 });
+  const x = Tensor.randn([B, 4, 8, 8], gen);
+  const noise = Tensor.randn([B, 4, 8, 8], gen);
+  const ctx = Tensor.randn([B, 77, TOY_UNET_CONFIG.cross_attention_dim as number], gen);
+  const ts = Array.from({ length: B }, (_, i) => (i * 61) % 1000);
+  const step = async () => {
+    const loss = tidy(() => meanAll(square(sub(unet.forward(x, ts, ctx).sample, noise))));
+    backward(loss);
+    opt.step();
+    for (const p of params) { p.grad?.dispose(); p.grad = null; }
+    loss.dispose();
+    await g.sync();
+  };
+  const was = dawnPollingThrottled();
+  const ab = await interleaved([
+    { name: 'throttled', run: async () => { throttleDawnPolling(true); await step(); } },
+    { name: 'spin', run: async () => { throttleDawnPolling(false); await step(); } },
+  ], 9);
+  throttleDawnPolling(was);
+  opt.dispose();
+  for (const t of [x, noise, ctx]) t.dispose();
+  unet.freeze();
+  return { batch: B, throttledMs: ab.results[0].medianMs, spinMs: ab.results[1].medianMs, spinOverThrottled: ab.ratioToFirst[1] };
 }
 
 describe('toy U-Net', () => {
