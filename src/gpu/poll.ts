@@ -17,13 +17,13 @@
 // through untouched) keep polling immediately for the first POLL_SPIN_MS of a wait, which keeps short waits
 // short, and are re-armed on a 1 ms timer after that. A wait then costs its latency plus at most ~1 ms.
 
+import { setFlagsFromString } from 'node:v8';
+import { runInNewContext } from 'node:vm';
+
 /** How long a wait polls back to back before it falls back to the timer (ms). */
 export const POLL_SPIN_MS = 0.25;
 /** Polls further apart than this (ms) start a new wait. */
 const NEW_WAIT_GAP_MS = 3;
-
-import { setFlagsFromString } from 'node:v8';
-import { runInNewContext } from 'node:vm';
 
 /** Bind groups created between two full collections (each may hold a mapped descriptor set on lavapipe). */
 export const BIND_GROUPS_PER_COLLECTION = 16384;
