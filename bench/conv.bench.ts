@@ -62,6 +62,11 @@ async function runSuite(): Promise<void> {
     for (const v of vs) {
       const fwd = await timeIt(() => noGrad(() => conv2d(x, w, b, { padding: pad, variant: v })).dispose(), { software, samples });
       rows.push({ what: `${label} fwd`, impl: `${v}${v === def ? ' (default)' : ''}`, rate: flops / (fwd.ms * 1e6), unit: 'GFLOP/s', ms: fwd.ms, reps: fwd.reps, peakFraction: flops / (fwd.ms * 1e6) / peak.gflops });
+      if (v === 'sg') {
+        // Large forwards run as im2col + a packed product (src/tensor/ops/conv2d.ts); LPO_PACK=0 keeps fwd_sg.
+        const direct = await withSettings({ pack: false }, () => timeIt(() => noGrad(() => conv2d(x, w, b, { padding: pad, variant: v })).dispose(), { software, samples }));
+        rows.push({ what: `${label} fwd`, impl: 'sg, implicit GEMM (LPO_PACK=0)', rate: flops / (direct.ms * 1e6), unit: 'GFLOP/s', ms: direct.ms, reps: direct.reps, peakFraction: flops / (direct.ms * 1e6) / peak.gflops, note: `default ${(direct.ms / fwd.ms).toFixed(2)}× faster` });
+      }
       // Backward (dx + dw, dbias via reduce) through the tape: 2× the forward FLOPs.
       const bwd = await timeIt(() => {
         const y = conv2d(x, w, b, { padding: pad, variant: v });

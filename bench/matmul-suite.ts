@@ -13,7 +13,8 @@ import { initGpu, gpu } from '../src/gpu/runtime.js';
 import { Tensor } from '../src/tensor/tensor.js';
 import { Generator } from '../src/tensor/random.js';
 import { matmul } from '../src/tensor/ops/matmul.js';
-import { resolveMatmulVariant, matmulGeometry, forcedConfigId, MATMUL_VARIANTS, type MatmulVariant } from '../src/tensor/plan/matmul.js';
+import { withSettings } from '../src/settings.js';
+import { packPlan, resolveMatmulVariant, matmulGeometry, forcedConfigId, MATMUL_VARIANTS, type MatmulVariant } from '../src/tensor/plan/matmul.js';
 import { autotuneMatmul, matmulAutotuner, matmulAutotuneEnabled, matmulBucket, currentMatmulConfig } from '../src/tensor/plan/matmul-tune.js';
 
 const require = createRequire(import.meta.url);
@@ -202,6 +203,11 @@ export async function runSuite(): Promise<void> {
       const t = await timeIt(`lpo.${v}`, () => matmul(ta, tb, { variant: v }).dispose(), () => gpu().sync(), flops, samples, software);
       const kernelGflops = software ? undefined : await kernelTime(() => matmul(ta, tb, { variant: v }).dispose(), flops, samples).catch(() => undefined);
       rows.push({ shape: sh.label, M, K, N, impl: `lpo ${v}${software && v === def ? ' (default)' : ''}`, ...t, kernelGflops, samples, peakFraction: t.gflops / peak.gflops, note: `${v.startsWith('gemm') ? forcedConfigId(v, matmulGeometry(M, K, N)) : ''}${err > 1e-4 ? ` MISMATCH ${err.toExponential(1)}` : ''}` || undefined });
+      if (v === 'blocked' && packPlan(matmulGeometry(M, K, N))) {
+        // The same kernel family straight from B [K, N] (scalar B loads), without the packed copy.
+        const u = await withSettings({ pack: false }, () => timeIt('lpo.blocked.unpacked', () => matmul(ta, tb, { variant: v }).dispose(), () => gpu().sync(), flops, samples, software));
+        rows.push({ shape: sh.label, M, K, N, impl: 'lpo blocked, unpacked (LPO_PACK=0)', ...u, samples, peakFraction: u.gflops / peak.gflops, note: `packed ${(t.gflops / u.gflops).toFixed(2)}× faster` });
+      }
     }
     if (!software) {
       // The op's own choice for this shape (no variant forced): tune its bucket first (what the op would

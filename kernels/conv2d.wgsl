@@ -60,6 +60,33 @@ fn epi_fwd(v: f32, o: u32, n: u32, i: u32) -> f32 {
   return v + bias_at(o) + select(0.0, s, (p.epi & 2u) != 0u) + select(0.0, r, (p.epi & 1u) != 0u);
 }
 
+// ---------------------------------------------------------------- lavapipe: im2col ahead of a matmul
+// im2col: cols[n, pix, (c·KH + ky)·KW + kx] = x[n, c, iy, ix] (0 in the padding), one row of p.k values per
+// output pixel (p.k = C·KH·KW, a multiple of 4). The forward then runs as one batched product
+// y[n] = w [O, C·KH·KW] · cols[n]ᵀ, whose operands blocked_vab (kernels/matmul_sg.wgsl) reads as vec4.
+// Workgroup (x, pix, n) covers WG channels of one output pixel, so only the pixel's (oy, ox) needs a division,
+// and it is uniform. The host binds x at src0, src1 and bias.
+@compute @workgroup_size(WG)
+fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let c = wg.x * WG + lid;
+  if (c >= p.c) { return; }
+  let pix = wg.y;
+  let n = wg.z;
+  let iy0 = i32((pix / p.ow) * SH) - i32(p.pad_t);
+  let ix0 = i32((pix % p.ow) * SW) - i32(p.pad_l);
+  let xb = (n * p.c + c) * p.h * p.w;
+  let ob = (n * p.oh * p.ow + pix) * p.k + c * KH * KW;
+  let live = select(0.0, src1[0] + bias[0], p.k == 0u); // keeps the bindings in the layout
+  for (var ky = 0u; ky < KH; ky++) {
+    let iy = iy0 + i32(ky);
+    for (var kx = 0u; kx < KW; kx++) {
+      let ix = ix0 + i32(kx);
+      let ok = iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
+      dst[ob + ky * KW + kx] = select(0.0, src0[select(0u, xb + u32(iy) * p.w + u32(ix), ok)], ok) + live;
+    }
+  }
+}
+
 // ---------------------------------------------------------------- lavapipe: register-blocked, no barriers
 
 @compute @workgroup_size(WG)

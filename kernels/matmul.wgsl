@@ -158,3 +158,27 @@ fn splitk_reduce(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) 
   for (var j = 0u; j < p.splits; j++) { s += a[base + j * mn]; }
   c[i] = epilogue(s, r % p.N, i);
 }
+
+// ---------------------------------------------------------------------------------------- pack_rows
+// A k-contiguous copy of one operand for blocked_vab (kernels/matmul_sg.wgsl) on lavapipe:
+//   c[(bt·M + r)·N + k] = a[bt·a_bs + r·sam + k·sak] for k < K (M rows of K, written at row stride N ≥ K;
+//   K and N multiples of 4).
+// Lane l of workgroup (x, y, bt) writes k = 4·(x·WG + l) .. +3 of rows PACK_ROWS·y .. +PACK_ROWS−1 as one vec4:
+// the grid gives every coordinate (no index division, which lavapipe issues lane by lane), and a workgroup
+// does enough work to cover its own launch cost. The host binds the source at @binding(1) and @binding(2).
+const PACK_ROWS: u32 = 8u;
+@group(0) @binding(4) var<storage, read_write> c4: array<vec4<f32>>;
+
+@compute @workgroup_size(WG)
+fn pack_rows(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let k = 4u * (wg.x * WG + lid);
+  if (k >= p.K) { return; }
+  let bt = wg.z;
+  let live = select(0.0, b[0] + bias[0] + res[0], p.N == 0u); // keeps the bindings in the layout
+  for (var i = 0u; i < PACK_ROWS; i++) {
+    let r = wg.y * PACK_ROWS + i;
+    if (r >= p.M) { return; }
+    let o = bt * p.a_bs + r * p.sam + k * p.sak;
+    c4[((bt * p.M + r) * p.N + k) / 4u] = vec4<f32>(a[o], a[o + p.sak], a[o + 2u * p.sak], a[o + 3u * p.sak]) + live;
+  }
+}

@@ -70,6 +70,11 @@ export interface Settings {
    */
   fuse: boolean;
   /**
+   * LPO_PACK=0: on lavapipe, run large products and 3×3 convolution forwards straight from their operands instead
+   * of from k-contiguous copies (pack_rows, im2col): the baseline the matmul and conv benches compare against.
+   */
+  pack: boolean;
+  /**
    * LPO_DAWN_POLL: how the main thread waits for the GPU. 'throttle' re-arms Dawn's polling on a 1 ms timer after
    * the first 0.25 ms of a wait (src/gpu/poll.ts), 'spin' leaves Dawn's back-to-back polling; 'auto' (default):
    * throttle on software adapters, where the polling loop takes a core from lavapipe's workers.
@@ -152,6 +157,7 @@ export function settingsFromEnv(env: Env): Settings {
     fragUnit: oneOf(env, 'LPO_FRAG', FRAG_UNITS) ?? 'auto',
     conv2dVariant: oneOf(env, 'LPO_CONV2D_VARIANT', CONV2D_VARIANTS),
     fuse: env.LPO_FUSE === undefined || env.LPO_FUSE === '' ? true : flag(env, 'LPO_FUSE'),
+    pack: env.LPO_PACK === undefined || env.LPO_PACK === '' ? true : flag(env, 'LPO_PACK'),
     dawnPoll: oneOf(env, 'LPO_DAWN_POLL', ['auto', 'spin', 'throttle'] as const) ?? 'auto',
     bench: {
       latent: int(env, 'LPO_BENCH_LATENT', 8, 256),

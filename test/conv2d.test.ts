@@ -10,6 +10,7 @@ import { backward, requireGrad } from '../src/autograd/tape.js';
 import { ShapeError } from '../src/errors.js';
 import { gpu } from '../src/gpu/runtime.js';
 
+const G = await setupGpu();
 beforeAll(setupGpu);
 
 
@@ -87,6 +88,41 @@ describe('conv2d', () => {
     expect(() => conv2d(x, w2, Tensor.empty([3]))).toThrow(/bias/);
     [x, w, w2].forEach((t) => t.dispose());
   });
+});
+
+// Forwards of ≥ 2^24 multiply-adds on the 'sg' variant run as im2col + a blocked_vab product (src/tensor/ops/conv2d.ts).
+describe.skipIf(!G.hasSubgroups8)('conv2d forward as im2col + product (lavapipe)', () => {
+  const big: { name: string; g: ConvGeom }[] = [
+    { name: '3x3 stride 1 pad 1, 27×31 pixels, C=24 O=52', g: { n: 2, c: 24, h: 27, w: 31, o: 52, kh: 3, kw: 3, sh: 1, sw: 1, pad: [1, 1, 1, 1] } },
+    { name: '3x3 stride 2 pad [0,1,0,1], C=16 O=96', g: { n: 4, c: 16, h: 41, w: 37, o: 96, kh: 3, kw: 3, sh: 2, sw: 2, pad: [0, 1, 0, 1] } },
+  ];
+  for (const { name, g } of big) {
+    it(`${name}: bias and residual vs float64 (relL2 < 1e-5), through im2col`, async () => {
+      const gen = new Generator(12);
+      const [oh, ow] = convOut(g);
+      const xh = f32round(randNonZero(gen, g.n * g.c * g.h * g.w));
+      const wh = f32round(randNonZero(gen, g.o * g.c * g.kh * g.kw, 0.05, 0.5));
+      const bh = f32round(randNonZero(gen, g.o));
+      const rh = f32round(randNonZero(gen, g.n * g.o * oh * ow));
+      const x = Tensor.fromArray(xh, [g.n, g.c, g.h, g.w]);
+      const w = Tensor.fromArray(wh, [g.o, g.c, g.kh, g.kw]);
+      const b = Tensor.fromArray(bh, [g.o]);
+      const r = Tensor.fromArray(rh, [g.n, g.o, oh, ow]);
+      const names: string[] = [];
+      const orig = gpu().dispatch.bind(gpu());
+      gpu().dispatch = (d) => { names.push(d.kernel.name); orig(d); };
+      let y: Tensor;
+      try {
+        y = conv2d(x, w, b, { stride: [g.sh, g.sw], padding: g.pad, residual: r, variant: 'sg' });
+      } finally {
+        gpu().dispatch = orig;
+      }
+      expect(names).toEqual(['conv2d.im2col', 'matmul.blocked_vab']);
+      const ref = conv2dRef(g, xh, wh, bh).map((v, i) => v + rh[i]);
+      expect(relL2(await y.toArray(), ref)).toBeLessThan(1e-5);
+      for (const t of [x, w, b, r, y]) t.dispose();
+    });
+  }
 });
 
 describe('conv2d past 65,535 column tiles', () => {

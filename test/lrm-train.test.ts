@@ -66,7 +66,9 @@ describe('LRM training', () => {
       expect([...acc.g.keys()].sort()).toEqual([...big.g.keys()].sort());
       for (const [k, g] of big.g) {
         if (NOISE_ONLY.test(k)) expect(relL2(acc.g.get(k)!, new Float32Array(g.length)), k).toBeLessThan(1e-5);
-        else expect(relL2(acc.g.get(k)!, g), k).toBeLessThan(2e-5);
+        // float32 sums in another order (per micro-batch, then across): ~1e-5–3e-5 of rounding on the smallest
+        // gradients (mid-block attn2.to_v); a lost or mis-scaled micro-batch is off by ≥ 0.1.
+        else expect(relL2(acc.g.get(k)!, g), k).toBeLessThan(5e-5);
       }
     }
     // Every trainable part receives a gradient: U-Net, text encoder, both heads and τ.

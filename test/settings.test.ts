@@ -20,7 +20,7 @@ describe('settings', () => {
     expect(s).toMatchObject({
       adapter: undefined, submitEvery: 128, debugSync: false, checkFinite: false, dumpWgsl: false, matmulVariant: undefined,
       matmulSplitK: undefined, gpuSms: 132, autotune: 'background', autotuneCache: true, autotuneDispatchNs: 3000,
-      normVariant: 'auto', attentionQueriesPerThread: 0, loraVariant: 'auto', benchFull: false, fuse: true,
+      normVariant: 'auto', attentionQueriesPerThread: 0, loraVariant: 'auto', benchFull: false, fuse: true, pack: true,
       experimentalFeatures: true, fragUnit: 'auto', conv2dVariant: undefined,
     });
     expect(s.bench).toEqual({ latent: undefined, b: undefined, p: undefined, checkpointing: false, profile: false, e2eIters: undefined, e2eEvalEvery: undefined, e2eLr: undefined, demoPhases: 'bench/results/demo-phases.json', f16Out: undefined });
@@ -33,14 +33,14 @@ describe('settings', () => {
       LPO_ADAPTER: 'nvidia', LPO_SUBMIT_EVERY: '7', LPO_DEBUG_SYNC: '1', LPO_CHECK_FINITE: '1', LPO_DUMP_WGSL: '1',
       LPO_MATMUL_VARIANT: 'gemm64', LPO_MATMUL_SPLITK: '4', LPO_GPU_SMS: '80', LPO_AUTOTUNE: '0', LPO_AUTOTUNE_CACHE: '0',
       LPO_AUTOTUNE_DISPATCH_NS: '0', LPO_CACHE_DIR: '/tmp/x', LPO_NORM_VARIANT: 'wg', LPO_ATTENTION_QPT: '2',
-      LPO_LORA_VARIANT: 'rows', LPO_BENCH_FULL: '1', LPO_FUSE: '0', LPO_DAWN_POLL: 'spin', LPO_BENCH_LATENT: '16', LPO_BENCH_B: '2', LPO_BENCH_P: '3',
+      LPO_LORA_VARIANT: 'rows', LPO_BENCH_FULL: '1', LPO_FUSE: '0', LPO_PACK: '0', LPO_DAWN_POLL: 'spin', LPO_BENCH_LATENT: '16', LPO_BENCH_B: '2', LPO_BENCH_P: '3',
       LPO_BENCH_CKPT: '1', LPO_BENCH_PROFILE: '1', LPO_E2E_ITERS: '5', LPO_E2E_EVAL: '2', LPO_E2E_LR: '0.01', LPO_BENCH_DEMO_PHASES: '/tmp/p.json',
       LPO_EXPERIMENTAL: '0', LPO_FRAG: 'simt', LPO_CONV2D_VARIANT: 'gemm', LPO_BENCH_F16_OUT: '/tmp/f16.json',
     });
     expect(s).toEqual({
       adapter: 'nvidia', submitEvery: 7, debugSync: true, checkFinite: true, dumpWgsl: true, matmulVariant: 'gemm64',
       matmulSplitK: 4, gpuSms: 80, autotune: 'off', autotuneCache: false, autotuneDispatchNs: 0, cacheDir: '/tmp/x',
-      normVariant: 'wg', attentionQueriesPerThread: 2, loraVariant: 'rows', benchFull: true, fuse: false, dawnPoll: 'spin',
+      normVariant: 'wg', attentionQueriesPerThread: 2, loraVariant: 'rows', benchFull: true, fuse: false, pack: false, dawnPoll: 'spin',
       experimentalFeatures: false, fragUnit: 'simt', conv2dVariant: 'gemm',
       bench: { latent: 16, b: 2, p: 3, checkpointing: true, profile: true, e2eIters: 5, e2eEvalEvery: 2, e2eLr: 0.01, demoPhases: '/tmp/p.json', f16Out: '/tmp/f16.json' },
     });

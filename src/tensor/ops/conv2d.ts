@@ -1,12 +1,14 @@
 // conv2d (NCHW, groups = 1) as implicit GEMMs: forward, dx and dw kernels; dbias via the reduce op.
 import { ShapeError, ArgumentError, DTypeError } from '../../errors.js';
-import { defineParams } from '../../gpu/params.js';
+import { defineParams, type BoundParams } from '../../gpu/params.js';
 import { foldWorkgroups, gpu } from '../../gpu/runtime.js';
 import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
 import { Tensor, tidy } from '../tensor.js';
 import { settings } from '../../settings.js';
 import { resolveConv2dVariant, type Conv2dVariant } from '../plan/variants.js';
+import { launchMatmul } from '../plan/matmul.js';
+import { chooseMatmulConfig } from '../plan/matmul-tune.js';
 import { sum } from './reduce.js';
 import { routeConv2d } from './autocast.js';
 import { add } from './elementwise.js';
@@ -80,6 +82,10 @@ function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, e: Epi
   const buffers = [src0.buffer, src1.buffer, (e.bias ?? src1).buffer, dst.buffer];
   // Forward entry points and `tiled` bind the epilogue operands too (any buffer when unused).
   const withEpi = [...buffers, (e.residual ?? src1).buffer, (e.shift ?? src1).buffer];
+  if (mode === 0 && variant === 'sg' && im2colFits(g, e)) {
+    im2colForward(g, src0, src1, e, dst, params, constants);
+    return;
+  }
   if (variant === 'rb' || variant === 'sg') {
     const sg = variant === 'sg';
     // fwd_sg and dx_sg hold two columns per lane (kernels/conv2d_sg.wgsl).
@@ -95,6 +101,44 @@ function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, e: Epi
       buffers: withEpi, params, workgroups: foldColumns(Math.ceil(ncols / BN), Math.ceil(m / BM)),
     });
   }
+}
+
+/** Forward convolutions of at least this many multiply-adds run as im2col + one product on lavapipe. */
+const IM2COL_MIN_MACS = 2 ** 24;
+/** The widest im2col buffer the forward allocates (bytes); larger convolutions keep fwd_sg. */
+const IM2COL_MAX_BYTES = 64 * 2 ** 20;
+
+/**
+ * Whether a forward on the 'sg' variant runs as im2col + a blocked_vab product. fwd_sg reads the weights and the
+ * input pixels with scalar loads (4 channels apart are not adjacent in NCHW), which lavapipe issues lane by
+ * lane; the im2col rows and the weights' rows are contiguous in k, so the product reads both as vec4. Not for
+ * 1×1 kernels (no patches to gather), a per-sample shift (the product's epilogue has none), or few output
+ * channels (each gathered value feeds O multiply-adds).
+ */
+function im2colFits(g: Geometry, e: Epilogue): boolean {
+  const k = g.c * g.kh * g.kw;
+  const pix = g.oh * g.ow;
+  const bytes = g.n * pix * k * 4;
+  return settings.pack && !e.shift && k % 4 === 0 && g.kh * g.kw > 1 && g.o >= 32 && g.c >= 8 && pix <= 65535 && g.n <= 65535
+    && g.n * pix * g.o * k >= IM2COL_MIN_MACS && bytes <= Math.min(IM2COL_MAX_BYTES, gpu().summary.maxStorageBufferBindingSize);
+}
+
+/** The forward as im2col (kernels/conv2d.wgsl) and y[n] = w · cols[n]ᵀ with bias per row and the residual. */
+function im2colForward(g: Geometry, x: Tensor, w: Tensor, e: Epilogue, y: Tensor, params: BoundParams, constants: Record<string, number>): void {
+  const G = gpu();
+  const k = g.c * g.kh * g.kw;
+  const pix = g.oh * g.ow;
+  const cols = G.pool.acquire(g.n * pix * k * 4, 'conv2d.im2col');
+  G.dispatch({
+    kernel: { name: 'conv2d.im2col', code: CODE, entry: 'im2col', constants: { ...constants, WG: WG_RB } },
+    buffers: [x.buffer, x.buffer, x.buffer, cols], params, workgroups: [Math.ceil(g.c / WG_RB), pix, g.n],
+  });
+  const mg = { M: g.o, N: pix, K: k, batch: g.n, sam: k, sak: 1, sbk: 1, sbn: k, aBs: 0, bBs: pix * k };
+  launchMatmul(chooseMatmulConfig(mg, false, true), mg, { act: 'none', hasBias: !!e.bias, transA: false, transB: true, biasRows: true, hasResidual: !!e.residual }, {
+    a: w.buffer, b: cols, bias: e.bias?.buffer, c: y.buffer, residual: e.residual?.buffer,
+  });
+  // Stream order keeps the product's reads before any later writer of the recycled buffer.
+  G.pool.release(cols);
 }
 
 /**

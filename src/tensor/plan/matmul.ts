@@ -232,12 +232,15 @@ export function planMatmul(cfg: MatmulConfig, g: Geometry, f: MatmulFlags, bufs:
     }
     default: {
       // blocked: two columns per lane once N spans more than one tile (kernels/matmul_sg.wgsl, COLS).
+      // blocked_vab: 16 rows per tile once M spans several tiles of 8 (kernels/matmul_sg.wgsl, ROWS).
       const cols = v === 'blocked' && g.N > WG ? 2 : 1;
-      const gridN = Math.ceil(g.N / (WG * cols));
-      const gridM = Math.ceil(g.M / 8);
       const entry = v === 'blocked' ? blockedEntry(g) : v;
+      const rows = entry === 'blocked_vab' && g.M >= 32 ? 16 : 8;
+      const gridN = Math.ceil(g.N / (WG * cols));
+      const gridM = Math.ceil(g.M / rows);
+      const tile = v === 'blocked' ? { COLS: cols, ...(entry === 'blocked_vab' ? { ROWS: rows } : {}) } : {};
       return [{
-        kernel: { name: entry === v ? name : `matmul.${entry}`, code: v === 'blocked' ? SG_CODE : BASE, entry, constants: { ...constants, WG, ...(v === 'blocked' ? { COLS: cols } : {}) } },
+        kernel: { name: entry === v ? name : `matmul.${entry}`, code: v === 'blocked' ? SG_CODE : BASE, entry, constants: { ...constants, WG, ...tile } },
         buffers, params: P.of({ ...base, grid_m: gridM, grid_n: gridN, kc: g.K, splits: 1 }), workgroups: gridN * gridM * g.batch,
       }];
     }
@@ -256,11 +259,73 @@ function dummyBuffer(G: Gpu): GPUBuffer {
 export function launchMatmul(cfg: MatmulConfig, g: Geometry, f: MatmulFlags, bufs: { a: GPUBuffer; b: GPUBuffer; bias?: GPUBuffer; c: GPUBuffer; residual?: GPUBuffer }): void {
   const G = gpu();
   const r: MatmulConfig = { ...cfg, variant: resolveMatmulVariant(cfg.variant, G) };
+  if (r.variant === 'blocked') {
+    const pk = packPlan(g);
+    if (pk) return launchPacked(r, g, f, pk, bufs);
+  }
   const se = scratchElems(r, g);
   const scratch = se > 0 ? G.pool.acquire(se * 4, 'matmul.splitk') : undefined;
   for (const d of planMatmul(r, g, f, { a: bufs.a, b: bufs.b, bias: bufs.bias ?? dummyBuffer(G), c: bufs.c, scratch, residual: bufs.residual })) G.dispatch(d);
   // Stream order keeps the reduce's reads before any later writer of the recycled buffer.
   if (scratch) G.pool.release(scratch);
+}
+
+/** Products below this many multiply-adds never pack: the copy launches would cost more than they save. */
+const PACK_MIN_MACS = 2 ** 21;
+/** An operand is packed only when the product does at least this many multiply-adds per element copied. */
+const PACK_REUSE = 128;
+/** Rows per pack_rows workgroup (PACK_ROWS in kernels/matmul.wgsl). */
+const PACK_ROWS = 8;
+/** Row stride of a packed copy: K, padded by 4 when rows would start a multiple of 4 KiB apart (L1 set aliasing). */
+const packStride = (K: number) => (K % 1024 === 0 ? K + 4 : K);
+
+/**
+ * Which operands of a 'blocked' product run from k-contiguous copies (null: none). blocked reads an operand
+ * that is not contiguous in k (Aᵀ, or B as [K, N]) with scalar loads, which lavapipe issues lane by lane;
+ * on copies, blocked_vab reads both as vec4. A copy is one pack_rows launch over rows·K elements, so it
+ * pays off once each copied element feeds PACK_REUSE multiply-adds (the other side's length).
+ */
+export function packPlan(g: Geometry): { a: boolean; b: boolean } | null {
+  if (!settings.pack || g.K % 4 !== 0 || blockedEntry(g) === 'blocked_vab') return null;
+  const a = !(g.sak === 1 && g.sam % 4 === 0 && g.aBs % 4 === 0);
+  const b = !(g.sbk === 1 && g.sbn % 4 === 0 && g.bBs % 4 === 0);
+  const macs = g.M * g.N * g.K * g.batch;
+  const copied = (a ? g.M * g.K * (g.aBs ? g.batch : 1) : 0) + (b ? g.N * g.K * (g.bBs ? g.batch : 1) : 0);
+  const fitsGrid = Math.max(g.M / PACK_ROWS, g.N / PACK_ROWS, g.batch) <= 65535;
+  return fitsGrid && macs >= PACK_MIN_MACS && macs >= PACK_REUSE * copied ? { a, b } : null;
+}
+
+/** Records pack_rows: rows × K of `src` (row stride, k stride, batch stride) into `dst` at row stride `ds`. */
+function launchPack(src: GPUBuffer, dst: GPUBuffer, q: { rows: number; K: number; ds: number; rs: number; ks: number; batch: number; bs: number }): void {
+  const G = gpu();
+  const none = dummyBuffer(G);
+  G.dispatch({
+    kernel: { name: 'matmul.pack_rows', code: BASE, entry: 'pack_rows', constants: { WG } },
+    buffers: [src, src, none, dst, none],
+    params: P.of({ M: q.rows, N: q.ds, K: q.K, batch: q.batch, sam: q.rs, sak: q.ks, sbk: 0, sbn: 0, a_bs: q.bs, b_bs: 0, grid_m: 0, grid_n: 0, kc: 0, splits: 1 }),
+    workgroups: [Math.ceil(q.K / (4 * WG)), Math.ceil(q.rows / PACK_ROWS), q.batch],
+  });
+}
+
+/** A 'blocked' product on packed copies of the operands `pk` names (blocked_vab then reads both as vec4). */
+function launchPacked(cfg: MatmulConfig, g: Geometry, f: MatmulFlags, pk: { a: boolean; b: boolean }, bufs: { a: GPUBuffer; b: GPUBuffer; bias?: GPUBuffer; c: GPUBuffer; residual?: GPUBuffer }): void {
+  const G = gpu();
+  const ds = packStride(g.K);
+  const aCount = g.aBs ? g.batch : 1;
+  const bCount = g.bBs ? g.batch : 1;
+  const pa = pk.a ? G.pool.acquire(aCount * g.M * ds * 4, 'matmul.packA') : undefined;
+  const pb = pk.b ? G.pool.acquire(bCount * g.N * ds * 4, 'matmul.packB') : undefined;
+  if (pa) launchPack(bufs.a, pa, { rows: g.M, K: g.K, ds, rs: g.sam, ks: g.sak, batch: aCount, bs: g.aBs });
+  if (pb) launchPack(bufs.b, pb, { rows: g.N, K: g.K, ds, rs: g.sbn, ks: g.sbk, batch: bCount, bs: g.bBs });
+  const packed: Geometry = {
+    ...g,
+    ...(pa ? { sam: ds, sak: 1, aBs: g.aBs ? g.M * ds : 0 } : {}),
+    ...(pb ? { sbn: ds, sbk: 1, bBs: g.bBs ? g.N * ds : 0 } : {}),
+  };
+  for (const d of planMatmul(cfg, packed, f, { a: pa ?? bufs.a, b: pb ?? bufs.b, bias: bufs.bias ?? dummyBuffer(G), c: bufs.c, residual: bufs.residual })) G.dispatch(d);
+  // Stream order keeps the product's reads before any later writer of the recycled buffers.
+  if (pa) G.pool.release(pa);
+  if (pb) G.pool.release(pb);
 }
 
 /** Storage buffers blocked_pro binds (kernels/matmul_pro.wgsl): a, w0, bias, c0, residual, w1, w2, c1, c2, γ, β. */
