@@ -1,4 +1,5 @@
-// Conv2d family (NCHW, groups = 1) as implicit GEMMs, no im2col buffer:
+// Conv2d family (NCHW, groups = 1) as implicit GEMMs without a patch buffer (and, for lavapipe, the patch kernels
+// im2col / im2col_t / col2im that let large convolutions run as packed matmuls):
 //   MODE 0 forward  y[n,o,p]      = Σ_{c,ky,kx} w[o,c,ky,kx] · x[n,c,iy,ix] (+ bias[o])
 //          rows = o (M = O), cols = (n,oy,ox), k = (c,ky,kx)
 //   MODE 1 dx       dx[n,c,iy,ix] = Σ_{o,ky,kx} w[o,c,ky,kx] · dy[n,o,oy,ox]  (oy·SH = iy + pad_t − ky)
@@ -60,7 +61,20 @@ fn epi_fwd(v: f32, o: u32, n: u32, i: u32) -> f32 {
   return v + bias_at(o) + select(0.0, s, (p.epi & 2u) != 0u) + select(0.0, r, (p.epi & 1u) != 0u);
 }
 
+// dx's taps: the output coordinate whose tap lands on input position t (t = input + pad − tap) along an axis of
+// stride s and `len` outputs, and whether it exists (t ≥ 0, on the stride grid, inside the output): (o, ok).
+fn tap_source(t: i32, s: u32, len: u32) -> vec2<u32> {
+  let o = u32(max(t, 0)) / s;
+  return vec2<u32>(o, select(0u, 1u, t >= 0 && u32(t) % s == 0u && o < len));
+}
+
 // ---------------------------------------------------------------- lavapipe: im2col ahead of a matmul
+// x[xb + iy·W + ix] of one input plane, or 0 in the padding (the patch kernels' gather).
+fn x_or_pad(xb: u32, iy: i32, ix: i32) -> f32 {
+  let ok = iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
+  return select(0.0, src0[select(0u, xb + u32(iy) * p.w + u32(ix), ok)], ok);
+}
+
 // im2col: cols[n, pix, (c·KH + ky)·KW + kx] = x[n, c, iy, ix] (0 in the padding), one row of p.k values per
 // output pixel (p.k = C·KH·KW, a multiple of 4). The forward then runs as one batched product
 // y[n] = w [O, C·KH·KW] · cols[n]ᵀ, whose operands blocked_vab (kernels/matmul_sg.wgsl) reads as vec4.
@@ -78,13 +92,59 @@ fn im2col(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index)
   let ob = (n * p.oh * p.ow + pix) * p.k + c * KH * KW;
   let live = select(0.0, src1[0] + bias[0], p.k == 0u); // keeps the bindings in the layout
   for (var ky = 0u; ky < KH; ky++) {
-    let iy = iy0 + i32(ky);
     for (var kx = 0u; kx < KW; kx++) {
-      let ix = ix0 + i32(kx);
-      let ok = iy >= 0 && iy < i32(p.h) && ix >= 0 && ix < i32(p.w);
-      dst[ob + ky * KW + kx] = select(0.0, src0[select(0u, xb + u32(iy) * p.w + u32(ix), ok)], ok) + live;
+      dst[ob + ky * KW + kx] = x_or_pad(xb, iy0 + i32(ky), ix0 + i32(kx)) + live;
     }
   }
+}
+
+// im2col_t (dw ahead of a product): colsT[n, (c·KH + ky)·KW + kx, pix] = x[n, c, iy, ix], the transpose of im2col's
+// rows, so that dw = Σ_n dy[n] [O, pix] · colsT[n]ᵀ reads both operands contiguous in pix. Lanes run along the
+// output pixels (contiguous writes); workgroup (x, c, n) covers WG pixels of channel c.
+@compute @workgroup_size(WG)
+fn im2col_t(@builtin(workgroup_id) wg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let pix = wg.x * WG + lid;
+  let ohw = p.oh * p.ow;
+  if (pix >= ohw) { return; }
+  let c = wg.y;
+  let n = wg.z;
+  let iy0 = i32((pix / p.ow) * SH) - i32(p.pad_t);
+  let ix0 = i32((pix % p.ow) * SW) - i32(p.pad_l);
+  let xb = (n * p.c + c) * p.h * p.w;
+  let ob = (n * p.k + c * KH * KW) * ohw + pix;
+  let live = select(0.0, src1[0] + bias[0], p.k == 0u); // keeps the bindings in the layout
+  for (var ky = 0u; ky < KH; ky++) {
+    for (var kx = 0u; kx < KW; kx++) {
+      dst[ob + (ky * KW + kx) * ohw] = x_or_pad(xb, iy0 + i32(ky), ix0 + i32(kx)) + live;
+    }
+  }
+}
+
+// col2im (dx after a product): dx[n, c, iy, ix] = Σ_{ky,kx} dcols[n, pix(oy, ox), (c·KH + ky)·KW + kx] over the
+// taps whose output position oy·SH = iy + pad_t − ky (and likewise x) lies on the grid, where
+// dcols[n] = dy[n]ᵀ · w [O, C·KH·KW]. One input element per lane, the taps in registers (no atomics).
+@compute @workgroup_size(WG)
+fn col2im(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec3<u32>, @builtin(local_invocation_index) lid: u32) {
+  let i = linear_id(wg, nwg, lid);
+  let hw = p.h * p.w;
+  if (i >= p.n * p.c * hw) { return; }
+  let n = i / (p.c * hw);
+  let c = (i / hw) % p.c;
+  let iy = i32((i % hw) / p.w) + i32(p.pad_t);
+  let ix = i32(i % p.w) + i32(p.pad_l);
+  let rb = n * p.oh * p.ow;
+  let live = select(0.0, src1[0] + bias[0], p.k == 0u); // keeps the bindings in the layout
+  var acc = live;
+  for (var ky = 0u; ky < KH; ky++) {
+    let sy = tap_source(iy - i32(ky), SH, p.oh);
+    for (var kx = 0u; kx < KW; kx++) {
+      let sx = tap_source(ix - i32(kx), SW, p.ow);
+      let ok = sy.y * sx.y != 0u;
+      let j = (rb + sy.x * p.ow + sx.x) * p.k + (c * KH + ky) * KW + kx;
+      acc += select(0.0, src0[select(0u, j, ok)], ok);
+    }
+  }
+  dst[i] = acc;
 }
 
 // ---------------------------------------------------------------- lavapipe: register-blocked, no barriers
@@ -143,14 +203,11 @@ fn dx_rb(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
   for (var o = 0u; o < p.o; o++) {
     let dbase = (n * p.o + o) * ohw;
     for (var ky = 0u; ky < KH; ky++) {
-      let ty = ty0 - i32(ky);
-      let oy = u32(max(ty, 0)) / SH;
-      let rowok = ty >= 0 && u32(ty) % SH == 0u && oy < p.oh;
+      let sy = tap_source(ty0 - i32(ky), SH, p.oh);
       for (var kx = 0u; kx < KW; kx++) {
-        let tx = tx0 - i32(kx);
-        let ox = u32(max(tx, 0)) / SW;
-        let ok = rowok && tx >= 0 && u32(tx) % SW == 0u && ox < p.ow;
-        let dv = select(0.0, src0[select(0u, dbase + oy * p.ow + ox, ok)], ok);
+        let sx = tap_source(tx0 - i32(kx), SW, p.ow);
+        let ok = sy.y * sx.y != 0u;
+        let dv = select(0.0, src0[select(0u, dbase + sy.x * p.ow + sx.x, ok)], ok);
         let kidx = ky * KW + kx;
         for (var j = 0u; j < OB; j++) {
           let c = min(r0 + j, p.m - 1u);

@@ -159,21 +159,15 @@ fn dx_sg(@builtin(workgroup_id) wg: vec3<u32>, @builtin(num_workgroups) nwg: vec
   // Rows r0..r0+3 and r0+4..r0+7 of column A, then of column B.
   var acc = array<vec4<f32>, 4>();
   for (var ky = 0u; ky < KH; ky++) {
-    let tyA = a.x - i32(ky);
-    let tyB = b.x - i32(ky);
-    let oyA = u32(max(tyA, 0)) / SH;
-    let oyB = u32(max(tyB, 0)) / SH;
-    let rowokA = tyA >= 0 && u32(tyA) % SH == 0u && oyA < p.oh;
-    let rowokB = tyB >= 0 && u32(tyB) % SH == 0u && oyB < p.oh;
+    let syA = tap_source(a.x - i32(ky), SH, p.oh);
+    let syB = tap_source(b.x - i32(ky), SH, p.oh);
     for (var kx = 0u; kx < KW; kx++) {
-      let txA = a.y - i32(kx);
-      let txB = b.y - i32(kx);
-      let oxA = u32(max(txA, 0)) / SW;
-      let oxB = u32(max(txB, 0)) / SW;
-      let okA = rowokA && txA >= 0 && u32(txA) % SW == 0u && oxA < p.ow;
-      let okB = rowokB && txB >= 0 && u32(txB) % SW == 0u && oxB < p.ow;
-      let yoA = select(0u, u32(a.z) + oyA * p.ow + oxA, okA);
-      let yoB = select(0u, u32(b.z) + oyB * p.ow + oxB, okB);
+      let sxA = tap_source(a.y - i32(kx), SW, p.ow);
+      let sxB = tap_source(b.y - i32(kx), SW, p.ow);
+      let okA = syA.y * sxA.y != 0u;
+      let okB = syB.y * sxB.y != 0u;
+      let yoA = select(0u, u32(a.z) + syA.x * p.ow + sxA.x, okA);
+      let yoB = select(0u, u32(b.z) + syB.x * p.ow + sxB.x, okB);
       let wo = c * kk + ky * KW + kx;
       var o = 0u;
       for (; o + 4u <= p.o; o += 4u) {

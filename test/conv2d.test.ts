@@ -90,37 +90,56 @@ describe('conv2d', () => {
   });
 });
 
-// Forwards of ≥ 2^24 multiply-adds on the 'sg' variant run as im2col + a blocked_vab product (src/tensor/ops/conv2d.ts).
-describe.skipIf(!G.hasSubgroups8)('conv2d forward as im2col + product (lavapipe)', () => {
-  const big: { name: string; g: ConvGeom }[] = [
-    { name: '3x3 stride 1 pad 1, 27×31 pixels, C=24 O=52', g: { n: 2, c: 24, h: 27, w: 31, o: 52, kh: 3, kw: 3, sh: 1, sw: 1, pad: [1, 1, 1, 1] } },
-    { name: '3x3 stride 2 pad [0,1,0,1], C=16 O=96', g: { n: 4, c: 16, h: 41, w: 37, o: 96, kh: 3, kw: 3, sh: 2, sw: 2, pad: [0, 1, 0, 1] } },
+// Convolutions of ≥ 2^24 multiply-adds on the 'sg' variant run through patch buffers and blocked_vab products
+// (src/tensor/ops/conv2d.ts): the forward as im2col + product, dx as product + col2im, dw as im2col_t + product
+// (+ a sum over images) when the output pixel count is a multiple of 4, else dw_sg.
+describe.skipIf(!G.hasSubgroups8)('conv2d through patch buffers and products (lavapipe)', () => {
+  const big: { name: string; g: ConvGeom; fwd: string[]; bwd: string[] }[] = [
+    {
+      name: '3x3 stride 1 pad 1, 27×31 pixels (dw_sg: 837 is not a multiple of 4), C=24 O=52',
+      g: { n: 2, c: 24, h: 27, w: 31, o: 52, kh: 3, kw: 3, sh: 1, sw: 1, pad: [1, 1, 1, 1] },
+      fwd: ['conv2d.im2col', 'matmul.blocked_vab'], bwd: ['conv2d.col2im', 'conv2d.dw_sg'],
+    },
+    {
+      name: '3x3 stride 2 pad [0,1,0,1], 20×18 pixels, C=16 O=96',
+      g: { n: 4, c: 16, h: 41, w: 37, o: 96, kh: 3, kw: 3, sh: 2, sw: 2, pad: [0, 1, 0, 1] },
+      fwd: ['conv2d.im2col', 'matmul.blocked_vab'], bwd: ['conv2d.col2im', 'conv2d.im2col_t'],
+    },
   ];
-  for (const { name, g } of big) {
-    it(`${name}: bias and residual vs float64 (relL2 < 1e-5), through im2col`, async () => {
+  for (const { name, g, fwd, bwd } of big) {
+    it(`${name}: forward (bias, residual), dx and dw vs float64 (relL2 < 1e-5)`, async () => {
       const gen = new Generator(12);
       const [oh, ow] = convOut(g);
       const xh = f32round(randNonZero(gen, g.n * g.c * g.h * g.w));
       const wh = f32round(randNonZero(gen, g.o * g.c * g.kh * g.kw, 0.05, 0.5));
       const bh = f32round(randNonZero(gen, g.o));
       const rh = f32round(randNonZero(gen, g.n * g.o * oh * ow));
-      const x = Tensor.fromArray(xh, [g.n, g.c, g.h, g.w]);
-      const w = Tensor.fromArray(wh, [g.o, g.c, g.kh, g.kw]);
+      const dyh = f32round(randNonZero(gen, g.n * g.o * oh * ow));
+      const x = requireGrad(Tensor.fromArray(xh, [g.n, g.c, g.h, g.w]));
+      const w = requireGrad(Tensor.fromArray(wh, [g.o, g.c, g.kh, g.kw]));
       const b = Tensor.fromArray(bh, [g.o]);
       const r = Tensor.fromArray(rh, [g.n, g.o, oh, ow]);
+      const dy = Tensor.fromArray(dyh, [g.n, g.o, oh, ow]);
       const names: string[] = [];
       const orig = gpu().dispatch.bind(gpu());
       gpu().dispatch = (d) => { names.push(d.kernel.name); orig(d); };
       let y: Tensor;
+      let fwdNames: string[];
       try {
         y = conv2d(x, w, b, { stride: [g.sh, g.sw], padding: g.pad, residual: r, variant: 'sg' });
+        fwdNames = names.splice(0);
+        backward(y, dy);
       } finally {
         gpu().dispatch = orig;
       }
-      expect(names).toEqual(['conv2d.im2col', 'matmul.blocked_vab']);
+      expect(fwdNames).toEqual(fwd);
+      for (const k of bwd) expect(names).toContain(k);
       const ref = conv2dRef(g, xh, wh, bh).map((v, i) => v + rh[i]);
       expect(relL2(await y.toArray(), ref)).toBeLessThan(1e-5);
-      for (const t of [x, w, b, r, y]) t.dispose();
+      const gref = conv2dBackwardRef(g, xh, wh, dyh);
+      expect(relL2(await x.grad!.toArray(), gref.dx)).toBeLessThan(1e-5);
+      expect(relL2(await w.grad!.toArray(), gref.dw)).toBeLessThan(1e-5);
+      for (const t of [x, w, b, r, y, dy]) { t.grad?.dispose(); t.dispose(); }
     });
   }
 });

@@ -1,6 +1,7 @@
-// conv2d (NCHW, groups = 1) as implicit GEMMs: forward, dx and dw kernels; dbias via the reduce op.
+// conv2d (NCHW, groups = 1) as implicit GEMMs: forward, dx and dw kernels; dbias via the reduce op. On lavapipe,
+// large convolutions go through patch buffers and packed matmuls instead (im2col, col2im, im2col_t below).
 import { ShapeError, ArgumentError, DTypeError } from '../../errors.js';
-import { defineParams, type BoundParams } from '../../gpu/params.js';
+import { defineParams } from '../../gpu/params.js';
 import { foldWorkgroups, gpu } from '../../gpu/runtime.js';
 import { kernelModule } from '../../gpu/wgsl.js';
 import { record } from '../../autograd/tape.js';
@@ -83,7 +84,11 @@ function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, e: Epi
   // Forward entry points and `tiled` bind the epilogue operands too (any buffer when unused).
   const withEpi = [...buffers, (e.residual ?? src1).buffer, (e.shift ?? src1).buffer];
   if (mode === 0 && variant === 'sg' && im2colFits(g, e)) {
-    im2colForward(g, src0, src1, e, dst, params, constants);
+    im2colForward(g, src0, src1, e, dst);
+    return;
+  }
+  if (mode === 1 && variant === 'sg' && im2colFits(g, e) && g.o % 4 === 0) {
+    col2imInputGrad(g, src0, src1, dst);
     return;
   }
   if (variant === 'rb' || variant === 'sg') {
@@ -123,22 +128,68 @@ function im2colFits(g: Geometry, e: Epilogue): boolean {
     && g.n * pix * g.o * k >= IM2COL_MIN_MACS && bytes <= Math.min(IM2COL_MAX_BYTES, gpu().summary.maxStorageBufferBindingSize);
 }
 
+/** Params of the patch kernels (im2col, im2col_t, col2im): p.k is the patch length C·KH·KW. */
+const patchParams = (g: Geometry) => P.of({
+  n: g.n, c: g.c, h: g.h, w: g.w, o: g.o, oh: g.oh, ow: g.ow, pad_t: g.pad[0], pad_l: g.pad[2], m: 0, ncols: 0, k: g.c * g.kh * g.kw, bias_on: 0, epi: 0,
+});
+/** Records one patch kernel (kernels/conv2d.wgsl) reading `src` (bound at all three inputs) into `dst`. */
+function dispatchPatches(entry: 'im2col' | 'im2col_t' | 'col2im', g: Geometry, src: GPUBuffer, dst: GPUBuffer, workgroups: number | [number, number, number]): void {
+  gpu().dispatch({
+    kernel: { name: `conv2d.${entry}`, code: CODE, entry, constants: { KH: g.kh, KW: g.kw, SH: g.sh, SW: g.sw, WG: WG_RB } },
+    buffers: [src, src, src, dst], params: patchParams(g), workgroups,
+  });
+}
+
 /** The forward as im2col (kernels/conv2d.wgsl) and y[n] = w · cols[n]ᵀ with bias per row and the residual. */
-function im2colForward(g: Geometry, x: Tensor, w: Tensor, e: Epilogue, y: Tensor, params: BoundParams, constants: Record<string, number>): void {
+function im2colForward(g: Geometry, x: Tensor, w: Tensor, e: Epilogue, y: Tensor): void {
   const G = gpu();
   const k = g.c * g.kh * g.kw;
   const pix = g.oh * g.ow;
   const cols = G.pool.acquire(g.n * pix * k * 4, 'conv2d.im2col');
-  G.dispatch({
-    kernel: { name: 'conv2d.im2col', code: CODE, entry: 'im2col', constants: { ...constants, WG: WG_RB } },
-    buffers: [x.buffer, x.buffer, x.buffer, cols], params, workgroups: [Math.ceil(g.c / WG_RB), pix, g.n],
-  });
+  dispatchPatches('im2col', g, x.buffer, cols, [Math.ceil(g.c / WG_RB), pix, g.n]);
   const mg = { M: g.o, N: pix, K: k, batch: g.n, sam: k, sak: 1, sbk: 1, sbn: k, aBs: 0, bBs: pix * k };
   launchMatmul(chooseMatmulConfig(mg, false, true), mg, { act: 'none', hasBias: !!e.bias, transA: false, transB: true, biasRows: true, hasResidual: !!e.residual }, {
     a: w.buffer, b: cols, bias: e.bias?.buffer, c: y.buffer, residual: e.residual?.buffer,
   });
   // Stream order keeps the product's reads before any later writer of the recycled buffer.
   G.pool.release(cols);
+}
+
+/**
+ * dx as dcols[n] = dy[n]ᵀ · w [O, C·KH·KW] (one batched product; both operands are packed k-contiguous by the
+ * matmul plan) and col2im (kernels/conv2d.wgsl), which sums each input pixel's taps.
+ */
+function col2imInputGrad(g: Geometry, dy: Tensor, w: Tensor, dx: Tensor): void {
+  const G = gpu();
+  const k = g.c * g.kh * g.kw;
+  const pix = g.oh * g.ow;
+  const dcols = G.pool.acquire(g.n * pix * k * 4, 'conv2d.dcols');
+  const mg = { M: pix, N: k, K: g.o, batch: g.n, sam: 1, sak: pix, sbk: k, sbn: 1, aBs: g.o * pix, bBs: 0 };
+  launchMatmul(chooseMatmulConfig(mg, true, false), mg, { act: 'none', hasBias: false, transA: true, transB: false, biasRows: false, hasResidual: false }, { a: dy.buffer, b: w.buffer, c: dcols });
+  dispatchPatches('col2im', g, dcols, dx.buffer, Math.ceil(dx.size / WG_RB));
+  G.pool.release(dcols);
+}
+
+/**
+ * dw as Σ_n dy[n] [O, pix] · colsT[n]ᵀ: im2col_t (kernels/conv2d.wgsl) lays the patches out [C·KH·KW, pix] per
+ * image, so the product (blocked_vab) reads both operands as vec4 along the pixels; the images' products are
+ * summed by the reduce op. Needs the pixel count to be a multiple of 4.
+ */
+function im2colWeightGrad(g: Geometry, x: Tensor, dy: Tensor): Tensor {
+  const G = gpu();
+  const k = g.c * g.kh * g.kw;
+  const pix = g.oh * g.ow;
+  const colsT = G.pool.acquire(g.n * k * pix * 4, 'conv2d.im2col_t');
+  dispatchPatches('im2col_t', g, x.buffer, colsT, [Math.ceil(pix / WG_RB), g.c, g.n]);
+  const parts = Tensor.empty([g.n, g.o, k]);
+  const mg = { M: g.o, N: k, K: pix, batch: g.n, sam: pix, sak: 1, sbk: 1, sbn: pix, aBs: g.o * pix, bBs: k * pix };
+  launchMatmul(chooseMatmulConfig(mg, false, true), mg, { act: 'none', hasBias: false, transA: false, transB: true, biasRows: false, hasResidual: false }, { a: dy.buffer, b: colsT, c: parts.buffer });
+  G.pool.release(colsT);
+  const dw = g.n === 1 ? parts.retain() : sum(parts, 0);
+  parts.dispose();
+  const out = dw.view([g.o, g.c, g.kh, g.kw]);
+  dw.dispose();
+  return out;
 }
 
 /**
@@ -199,6 +250,7 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dO
         return dx;
       },
       () => {
+        if (variant === 'sg' && im2colFits(g, { bias: null }) && (g.oh * g.ow) % 4 === 0) return im2colWeightGrad(g, xs, dy);
         const dw = Tensor.empty(w.shape);
         if (dw.size) launch(2, g, xs, dy, { bias: null }, dw, variant);
         return dw;

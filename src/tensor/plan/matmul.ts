@@ -7,7 +7,8 @@
 // family 'gemm128' (128×128 tiles, 8×8 per invocation), 'gemm128x64' (8×4) and 'gemm64' (64×64, 4×4):
 // 256 invocations, double-buffered k slices, optional split-K (partial sums in a scratch buffer, then
 // `splitk_reduce` with the epilogue). A configuration is a variant plus a split count and a k slice,
-// written as an id: 'gemm64/s4' (split K in 4), 'gemm128/k16' (GBK = 16), 'strip'.
+// written as an id: 'gemm64/s4' (split K in 4), 'gemm128/k16' (GBK = 16), 'strip'. Large 'blocked' products
+// whose operands are not contiguous in k first copy them into k-contiguous rows (`pack_rows`, packPlan).
 import { ArgumentError } from '../../errors.js';
 import { LimitError } from '../../gpu/errors.js';
 import { opcode } from '../../gpu/opcodes.js';
@@ -292,7 +293,9 @@ export function packPlan(g: Geometry): { a: boolean; b: boolean } | null {
   const macs = g.M * g.N * g.K * g.batch;
   const copied = (a ? g.M * g.K * (g.aBs ? g.batch : 1) : 0) + (b ? g.N * g.K * (g.bBs ? g.batch : 1) : 0);
   const fitsGrid = Math.max(g.M / PACK_ROWS, g.N / PACK_ROWS, g.batch) <= 65535;
-  return fitsGrid && macs >= PACK_MIN_MACS && macs >= PACK_REUSE * copied ? { a, b } : null;
+  const ds = packStride(g.K);
+  const fitsBinding = Math.max(a ? g.M * ds * (g.aBs ? g.batch : 1) : 0, b ? g.N * ds * (g.bBs ? g.batch : 1) : 0) * 4 <= gpu().summary.maxStorageBufferBindingSize;
+  return fitsGrid && fitsBinding && macs >= PACK_MIN_MACS && macs >= PACK_REUSE * copied ? { a, b } : null;
 }
 
 /** Records pack_rows: rows × K of `src` (row stride, k stride, batch stride) into `dst` at row stride `ds`. */
