@@ -110,6 +110,12 @@ function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, e: Epi
 
 /** Forward convolutions of at least this many multiply-adds run as im2col + one product on lavapipe. */
 const IM2COL_MIN_MACS = 2 ** 24;
+/**
+ * Output pixels per image below which the implicit GEMMs stay: the products run per image, with the pixels as one
+ * of their sides, and at 8×8 they only tie fwd_sg while at 4×4 they took 2.4–2.7× its time (toy U-Net convs at
+ * batch 64, same-process A/B).
+ */
+const IM2COL_MIN_PIXELS = 128;
 /** The widest im2col buffer the forward allocates (bytes); larger convolutions keep fwd_sg. */
 const IM2COL_MAX_BYTES = 64 * 2 ** 20;
 
@@ -117,14 +123,14 @@ const IM2COL_MAX_BYTES = 64 * 2 ** 20;
  * Whether a forward on the 'sg' variant runs as im2col + a blocked_vab product. fwd_sg reads the weights and the
  * input pixels with scalar loads (4 channels apart are not adjacent in NCHW), which lavapipe issues lane by
  * lane; the im2col rows and the weights' rows are contiguous in k, so the product reads both as vec4. Not for
- * 1×1 kernels (no patches to gather), a per-sample shift (the product's epilogue has none), or few output
- * channels (each gathered value feeds O multiply-adds).
+ * 1×1 kernels (no patches to gather), a per-sample shift (the product's epilogue has none), few output channels
+ * (each gathered value feeds O multiply-adds) or small images (IM2COL_MIN_PIXELS).
  */
 function im2colFits(g: Geometry, e: Epilogue): boolean {
   const k = g.c * g.kh * g.kw;
   const pix = g.oh * g.ow;
   const bytes = g.n * pix * k * 4;
-  return settings.pack && !e.shift && k % 4 === 0 && g.kh * g.kw > 1 && g.o >= 32 && g.c >= 8 && pix <= 65535 && g.n <= 65535
+  return settings.pack && !e.shift && k % 4 === 0 && g.kh * g.kw > 1 && g.o >= 32 && g.c >= 8 && pix >= IM2COL_MIN_PIXELS && pix <= 65535 && g.n <= 65535
     && g.n * pix * g.o * k >= IM2COL_MIN_MACS && bytes <= Math.min(IM2COL_MAX_BYTES, gpu().summary.maxStorageBufferBindingSize);
 }
 
