@@ -111,11 +111,11 @@ function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, e: Epi
 /** Forward convolutions of at least this many multiply-adds run as im2col + one product on lavapipe. */
 const IM2COL_MIN_MACS = 2 ** 24;
 /**
- * Output pixels per image below which the implicit GEMMs stay: the products run per image, with the pixels as one
- * of their sides, and at 8×8 they only tie fwd_sg while at 4×4 they took 2.4–2.7× its time (toy U-Net convs at
- * batch 64, same-process A/B).
+ * Output pixels per image below which the implicit GEMMs stay: the products run per image with the pixels as one
+ * side, which at 4×4 leaves most lanes of a column tile idle (2.4–2.7× fwd_sg's time for the toy U-Net's 64-channel
+ * convs at batch 64). At 8×8 they tie fwd_sg at 32–96 channels and are 2.7× faster at 640 (same-process A/B).
  */
-const IM2COL_MIN_PIXELS = 128;
+const IM2COL_MIN_PIXELS = 64;
 /** The widest im2col buffer the forward allocates (bytes); larger convolutions keep fwd_sg. */
 const IM2COL_MAX_BYTES = 64 * 2 ** 20;
 
