@@ -8,6 +8,7 @@
 //   naive      one output per invocation, serial k loop (the baseline the bench compares against).
 //   strip      no barriers, no subgroups: lanes along N, 8 rows per lane (A index subgroup-uniform).
 //   splitk_reduce  adds split-K partial sums and applies the epilogue.
+//   pack_rows  copies an operand into k-contiguous rows for blocked_vab (lavapipe; see below).
 //   gemm128 / gemm128x64 / gemm64   (matmul_gemm.wgsl) SGEMM with 256 invocations, 128×128 / 128×64 /
 //              64×64 tiles, double-buffered k slices, optional split-K.
 //   blocked    (matmul_sg.wgsl, needs subgroups): no barriers; each lane loads one of 8 rows of A (4 k

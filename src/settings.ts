@@ -70,8 +70,9 @@ export interface Settings {
    */
   fuse: boolean;
   /**
-   * LPO_PACK=0: on lavapipe, run large products and 3×3 convolution forwards straight from their operands instead
-   * of from k-contiguous copies (pack_rows, im2col): the baseline the matmul and conv benches compare against.
+   * LPO_PACK=0: on lavapipe, run large products straight from their operands instead of from k-contiguous copies
+   * (pack_rows), and large convolutions (forward, dx, dw) with the implicit-GEMM kernels instead of through patch
+   * buffers and products (im2col, col2im, im2col_t): the baseline the matmul and conv benches compare against.
    */
   pack: boolean;
   /**

@@ -101,8 +101,18 @@ describe.skipIf(!G.hasSubgroups8)('conv2d through patch buffers and products (la
       fwd: ['conv2d.im2col', 'matmul.blocked_vab'], bwd: ['conv2d.col2im', 'conv2d.dw_sg'],
     },
     {
-      name: '3x3 stride 2 pad [0,1,0,1], 20×18 pixels, C=16 O=96',
-      g: { n: 4, c: 16, h: 41, w: 37, o: 96, kh: 3, kw: 3, sh: 2, sw: 2, pad: [0, 1, 0, 1] },
+      name: '3x3 stride 2 pad [0,1,0,1] (the pad row and column are read), 20×18 pixels, C=16 O=96',
+      g: { n: 4, c: 16, h: 40, w: 36, o: 96, kh: 3, kw: 3, sh: 2, sw: 2, pad: [0, 1, 0, 1] },
+      fwd: ['conv2d.im2col', 'matmul.blocked_vab'], bwd: ['conv2d.col2im', 'conv2d.im2col_t'],
+    },
+    {
+      name: '3x2 stride [2,1] pad [2,0,1,1] (every axis differs), 17×32 pixels, C=32 O=64',
+      g: { n: 4, c: 32, h: 34, w: 31, o: 64, kh: 3, kw: 2, sh: 2, sw: 1, pad: [2, 0, 1, 1] },
+      fwd: ['conv2d.im2col', 'matmul.blocked_vab'], bwd: ['conv2d.col2im', 'conv2d.im2col_t'],
+    },
+    {
+      name: 'one image (dw without the sum over images), 3x3 pad 1, 32×32 pixels, C=64 O=64',
+      g: { n: 1, c: 64, h: 32, w: 32, o: 64, kh: 3, kw: 3, sh: 1, sw: 1, pad: [1, 1, 1, 1] },
       fwd: ['conv2d.im2col', 'matmul.blocked_vab'], bwd: ['conv2d.col2im', 'conv2d.im2col_t'],
     },
   ];

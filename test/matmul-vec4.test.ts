@@ -26,6 +26,10 @@ describe.skipIf(!g.hasSubgroups8)('blocked matmul, vec4 operands', () => {
     { B: 1, M: 261, K: 68, N: 133, transA: false, transB: false, bBatched: false, entry: 'matmul.pack_rows,matmul.blocked_vab' },
     { B: 1, M: 133, K: 68, N: 261, transA: true, transB: true, bBatched: false, entry: 'matmul.pack_rows,matmul.blocked_vab' },
     { B: 2, M: 300, K: 20, N: 300, transA: true, transB: false, bBatched: true, entry: 'matmul.pack_rows,matmul.pack_rows,matmul.blocked_vab' },
+    // K = 1024: the packed rows get 4 floats of padding (row stride 1028).
+    { B: 1, M: 129, K: 1024, N: 17, transA: false, transB: false, bBatched: false, entry: 'matmul.pack_rows,matmul.blocked_vab' },
+    // Both packed, B one matrix broadcast over the batch.
+    { B: 2, M: 300, K: 20, N: 300, transA: true, transB: false, bBatched: false, entry: 'matmul.pack_rows,matmul.pack_rows,matmul.blocked_vab' },
     // The same size with K not a multiple of 4 stays unpacked.
     { B: 1, M: 261, K: 67, N: 133, transA: false, transB: false, bBatched: false, entry: 'matmul.blocked' },
   ];

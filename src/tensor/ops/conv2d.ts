@@ -8,7 +8,7 @@ import { record } from '../../autograd/tape.js';
 import { Tensor, tidy } from '../tensor.js';
 import { settings } from '../../settings.js';
 import { resolveConv2dVariant, type Conv2dVariant } from '../plan/variants.js';
-import { launchMatmul } from '../plan/matmul.js';
+import { defaultMatmulVariant, launchMatmul, packPlan, resolveMatmulVariant } from '../plan/matmul.js';
 import { chooseMatmulConfig } from '../plan/matmul-tune.js';
 import { sum } from './reduce.js';
 import { routeConv2d } from './autocast.js';
@@ -72,7 +72,10 @@ function foldColumns(tiles: number, rows: number): [number, number, number] {
 
 interface Epilogue { bias: Tensor | null; residual?: Tensor | null; shift?: Tensor | null }
 
-/** Launches one implicit GEMM of the family (mode 0 forward, 1 dx, 2 dw); the epilogue applies to the forward. */
+/**
+ * Launches one pass of the family (mode 0 forward, 1 dx, 2 dw; the epilogue applies to the forward): an implicit GEMM,
+ * or on lavapipe for large convolutions the patch path (im2col / col2im and a product).
+ */
 function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, e: Epilogue, dst: Tensor, variant: Conv2dVariant): void {
   const m = mode === 1 ? g.c : g.o;
   const ncols = mode === 0 ? g.n * g.oh * g.ow : mode === 1 ? g.n * g.h * g.w : g.c * g.kh * g.kw;
@@ -87,7 +90,7 @@ function launch(mode: 0 | 1 | 2, g: Geometry, src0: Tensor, src1: Tensor, e: Epi
     im2colForward(g, src0, src1, e, dst);
     return;
   }
-  if (mode === 1 && variant === 'sg' && im2colFits(g, e) && g.o % 4 === 0) {
+  if (mode === 1 && variant === 'sg' && im2colFits(g, e) && packPlan(dxProduct(g))) {
     col2imInputGrad(g, src0, src1, dst);
     return;
   }
@@ -120,7 +123,8 @@ const IM2COL_MIN_PIXELS = 64;
 const IM2COL_MAX_BYTES = 64 * 2 ** 20;
 
 /**
- * Whether a forward on the 'sg' variant runs as im2col + a blocked_vab product. fwd_sg reads the weights and the
+ * Whether a convolution on the 'sg' variant runs through patch buffers and blocked_vab products (the forward as
+ * im2col + product; dx and dw add their own conditions: col2im needs its product packed, dw its pixels % 4). fwd_sg reads the weights and the
  * input pixels with scalar loads (4 channels apart are not adjacent in NCHW), which lavapipe issues lane by
  * lane; the im2col rows and the weights' rows are contiguous in k, so the product reads both as vec4. Not for
  * 1×1 kernels (no patches to gather), a per-sample shift (the product's epilogue has none), few output channels
@@ -130,7 +134,8 @@ function im2colFits(g: Geometry, e: Epilogue): boolean {
   const k = g.c * g.kh * g.kw;
   const pix = g.oh * g.ow;
   const bytes = g.n * pix * k * 4;
-  return settings.pack && !e.shift && k % 4 === 0 && g.kh * g.kw > 1 && g.o >= 32 && g.c >= 8 && pix >= IM2COL_MIN_PIXELS && pix <= 65535 && g.n <= 65535
+  // The products must run on blocked_vab (lavapipe's default matmul); elsewhere the implicit GEMMs are the path.
+  return settings.pack && resolveMatmulVariant(defaultMatmulVariant()) === 'blocked' && !e.shift && k % 4 === 0 && g.kh * g.kw > 1 && g.o >= 32 && g.c >= 8 && pix >= IM2COL_MIN_PIXELS && pix <= 65535 && g.n <= 65535 && g.c <= 65535
     && g.n * pix * g.o * k >= IM2COL_MIN_MACS && bytes <= Math.min(IM2COL_MAX_BYTES, gpu().summary.maxStorageBufferBindingSize);
 }
 
@@ -152,14 +157,24 @@ function im2colForward(g: Geometry, x: Tensor, w: Tensor, e: Epilogue, y: Tensor
   const k = g.c * g.kh * g.kw;
   const pix = g.oh * g.ow;
   const cols = G.pool.acquire(g.n * pix * k * 4, 'conv2d.im2col');
-  dispatchPatches('im2col', g, x.buffer, cols, [Math.ceil(g.c / WG_RB), pix, g.n]);
-  const mg = { M: g.o, N: pix, K: k, batch: g.n, sam: k, sak: 1, sbk: 1, sbn: k, aBs: 0, bBs: pix * k };
-  launchMatmul(chooseMatmulConfig(mg, false, true), mg, { act: 'none', hasBias: !!e.bias, transA: false, transB: true, biasRows: true, hasResidual: !!e.residual }, {
-    a: w.buffer, b: cols, bias: e.bias?.buffer, c: y.buffer, residual: e.residual?.buffer,
-  });
-  // Stream order keeps the product's reads before any later writer of the recycled buffer.
-  G.pool.release(cols);
+  try {
+    dispatchPatches('im2col', g, x.buffer, cols, [Math.ceil(g.c / WG_RB), pix, g.n]);
+    const mg = { M: g.o, N: pix, K: k, batch: g.n, sam: k, sak: 1, sbk: 1, sbn: k, aBs: 0, bBs: pix * k };
+    launchMatmul(chooseMatmulConfig(mg, false, true), mg, { act: 'none', hasBias: !!e.bias, transA: false, transB: true, biasRows: true, hasResidual: !!e.residual }, {
+      a: w.buffer, b: cols, bias: e.bias?.buffer, c: y.buffer, residual: e.residual?.buffer,
+    });
+  } finally {
+    // Stream order keeps the product's reads before any later writer of the recycled buffer.
+    G.pool.release(cols);
+  }
 }
+
+/** dx's product dcols[n] [pix, C·KH·KW] = dy[n]ᵀ · w: both operands are read transposed, so the plan must pack them. */
+const dxProduct = (g: Geometry) => {
+  const pix = g.oh * g.ow;
+  const k = g.c * g.kh * g.kw;
+  return { M: pix, N: k, K: g.o, batch: g.n, sam: 1, sak: pix, sbk: k, sbn: 1, aBs: g.o * pix, bBs: 0 };
+};
 
 /**
  * dx as dcols[n] = dy[n]ᵀ · w [O, C·KH·KW] (one batched product; both operands are packed k-contiguous by the
@@ -170,10 +185,19 @@ function col2imInputGrad(g: Geometry, dy: Tensor, w: Tensor, dx: Tensor): void {
   const k = g.c * g.kh * g.kw;
   const pix = g.oh * g.ow;
   const dcols = G.pool.acquire(g.n * pix * k * 4, 'conv2d.dcols');
-  const mg = { M: pix, N: k, K: g.o, batch: g.n, sam: 1, sak: pix, sbk: k, sbn: 1, aBs: g.o * pix, bBs: 0 };
-  launchMatmul(chooseMatmulConfig(mg, true, false), mg, { act: 'none', hasBias: false, transA: true, transB: false, biasRows: false, hasResidual: false }, { a: dy.buffer, b: w.buffer, c: dcols });
-  dispatchPatches('col2im', g, dcols, dx.buffer, Math.ceil(dx.size / WG_RB));
-  G.pool.release(dcols);
+  try {
+    const mg = dxProduct(g);
+    launchMatmul(chooseMatmulConfig(mg, true, false), mg, { act: 'none', hasBias: false, transA: true, transB: false, biasRows: false, hasResidual: false }, { a: dy.buffer, b: w.buffer, c: dcols });
+    dispatchPatches('col2im', g, dcols, dx.buffer, Math.ceil(dx.size / WG_RB));
+  } finally {
+    G.pool.release(dcols);
+  }
+}
+
+/** Whether dw runs through im2col_t: the pixels (the product's k) a multiple of 4, and the per-image dw fit a binding. */
+function weightGradFits(g: Geometry): boolean {
+  const partsBytes = g.n * g.o * g.c * g.kh * g.kw * 4;
+  return im2colFits(g, { bias: null }) && (g.oh * g.ow) % 4 === 0 && partsBytes <= Math.min(IM2COL_MAX_BYTES, gpu().summary.maxStorageBufferBindingSize);
 }
 
 /**
@@ -186,11 +210,17 @@ function im2colWeightGrad(g: Geometry, x: Tensor, dy: Tensor): Tensor {
   const k = g.c * g.kh * g.kw;
   const pix = g.oh * g.ow;
   const colsT = G.pool.acquire(g.n * k * pix * 4, 'conv2d.im2col_t');
-  dispatchPatches('im2col_t', g, x.buffer, colsT, [Math.ceil(pix / WG_RB), g.c, g.n]);
   const parts = Tensor.empty([g.n, g.o, k]);
-  const mg = { M: g.o, N: k, K: pix, batch: g.n, sam: pix, sak: 1, sbk: 1, sbn: pix, aBs: g.o * pix, bBs: k * pix };
-  launchMatmul(chooseMatmulConfig(mg, false, true), mg, { act: 'none', hasBias: false, transA: false, transB: true, biasRows: false, hasResidual: false }, { a: dy.buffer, b: colsT, c: parts.buffer });
-  G.pool.release(colsT);
+  try {
+    dispatchPatches('im2col_t', g, x.buffer, colsT, [Math.ceil(pix / WG_RB), g.c, g.n]);
+    const mg = { M: g.o, N: k, K: pix, batch: g.n, sam: pix, sak: 1, sbk: 1, sbn: pix, aBs: g.o * pix, bBs: k * pix };
+    launchMatmul(chooseMatmulConfig(mg, false, true), mg, { act: 'none', hasBias: false, transA: false, transB: true, biasRows: false, hasResidual: false }, { a: dy.buffer, b: colsT, c: parts.buffer });
+  } catch (err) {
+    parts.dispose();
+    throw err;
+  } finally {
+    G.pool.release(colsT);
+  }
   const dw = g.n === 1 ? parts.retain() : sum(parts, 0);
   parts.dispose();
   const out = dw.view([g.o, g.c, g.kh, g.kw]);
@@ -256,7 +286,7 @@ export function conv2d(x: Tensor, w: Tensor, bias?: Tensor | null, opts: Conv2dO
         return dx;
       },
       () => {
-        if (variant === 'sg' && im2colFits(g, { bias: null }) && (g.oh * g.ow) % 4 === 0) return im2colWeightGrad(g, xs, dy);
+        if (variant === 'sg' && weightGradFits(g)) return im2colWeightGrad(g, xs, dy);
         const dw = Tensor.empty(w.shape);
         if (dw.size) launch(2, g, xs, dy, { bias: null }, dw, variant);
         return dw;

@@ -292,7 +292,8 @@ export function packPlan(g: Geometry): { a: boolean; b: boolean } | null {
   const b = !(g.sbk === 1 && g.sbn % 4 === 0 && g.bBs % 4 === 0);
   const macs = g.M * g.N * g.K * g.batch;
   const copied = (a ? g.M * g.K * (g.aBs ? g.batch : 1) : 0) + (b ? g.N * g.K * (g.bBs ? g.batch : 1) : 0);
-  const fitsGrid = Math.max(g.M / PACK_ROWS, g.N / PACK_ROWS, g.batch) <= 65535;
+  // pack_rows' grid: [K / (4·WG), rows / PACK_ROWS, batch] for each packed side.
+  const fitsGrid = Math.max(g.K / (4 * WG), a ? g.M / PACK_ROWS : 0, b ? g.N / PACK_ROWS : 0, g.batch) <= 65535;
   const ds = packStride(g.K);
   const fitsBinding = Math.max(a ? g.M * ds * (g.aBs ? g.batch : 1) : 0, b ? g.N * ds * (g.bBs ? g.batch : 1) : 0) * 4 <= gpu().summary.maxStorageBufferBindingSize;
   return fitsGrid && fitsBinding && macs >= PACK_MIN_MACS && macs >= PACK_REUSE * copied ? { a, b } : null;
