@@ -20,13 +20,16 @@ const { values } = parseArgs({
     seed: { type: 'string' },
     quick: { type: 'boolean', default: false },
     work: { type: 'string' },
+    unet: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
 if (values.help) {
   console.log([
-    'usage: npm run toy:pretrain -- [--out DIR] [--seed N] [--work DIR] [--quick]',
+    'usage: npm run toy:pretrain -- [--out DIR] [--seed N] [--work DIR] [--unet JSON] [--quick]',
     '  --work DIR: keep the trained VAE there (a rerun with the same seed reuses it) and EMA snapshots of the diffusion stage',
+    '  --unet JSON: U-Net config.json fields that differ from the default (architecture experiments), e.g.',
+    '      \'{"down_block_types":["CrossAttnDownBlock2D","CrossAttnDownBlock2D"],"up_block_types":["CrossAttnUpBlock2D","CrossAttnUpBlock2D"]}\'',
     '  --quick: a few steps of each stage (checks the mechanics; the model is useless)',
   ].join('\n'));
   process.exit(0);
@@ -36,6 +39,14 @@ const cfg: PretrainConfig = values.quick
   ? { ...DEFAULT_PRETRAIN, vae: { ...DEFAULT_PRETRAIN.vae, steps: 4 }, datasetSize: 256, scalingSamples: 64, diffusion: { ...DEFAULT_PRETRAIN.diffusion, steps: 4 } }
   : { ...DEFAULT_PRETRAIN };
 if (values.seed !== undefined) cfg.seed = Number(values.seed);
+if (values.unet !== undefined) {
+  try {
+    cfg.unet = JSON.parse(values.unet);
+  } catch (e) {
+    console.error(`--unet must be a JSON object of U-Net config fields: ${(e as Error).message}`);
+    process.exit(2);
+  }
+}
 const out = path.resolve(values.out!);
 const t0 = Date.now();
 const stamp = () => `[${((Date.now() - t0) / 1000).toFixed(0).padStart(5)} s]`;

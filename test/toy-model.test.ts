@@ -13,7 +13,7 @@ import { pretrainToyBase, type PretrainConfig } from '../src/toy/pretrain.js';
 import { sampleImages } from '../src/toy/sample.js';
 import { judgeSamples, summariseSamples } from '../src/toy/evaluate.js';
 import { generatePairs, writeToyPairs } from '../src/toy/pairs.js';
-import { TOY_UNET_CONFIG } from '../src/toy/model.js';
+import { TOY_UNET_CONFIG, createToyModels } from '../src/toy/model.js';
 import { gpu } from '../src/gpu/runtime.js';
 import { Ema } from '../src/toy/train_diffusion.js';
 import { warmupCosine } from '../src/toy/data.js';
@@ -43,6 +43,25 @@ describe('training helpers', () => {
     (await p.toArray()).forEach((v, i) => expect(v).toBeCloseTo(want[i], 6));
     ema.dispose();
     p.dispose();
+  });
+
+  it('createToyModels: a U-Net override changes only the U-Net; the VAE and text encoder draw the same weights', async () => {
+    const plain = createToyModels(5);
+    const wide = createToyModels(5, { unet: { down_block_types: ['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D'], up_block_types: ['CrossAttnUpBlock2D', 'CrossAttnUpBlock2D'] } });
+    try {
+      expect(wide.unet.config.downBlockTypes).toEqual(['CrossAttnDownBlock2D', 'CrossAttnDownBlock2D']);
+      expect(plain.unet.config.downBlockTypes).toEqual(TOY_UNET_CONFIG.down_block_types);
+      // Two more transformers at the first level: more parameters.
+      expect(wide.unet.numParameters()).toBeGreaterThan(plain.unet.numParameters());
+      for (const [a, b] of [[plain.vae, wide.vae], [plain.textEncoder, wide.textEncoder]] as const) {
+        const sa = a.stateDict();
+        const sb = b.stateDict();
+        expect([...sb.keys()]).toEqual([...sa.keys()]);
+        for (const [k, t] of sa) expect(await sb.get(k)!.toArray(), k).toEqual(await t.toArray());
+      }
+    } finally {
+      for (const m of [plain, wide]) for (const x of [m.vae, m.textEncoder, m.unet]) x.dispose();
+    }
   });
 
   it('warmupCosine ramps linearly, peaks, and decays to floor·peak', () => {

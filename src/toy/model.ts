@@ -146,10 +146,13 @@ export interface ToyModels {
 }
 
 /** Fresh, randomly initialised toy models (deterministic in `seed`); `overrides` change config fields. */
-export function createToyModels(seed: number, overrides: { vae?: Partial<AutoencoderKLConfigJson> } = {}): ToyModels {
+export function createToyModels(
+  seed: number,
+  overrides: { vae?: Partial<AutoencoderKLConfigJson>; unet?: Partial<UNet2DConditionConfigJson> } = {},
+): ToyModels {
   const gen = new Generator(seed);
   const vae = new AutoencoderKL({ ...TOY_VAE_CONFIG, ...overrides.vae }, { gen });
   const textEncoder = new CLIPTextModel(parseCLIPTextConfig(TOY_TEXT_ENCODER_CONFIG), { gen });
-  const unet = new UNet2DConditionModel(TOY_UNET_CONFIG, { gen });
+  const unet = new UNet2DConditionModel({ ...TOY_UNET_CONFIG, ...overrides.unet }, { gen });
   return { vae, textEncoder, unet };
 }

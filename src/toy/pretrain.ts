@@ -8,6 +8,7 @@ import { DDIMScheduler } from '../diffusion/ddim.js';
 import { loadWeights, saveWeights } from '../io/pretrained.js';
 import { CLIPTokenizer } from '../io/tokenizer.js';
 import { saveToyPipeline } from './checkpoint.js';
+import type { UNet2DConditionConfigJson } from '../nn/unet.js';
 import { TOY_SCHEDULER_CONFIG, createToyModels, type ToyModels } from './model.js';
 import { encodeDataset, latentScalingFactor, trainVae } from './train_vae.js';
 import { trainDiffusion } from './train_diffusion.js';
@@ -21,6 +22,8 @@ export interface PretrainConfig {
   /** Images whose latents set the VAE scaling factor. */
   scalingSamples: number;
   diffusion: { steps: number; batch: number; promptsPerBatch: number; lr: number; captionDropout: number };
+  /** U-Net config fields that differ from TOY_UNET_CONFIG (architecture experiments). */
+  unet?: Partial<UNet2DConditionConfigJson>;
 }
 
 export const DEFAULT_PRETRAIN: PretrainConfig = {
@@ -68,7 +71,7 @@ export async function pretrainToyBase(out: string, cfg: PretrainConfig = DEFAULT
   const log = opts.log ?? (() => {});
   const t0 = performance.now();
   const secs = () => (performance.now() - t0) / 1000;
-  const models = createToyModels(cfg.seed);
+  const models = createToyModels(cfg.seed, { unet: cfg.unet });
   log(`params: vae ${models.vae.numParameters()}, text encoder ${models.textEncoder.numParameters()}, unet ${models.unet.numParameters()}`);
 
   const v = cfg.vae;

@@ -32,7 +32,7 @@ Load it with \`StableDiffusionPipeline.fromPretrained('assets/toy/base')\` (or \
 | --- | --- | --- |
 | vae | AutoencoderKL, blocks ${JSON.stringify(TOY_VAE_CONFIG.block_out_channels)}, 32×32×3 ↔ 8×8×4, scaling factor ${res.scalingFactor.toFixed(5)} | ${n(res.models.vae)} |
 | text_encoder | CLIPTextModel, ${TOY_TEXT_ENCODER_CONFIG.num_hidden_layers} layers, width ${TOY_TEXT_ENCODER_CONFIG.hidden_size}, the real CLIP BPE vocabulary (49408 tokens, fp16 storage; the token table is frozen at its seeded init) | ${n(res.models.textEncoder)} |
-| unet | UNet2DConditionModel, blocks ${JSON.stringify(TOY_UNET_CONFIG.block_out_channels)}, ${TOY_UNET_CONFIG.layers_per_block} layer per block, self- and cross-attention transformers at the 4×4 level (second down block, mid block, first up block) | ${n(res.models.unet)} |
+| unet | UNet2DConditionModel, blocks ${JSON.stringify(TOY_UNET_CONFIG.block_out_channels)}, ${TOY_UNET_CONFIG.layers_per_block} layer per block, self- and cross-attention transformers at the 4×4 level (second down block, mid block, first up block)${cfg.unet ? `; with these config changes: \`${JSON.stringify(cfg.unet)}\`` : ''} | ${n(res.models.unet)} |
 | scheduler | DDIM from SD1.5's config (scaled_linear 0.00085 → 0.012, 1000 steps, steps_offset 1) | |
 
 Checkpoint size: ${(r.bytes / 1e6).toFixed(2)} MB.
