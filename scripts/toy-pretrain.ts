@@ -40,12 +40,18 @@ const cfg: PretrainConfig = values.quick
   : { ...DEFAULT_PRETRAIN };
 if (values.seed !== undefined) cfg.seed = Number(values.seed);
 if (values.unet !== undefined) {
+  let parsed: unknown;
   try {
-    cfg.unet = JSON.parse(values.unet);
+    parsed = JSON.parse(values.unet);
   } catch (e) {
     console.error(`--unet must be a JSON object of U-Net config fields: ${(e as Error).message}`);
     process.exit(2);
   }
+  if (typeof parsed !== 'object' || parsed === null || Array.isArray(parsed)) {
+    console.error(`--unet must be a JSON object of U-Net config fields, got ${values.unet}`);
+    process.exit(2);
+  }
+  cfg.unet = parsed as PretrainConfig['unet'];
 }
 const out = path.resolve(values.out!);
 const t0 = Date.now();
