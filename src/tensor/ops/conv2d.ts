@@ -8,7 +8,7 @@ import { record } from '../../autograd/tape.js';
 import { Tensor, tidy } from '../tensor.js';
 import { settings } from '../../settings.js';
 import { resolveConv2dVariant, type Conv2dVariant } from '../plan/variants.js';
-import { defaultMatmulVariant, launchMatmul, packPlan, resolveMatmulVariant } from '../plan/matmul.js';
+import { launchMatmul, packPlan, resolveMatmulVariant } from '../plan/matmul.js';
 import { chooseMatmulConfig } from '../plan/matmul-tune.js';
 import { sum } from './reduce.js';
 import { routeConv2d } from './autocast.js';
@@ -124,8 +124,8 @@ const IM2COL_MAX_BYTES = 64 * 2 ** 20;
 
 /**
  * Whether a convolution on the 'sg' variant runs through patch buffers and blocked_vab products (the forward as
- * im2col + product; dx and dw add their own conditions: col2im needs its product packed, dw its pixels % 4). fwd_sg reads the weights and the
- * input pixels with scalar loads (4 channels apart are not adjacent in NCHW), which lavapipe issues lane by
+ * im2col + product; dx and dw add their own conditions: col2im needs its product packed, dw its pixels % 4).
+ * fwd_sg reads the weights and the input pixels with scalar loads (4 channels apart are not adjacent in NCHW), which lavapipe issues lane by
  * lane; the im2col rows and the weights' rows are contiguous in k, so the product reads both as vec4. Not for
  * 1×1 kernels (no patches to gather), a per-sample shift (the product's epilogue has none), few output channels
  * (each gathered value feeds O multiply-adds) or small images (IM2COL_MIN_PIXELS).
@@ -135,7 +135,7 @@ function im2colFits(g: Geometry, e: Epilogue): boolean {
   const pix = g.oh * g.ow;
   const bytes = g.n * pix * k * 4;
   // The products must run on blocked_vab (lavapipe's default matmul); elsewhere the implicit GEMMs are the path.
-  return settings.pack && resolveMatmulVariant(defaultMatmulVariant()) === 'blocked' && !e.shift && k % 4 === 0 && g.kh * g.kw > 1 && g.o >= 32 && g.c >= 8 && pix >= IM2COL_MIN_PIXELS && pix <= 65535 && g.n <= 65535 && g.c <= 65535
+  return settings.pack && resolveMatmulVariant() === 'blocked' && !e.shift && k % 4 === 0 && g.kh * g.kw > 1 && g.o >= 32 && g.c >= 8 && pix >= IM2COL_MIN_PIXELS && pix <= 65535 && g.n <= 65535 && g.c <= 65535
     && g.n * pix * g.o * k >= IM2COL_MIN_MACS && bytes <= Math.min(IM2COL_MAX_BYTES, gpu().summary.maxStorageBufferBindingSize);
 }
 
