@@ -1,4 +1,4 @@
-// `npm run toy:oracle [-- --iterations 7,21 --lpo '{"lr":1e-3}' --best-of 4 --reward judge|redness]`: the toy
+// `npm run toy:oracle [-- --iterations 7,21 --lpo '{"lr":1e-3}' --best-of 4 --reward judge|redness --oracle x0|rollout]`: the toy
 // world's ceiling study. It replaces the LRM with an oracle and asks what LPO (or step-level best-of-K) could
 // reach in the demo's budget if the reward model were perfect.
 //
@@ -16,7 +16,7 @@ import { StableDiffusionPipeline } from '../src/diffusion/pipeline.js';
 import type { UNet2DConditionModel } from '../src/nn/unet.js';
 import { Tensor, tidy } from '../src/tensor/tensor.js';
 import { noGrad } from '../src/autograd/tape.js';
-import { scale, sub } from '../src/tensor/ops/elementwise.js';
+import { add, scale, sub } from '../src/tensor/ops/elementwise.js';
 import { cfgNoise } from '../src/lpo/cfg.js';
 import type { RewardModel } from '../src/lpo/reward.js';
 import { LpoTrainer } from '../src/lpo/trainer.js';
@@ -32,12 +32,17 @@ const { values } = parseArgs({
     lpo: { type: 'string', default: '{}' },
     'best-of': { type: 'string' },
     reward: { type: 'string', default: 'judge' },
+    // What the oracle judges: 'x0', the U-Net's one-step x̂0 of each candidate, or 'rollout', the image the
+    // candidate ends in under deterministic DDIM (η = 0) with the current model: the exact value of the state
+    // for that sampler, at the cost of the remaining steps for every candidate.
+    oracle: { type: 'string', default: 'x0' },
     // Oracle scores are in [0, 1]; LPO's pair threshold is on softmax([s_max, s_min]), so they are scaled to the
     // LRM's range of margins (a gap of 0.04 passes the demo's top threshold of 0.2 at scale 10).
     scale: { type: 'string', default: '10' },
   },
 });
 if (values.reward !== 'judge' && values.reward !== 'redness') throw new Error(`--reward must be judge or redness, got ${values.reward}`);
+if (values.oracle !== 'x0' && values.oracle !== 'rollout') throw new Error(`--oracle must be x0 or rollout, got ${values.oracle}`);
 await initGpu();
 const plan = demoPlan({});
 const gain = Number(values.scale);
@@ -64,6 +69,26 @@ function predictedImages(lat: Tensor, t: number, prompts: readonly string[]): Te
   }));
 }
 
+/** The images that latents at the step after t end in under DDIM η = 0 with the current model. */
+function rolloutImages(lat: Tensor, t: number, prompts: readonly string[]): Tensor {
+  return noGrad(() => tidy(() => {
+    const cond = pipe.encodePrompt(prompts);
+    let x = lat;
+    for (let s = pipe.scheduler.prevTimestep(t); s >= 0; s = pipe.scheduler.prevTimestep(s)) {
+      const eps = cfgNoise(unet, x, s, cond, uncond, plan.guidanceScale);
+      const a = pipe.scheduler.alphaProd(s);
+      const x0 = scale(sub(x, scale(eps, Math.sqrt(1 - a))), 1 / Math.sqrt(a));
+      const prev = pipe.scheduler.prevTimestep(s);
+      if (prev < 0) x = x0;
+      else {
+        const ap = pipe.scheduler.alphaProd(prev);
+        x = add(scale(x0, Math.sqrt(ap)), scale(eps, Math.sqrt(1 - ap)));
+      }
+    }
+    return pipe.decodeLatents(x);
+  }));
+}
+
 // The sampler awaits `toArray()` of the score tensor and then disposes it; the judge runs on the host, so the
 // oracle hands back an object with those two methods whose scores come from a readback (a Tensor cannot be
 // computed from host code synchronously).
@@ -74,7 +99,7 @@ const oracle: RewardModel = {
     return {
       dispose() {},
       async toArray() {
-        const img = predictedImages(lat, t, prompts);
+        const img = values.oracle === 'rollout' ? rolloutImages(lat, t, prompts) : predictedImages(lat, t, prompts);
         const px = await img.toArray();
         img.dispose();
         const per = px.length / prompts.length;
