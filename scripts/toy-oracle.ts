@@ -16,7 +16,7 @@ import { StableDiffusionPipeline } from '../src/diffusion/pipeline.js';
 import type { UNet2DConditionModel } from '../src/nn/unet.js';
 import { Tensor, tidy } from '../src/tensor/tensor.js';
 import { noGrad } from '../src/autograd/tape.js';
-import { add, scale, sub } from '../src/tensor/ops/elementwise.js';
+import { scale, sub } from '../src/tensor/ops/elementwise.js';
 import { cfgNoise } from '../src/lpo/cfg.js';
 import type { RewardModel } from '../src/lpo/reward.js';
 import { LpoTrainer } from '../src/lpo/trainer.js';
@@ -69,21 +69,13 @@ function predictedImages(lat: Tensor, t: number, prompts: readonly string[]): Te
   }));
 }
 
-/** The images that latents at the step after t end in under DDIM η = 0 with the current model. */
+/** The images that latents at the step after t end in under DDIM η = 0 with the current model (the pipeline's own step). */
 function rolloutImages(lat: Tensor, t: number, prompts: readonly string[]): Tensor {
   return noGrad(() => tidy(() => {
     const cond = pipe.encodePrompt(prompts);
     let x = lat;
     for (let s = pipe.scheduler.prevTimestep(t); s >= 0; s = pipe.scheduler.prevTimestep(s)) {
-      const eps = cfgNoise(unet, x, s, cond, uncond, plan.guidanceScale);
-      const a = pipe.scheduler.alphaProd(s);
-      const x0 = scale(sub(x, scale(eps, Math.sqrt(1 - a))), 1 / Math.sqrt(a));
-      const prev = pipe.scheduler.prevTimestep(s);
-      if (prev < 0) x = x0;
-      else {
-        const ap = pipe.scheduler.alphaProd(prev);
-        x = add(scale(x0, Math.sqrt(ap)), scale(eps, Math.sqrt(1 - ap)));
-      }
+      x = pipe.scheduler.step(cfgNoise(unet, x, s, cond, uncond, plan.guidanceScale), s, x).prevSample;
     }
     return pipe.decodeLatents(x);
   }));
