@@ -124,11 +124,11 @@ const IM2COL_MAX_BYTES = 64 * 2 ** 20;
 
 /**
  * Whether a convolution on the 'sg' variant runs through patch buffers and blocked_vab products (the forward as
- * im2col + product; dx and dw add their own conditions: col2im needs its product packed, dw its pixels % 4).
- * fwd_sg reads the weights and the input pixels with scalar loads (4 channels apart are not adjacent in NCHW), which lavapipe issues lane by
- * lane; the im2col rows and the weights' rows are contiguous in k, so the product reads both as vec4. Not for
- * 1×1 kernels (no patches to gather), a per-sample shift (the product's epilogue has none), few output channels
- * (each gathered value feeds O multiply-adds) or small images (IM2COL_MIN_PIXELS).
+ * im2col + product; dx and dw add their own conditions: col2im needs its product packed, dw its pixels % 4). fwd_sg
+ * reads the weights and the input pixels with scalar loads (4 channels apart are not adjacent in NCHW), which
+ * lavapipe issues lane by lane; the im2col rows and the weights' rows are contiguous in k, so the product reads
+ * both as vec4. Not for 1×1 kernels (no patches to gather), a per-sample shift (the product's epilogue has none),
+ * few output channels (each gathered value feeds O multiply-adds) or small images (IM2COL_MIN_PIXELS).
  */
 function im2colFits(g: Geometry, e: Epilogue): boolean {
   const k = g.c * g.kh * g.kw;
